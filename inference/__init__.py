@@ -1,0 +1,1 @@
+"""Local inference for HuatuoGPT-Vision on llama.cpp. Imports no Qt."""

@@ -1,0 +1,81 @@
+"""The HuatuoGPT-Vision prompt format: the one definition that inference, training and evaluation use.
+
+The role tags are plain text, not special tokens, and there is no system prompt. Each image of a user
+turn puts ``<image>\\n`` at the start of that turn. No BOS is added; generation stops at the tokenizer's
+end-of-text token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+IMAGE_PLACEHOLDER = "<image>"
+USER_TAG = "<|user|>\n"
+ASSISTANT_TAG = "<|assistant|>\n"
+MAX_IMAGES_PER_CONVERSATION = 6  # the limit of the official command line
+
+# Official sampling settings of the released command line.
+DEFAULT_TEMPERATURE = 0.2
+DEFAULT_REPETITION_PENALTY = 1.2
+DEFAULT_MAX_NEW_TOKENS = 512
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One exchange: the user's question with the images attached to it, and the answer (None while pending)."""
+
+    question: str
+    n_images: int = 0
+    answer: str | None = None
+
+
+@dataclass
+class Conversation:
+    turns: list[Turn] = field(default_factory=list)
+
+    @property
+    def n_images(self) -> int:
+        return sum(t.n_images for t in self.turns)
+
+
+def user_turn(question: str, n_images: int = 0, image_marker: str = IMAGE_PLACEHOLDER) -> str:
+    return USER_TAG + (image_marker + "\n") * n_images + question + "\n"
+
+
+def assistant_turn(answer: str) -> str:
+    # The official code closes a finished answer with a space before the newline.
+    return ASSISTANT_TAG + answer + " \n"
+
+
+def render(turns: Sequence[Turn], image_marker: str = IMAGE_PLACEHOLDER) -> str:
+    """The full prompt text; the last turn is the one to answer, so it must have no answer yet."""
+    if not turns:
+        raise ValueError("a prompt needs at least one turn")
+    if turns[-1].answer is not None:
+        raise ValueError("the last turn is already answered")
+    parts: list[str] = []
+    for turn in turns:
+        parts.append(user_turn(turn.question, turn.n_images, image_marker))
+        parts.append(assistant_turn(turn.answer) if turn.answer is not None else ASSISTANT_TAG)
+    return "".join(parts)
+
+
+# The same format as a Jinja chat template, embedded in the text GGUF so that any llama.cpp front end
+# that honours `tokenizer.chat_template` formats conversations the way the model was trained.
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'user' -%}"
+    "{{- '<|user|>\n' -}}"
+    "{%- if message['content'] is string -%}{{- message['content'] + '\n' -}}"
+    "{%- else -%}"
+    "{%- for part in message['content'] if part['type'] == 'image' or part['type'] == 'image_url' -%}"
+    "{{- '<image>\n' -}}{%- endfor -%}"
+    "{%- for part in message['content'] if part['type'] == 'text' -%}{{- part['text'] + '\n' -}}{%- endfor -%}"
+    "{%- endif -%}"
+    "{%- elif message['role'] == 'assistant' -%}"
+    "{{- '<|assistant|>\n' + message['content'] + ' \n' -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|assistant|>\n' -}}{%- endif -%}"
+)
