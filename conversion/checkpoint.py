@@ -109,7 +109,7 @@ class Checkpoint:
         if family is None:
             raise ConversionError(
                 f"{self.path}: the language model type {model_type!r} is not supported "
-                f"(supported: Qwen2 and Llama-family such as Yi)"
+                "(supported: Qwen2 and Llama-family such as Yi)"
             )
         has_qkv_bias = "text.model.layers.0.self_attn.q_proj.bias" in self.tensors
         if family == "qwen2" and not has_qkv_bias:
@@ -159,15 +159,21 @@ class Checkpoint:
             select_layer = self.config.get("mm_vision_select_layer", -2)
         else:
             if self.config.get("vision_feature_select_strategy", "default") != "default":
-                raise ConversionError(f"{self.path}: only the 'default' vision feature strategy (CLS dropped) is supported")
+                raise ConversionError(
+                    f"{self.path}: only the 'default' vision feature strategy (CLS dropped) is supported"
+                )
             if self.config.get("projector_hidden_act", "gelu") != "gelu":
-                raise ConversionError(f"{self.path}: projector activation {self.config['projector_hidden_act']!r} is not supported")
+                raise ConversionError(
+                    f"{self.path}: projector activation {self.config['projector_hidden_act']!r} is not supported"
+                )
             select_layer = self.config.get("vision_feature_layer", -2)
         if not isinstance(select_layer, int):
             raise ConversionError(f"{self.path}: several vision feature layers ({select_layer}) are not supported")
         for name in ("projector.0.weight", "projector.0.bias", "projector.2.weight", "projector.2.bias"):
             if name not in self.tensors:
-                raise ConversionError(f"{self.path}: the projector tensor {name} is missing (expected an mlp2x_gelu projector)")
+                raise ConversionError(
+                    f"{self.path}: the projector tensor {name} is missing (expected an mlp2x_gelu projector)"
+                )
         extra = sorted(n for n in self.tensors if n.startswith("projector.") and n.split(".")[1] not in ("0", "2"))
         if extra:
             raise ConversionError(f"{self.path}: unexpected projector tensors {extra} (only mlp2x_gelu is supported)")
@@ -177,12 +183,12 @@ class Checkpoint:
         n_positions = self.tensors["vision.embeddings.position_embedding.weight"].shape[0]
         hidden, patch_size = patch[0], patch[2]
         image_size = int(round((n_positions - 1) ** 0.5)) * patch_size
-        n_layers = 1 + max(
-            int(n.split(".")[3]) for n in self.tensors if n.startswith("vision.encoder.layers.")
-        )
+        n_layers = 1 + max(int(n.split(".")[3]) for n in self.tensors if n.startswith("vision.encoder.layers."))
         n_used = n_layers + 1 + select_layer if select_layer < 0 else select_layer
         if not 0 < n_used <= n_layers:
-            raise ConversionError(f"{self.path}: vision feature layer {select_layer} is out of range for {n_layers} layers")
+            raise ConversionError(
+                f"{self.path}: vision feature layer {select_layer} is out of range for {n_layers} layers"
+            )
         return VisionSpec(
             image_size=int(cfg.get("image_size", image_size)),
             patch_size=int(cfg.get("patch_size", patch_size)),
@@ -208,7 +214,9 @@ class Checkpoint:
                 f"but the vision tower outputs {v.hidden_size}"
             )
         if v.image_size % v.patch_size:
-            raise ConversionError(f"{self.path}: image size {v.image_size} is not a multiple of patch size {v.patch_size}")
+            raise ConversionError(
+                f"{self.path}: image size {v.image_size} is not a multiple of patch size {v.patch_size}"
+            )
         missing = [
             f"text.model.layers.{i}.self_attn.q_proj.weight"
             for i in range(t.n_layers)
@@ -268,7 +276,7 @@ def _detect_layout(config: dict, stored: dict[str, StoredTensor], path: Path) ->
     if not original and not hf:
         raise ConversionError(
             f"{path}: no vision projector found (architecture {architectures or model_type!r}); "
-            f"this is not a LLaVA-style HuatuoGPT-Vision checkpoint"
+            "this is not a LLaVA-style HuatuoGPT-Vision checkpoint"
         )
     raise ConversionError(
         f"{path}: config.json (model_type {model_type!r}, {architectures}) does not match the tensor names "
@@ -281,7 +289,7 @@ def _canonical(stored: dict[str, StoredTensor], layout: str) -> dict[str, Stored
     for name, tensor in stored.items():
         for prefix, canonical in _PREFIXES[layout]:
             if name.startswith(prefix):
-                tensors[canonical + name[len(prefix):]] = tensor
+                tensors[canonical + name[len(prefix) :]] = tensor
                 break
         # anything else (e.g. rotary caches of old exports) is not part of the model
     tensors.pop("vision.embeddings.position_ids", None)

@@ -11,20 +11,19 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from .medical_texts import SENTENCES
+from .text_gguf import QWEN2_SPLIT_PATTERN
 
-QWEN2_SPLIT = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
 QWEN2_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 QWEN_CHATML = (  # what the real 7B tokenizer_config carries; wrong for this model, kept to prove we ignore it
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' +"
+    " '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
 
@@ -50,9 +49,20 @@ class TinyShapes:
 
 # Real HuatuoGPT-Vision-7B shapes (Qwen2-7B + CLIP ViT-L/14-336), for benchmarks with random weights.
 QWEN2_7B_SHAPES = TinyShapes(
-    hidden_size=3584, n_layers=28, n_heads=28, n_kv_heads=4, ffn_size=18944, vocab_size=152064,
-    tokenizer_size=900, vision_hidden=1024, vision_layers=24, vision_heads=16, vision_ffn=4096,
-    image_size=336, patch_size=14, shard_bytes=4 * 1024**3,
+    hidden_size=3584,
+    n_layers=28,
+    n_heads=28,
+    n_kv_heads=4,
+    ffn_size=18944,
+    vocab_size=152064,
+    tokenizer_size=900,
+    vision_hidden=1024,
+    vision_layers=24,
+    vision_heads=16,
+    vision_ffn=4096,
+    image_size=336,
+    patch_size=14,
+    shard_bytes=4 * 1024**3,
 )
 
 
@@ -63,13 +73,13 @@ def build_checkpoint(
     if flavour not in ("qwen2", "llama") or layout not in ("original", "hf"):
         raise ValueError(f"unknown flavour/layout {flavour}/{layout}")
     shapes = shapes or TinyShapes()
-    if flavour == "llama":
-        shapes = replace(shapes, vocab_size=shapes.tokenizer_size)  # Yi: embedding rows = vocabulary
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
 
     tokenizer_info = _write_tokenizer(out, flavour, layout, shapes)
+    if flavour == "llama":  # Yi: embedding rows = vocabulary (plus <image> in the -hf layout)
+        shapes = replace(shapes, vocab_size=tokenizer_info["n_tokens"])
     text_cfg = _text_config(flavour, shapes, tokenizer_info)
     vision_cfg = _vision_config(shapes)
     if layout == "original":
@@ -92,10 +102,18 @@ def build_checkpoint(
         }
         vit = out / "vit" / "clip_vit_large_patch14_336"
         vit.mkdir(parents=True, exist_ok=True)
-        (vit / "config.json").write_text(json.dumps({
-            "architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": 768,
-            "vision_config": vision_cfg, "text_config": {"model_type": "clip_text_model"},
-        }, indent=2))
+        (vit / "config.json").write_text(
+            json.dumps(
+                {
+                    "architectures": ["CLIPModel"],
+                    "model_type": "clip",
+                    "projection_dim": 768,
+                    "vision_config": vision_cfg,
+                    "text_config": {"model_type": "clip_text_model"},
+                },
+                indent=2,
+            )
+        )
         (vit / "preprocessor_config.json").write_text(json.dumps(_preprocessor_config(shapes), indent=2))
     else:
         config = {
@@ -114,9 +132,16 @@ def build_checkpoint(
         }
         (out / "preprocessor_config.json").write_text(json.dumps(_preprocessor_config(shapes), indent=2))
     (out / "config.json").write_text(json.dumps(config, indent=2))
-    (out / "generation_config.json").write_text(json.dumps({
-        "bos_token_id": text_cfg["bos_token_id"], "eos_token_id": text_cfg["eos_token_id"], "do_sample": False,
-    }, indent=2))
+    (out / "generation_config.json").write_text(
+        json.dumps(
+            {
+                "bos_token_id": text_cfg["bos_token_id"],
+                "eos_token_id": text_cfg["eos_token_id"],
+                "do_sample": False,
+            },
+            indent=2,
+        )
+    )
     _write_weights(out, _random_tensors(rng, flavour, shapes), layout, shapes.shard_bytes)
     return out
 
@@ -164,10 +189,15 @@ def _vision_config(s: TinyShapes) -> dict:
 def _preprocessor_config(s: TinyShapes) -> dict:
     return {
         "crop_size": {"height": s.image_size, "width": s.image_size},
-        "do_center_crop": True, "do_normalize": True, "do_resize": True, "do_convert_rgb": True,
+        "do_center_crop": True,
+        "do_normalize": True,
+        "do_resize": True,
+        "do_convert_rgb": True,
         "image_mean": [0.48145466, 0.4578275, 0.40821073],
         "image_std": [0.26862954, 0.26130258, 0.27577711],
-        "image_processor_type": "CLIPImageProcessor", "resample": 3, "rescale_factor": 1 / 255,
+        "image_processor_type": "CLIPImageProcessor",
+        "resample": 3,
+        "rescale_factor": 1 / 255,
         "size": {"shortest_edge": s.image_size},
     }
 
@@ -190,10 +220,12 @@ def _write_bpe_tokenizer(out: Path, layout: str, s: TinyShapes) -> dict:
 
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_SPLIT_PATTERN), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     specials = QWEN2_SPECIALS + (["<image>"] if layout == "hf" else [])
     trainer = trainers.BpeTrainer(
@@ -207,8 +239,9 @@ def _write_bpe_tokenizer(out: Path, layout: str, s: TinyShapes) -> dict:
         tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>", model_max_length=4096
     )
     fast.save_pretrained(out)
-    _edit_tokenizer_config(out, tokenizer_class="Qwen2Tokenizer", bos_token=None, add_bos_token=False,
-                           chat_template=QWEN_CHATML)
+    _edit_tokenizer_config(
+        out, tokenizer_class="Qwen2Tokenizer", bos_token=None, add_bos_token=False, chat_template=QWEN_CHATML
+    )
     eos = tok.token_to_id("<|endoftext|>")
     return {"bos_token_id": eos, "eos_token_id": eos, "image_token_id": tok.token_to_id("<image>")}
 
@@ -221,26 +254,50 @@ def _write_sentencepiece_tokenizer(out: Path, layout: str, s: TinyShapes) -> dic
         text = Path(tmp) / "corpus.txt"
         text.write_text("\n".join(_corpus()), encoding="utf-8")
         spm.SentencePieceTrainer.train(
-            input=str(text), model_prefix=str(Path(tmp) / "sp"), vocab_size=s.tokenizer_size,
-            model_type="bpe", byte_fallback=True, character_coverage=1.0, split_digits=True,
-            normalization_rule_name="identity", remove_extra_whitespaces=False, add_dummy_prefix=True,
-            allow_whitespace_only_pieces=True, unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
-            bos_piece="<|startoftext|>", eos_piece="<|endoftext|>",
-            user_defined_symbols=["<image>"] if layout == "hf" else [],
-            minloglevel=2, num_threads=1,
+            input=str(text),
+            model_prefix=str(Path(tmp) / "sp"),
+            vocab_size=s.tokenizer_size,
+            model_type="bpe",
+            byte_fallback=True,
+            character_coverage=1.0,
+            split_digits=True,
+            normalization_rule_name="identity",
+            remove_extra_whitespaces=False,
+            add_dummy_prefix=True,
+            allow_whitespace_only_pieces=True,
+            unk_id=0,
+            bos_id=1,
+            eos_id=2,
+            pad_id=-1,
+            bos_piece="<|startoftext|>",
+            eos_piece="<|endoftext|>",
+            minloglevel=2,
+            num_threads=1,
         )
         shutil.copy(Path(tmp) / "sp.model", out / "tokenizer.model")
     # The Yi tokenizer files: the SentencePiece model and a config; transformers builds the rest.
-    (out / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "LlamaTokenizer", "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
-        "unk_token": "<unk>", "add_bos_token": False, "add_eos_token": False, "legacy": True,
-        "model_max_length": 4096,
-    }, indent=2))
+    (out / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "LlamaTokenizer",
+                "bos_token": "<|startoftext|>",
+                "eos_token": "<|endoftext|>",
+                "unk_token": "<unk>",
+                "add_bos_token": False,
+                "add_eos_token": False,
+                "legacy": True,
+                "model_max_length": 4096,
+            },
+            indent=2,
+        )
+    )
     tokenizer = AutoTokenizer.from_pretrained(out)
+    if layout == "hf":  # the -hf conversion adds <image> as a special token after the SentencePiece vocabulary
+        tokenizer.add_tokens(["<image>"], special_tokens=True)
     tokenizer.save_pretrained(out)
     _edit_tokenizer_config(out, tokenizer_class="LlamaTokenizer", add_bos_token=False, add_eos_token=False)
     image_id = tokenizer.convert_tokens_to_ids("<image>") if layout == "hf" else None
-    return {"bos_token_id": 1, "eos_token_id": 2, "image_token_id": image_id}
+    return {"bos_token_id": 1, "eos_token_id": 2, "image_token_id": image_id, "n_tokens": len(tokenizer)}
 
 
 def _edit_tokenizer_config(out: Path, **fields) -> None:
@@ -251,8 +308,9 @@ def _edit_tokenizer_config(out: Path, **fields) -> None:
 
 
 # --- weights --------------------------------------------------------------------------------------
-def _random_tensors(rng: np.random.Generator, flavour: str, s: TinyShapes) -> dict[str, np.ndarray]:
-    """Canonical name -> float32 array. Scaled so activations stay O(1) and logits are decisive."""
+def _random_tensors(rng: np.random.Generator, flavour: str, s: TinyShapes) -> Iterator[tuple[str, np.ndarray]]:
+    """(canonical name, float32 array), one at a time so that big shapes never sit in memory together.
+    Scaled so activations stay O(1) and logits are decisive."""
 
     def linear(rows: int, cols: int, gain: float = 1.0) -> np.ndarray:
         return (rng.standard_normal((rows, cols), dtype=np.float32) * (gain / np.sqrt(cols))).astype(np.float32)
@@ -260,54 +318,52 @@ def _random_tensors(rng: np.random.Generator, flavour: str, s: TinyShapes) -> di
     def vector(n: int, centre: float = 0.0, spread: float = 0.05) -> np.ndarray:
         return (centre + spread * rng.standard_normal(n, dtype=np.float32)).astype(np.float32)
 
-    t: dict[str, np.ndarray] = {}
     hd = s.hidden_size // s.n_heads
-    t["text.model.embed_tokens.weight"] = rng.standard_normal((s.vocab_size, s.hidden_size), dtype=np.float32)
+    yield "text.model.embed_tokens.weight", rng.standard_normal((s.vocab_size, s.hidden_size), dtype=np.float32)
     for i in range(s.n_layers):
         p = f"text.model.layers.{i}."
-        t[p + "self_attn.q_proj.weight"] = linear(s.n_heads * hd, s.hidden_size)
-        t[p + "self_attn.k_proj.weight"] = linear(s.n_kv_heads * hd, s.hidden_size)
-        t[p + "self_attn.v_proj.weight"] = linear(s.n_kv_heads * hd, s.hidden_size)
+        yield p + "self_attn.q_proj.weight", linear(s.n_heads * hd, s.hidden_size)
+        yield p + "self_attn.k_proj.weight", linear(s.n_kv_heads * hd, s.hidden_size)
+        yield p + "self_attn.v_proj.weight", linear(s.n_kv_heads * hd, s.hidden_size)
         if flavour == "qwen2":
-            t[p + "self_attn.q_proj.bias"] = vector(s.n_heads * hd, spread=0.1)
-            t[p + "self_attn.k_proj.bias"] = vector(s.n_kv_heads * hd, spread=0.1)
-            t[p + "self_attn.v_proj.bias"] = vector(s.n_kv_heads * hd, spread=0.1)
-        t[p + "self_attn.o_proj.weight"] = linear(s.hidden_size, s.n_heads * hd)
-        t[p + "mlp.gate_proj.weight"] = linear(s.ffn_size, s.hidden_size)
-        t[p + "mlp.up_proj.weight"] = linear(s.ffn_size, s.hidden_size)
-        t[p + "mlp.down_proj.weight"] = linear(s.hidden_size, s.ffn_size)
-        t[p + "input_layernorm.weight"] = vector(s.hidden_size, 1.0)
-        t[p + "post_attention_layernorm.weight"] = vector(s.hidden_size, 1.0)
-    t["text.model.norm.weight"] = vector(s.hidden_size, 1.0)
-    t["text.lm_head.weight"] = linear(s.vocab_size, s.hidden_size, gain=3.0)
+            yield p + "self_attn.q_proj.bias", vector(s.n_heads * hd, spread=0.1)
+            yield p + "self_attn.k_proj.bias", vector(s.n_kv_heads * hd, spread=0.1)
+            yield p + "self_attn.v_proj.bias", vector(s.n_kv_heads * hd, spread=0.1)
+        yield p + "self_attn.o_proj.weight", linear(s.hidden_size, s.n_heads * hd)
+        yield p + "mlp.gate_proj.weight", linear(s.ffn_size, s.hidden_size)
+        yield p + "mlp.up_proj.weight", linear(s.ffn_size, s.hidden_size)
+        yield p + "mlp.down_proj.weight", linear(s.hidden_size, s.ffn_size)
+        yield p + "input_layernorm.weight", vector(s.hidden_size, 1.0)
+        yield p + "post_attention_layernorm.weight", vector(s.hidden_size, 1.0)
+    yield "text.model.norm.weight", vector(s.hidden_size, 1.0)
+    yield "text.lm_head.weight", linear(s.vocab_size, s.hidden_size, gain=3.0)
 
     vh, n_pos = s.vision_hidden, (s.image_size // s.patch_size) ** 2 + 1
-    t["vision.embeddings.class_embedding"] = vector(vh, spread=0.5)
-    t["vision.embeddings.patch_embedding.weight"] = (
+    yield "vision.embeddings.class_embedding", vector(vh, spread=0.5)
+    yield "vision.embeddings.patch_embedding.weight", (
         rng.standard_normal((vh, 3, s.patch_size, s.patch_size), dtype=np.float32) / (s.patch_size * np.sqrt(3))
     ).astype(np.float32)
-    t["vision.embeddings.position_embedding.weight"] = rng.standard_normal((n_pos, vh), dtype=np.float32) * 0.5
-    t["vision.pre_layrnorm.weight"] = vector(vh, 1.0)
-    t["vision.pre_layrnorm.bias"] = vector(vh)
+    yield "vision.embeddings.position_embedding.weight", rng.standard_normal((n_pos, vh), dtype=np.float32) * 0.5
+    yield "vision.pre_layrnorm.weight", vector(vh, 1.0)
+    yield "vision.pre_layrnorm.bias", vector(vh)
     for i in range(s.vision_layers):
         p = f"vision.encoder.layers.{i}."
         for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
-            t[p + f"self_attn.{proj}.weight"] = linear(vh, vh)
-            t[p + f"self_attn.{proj}.bias"] = vector(vh)
+            yield p + f"self_attn.{proj}.weight", linear(vh, vh)
+            yield p + f"self_attn.{proj}.bias", vector(vh)
         for norm in ("layer_norm1", "layer_norm2"):
-            t[p + f"{norm}.weight"] = vector(vh, 1.0)
-            t[p + f"{norm}.bias"] = vector(vh)
-        t[p + "mlp.fc1.weight"] = linear(s.vision_ffn, vh)
-        t[p + "mlp.fc1.bias"] = vector(s.vision_ffn)
-        t[p + "mlp.fc2.weight"] = linear(vh, s.vision_ffn)
-        t[p + "mlp.fc2.bias"] = vector(vh)
-    t["vision.post_layernorm.weight"] = vector(vh, 1.0)
-    t["vision.post_layernorm.bias"] = vector(vh)
-    t["projector.0.weight"] = linear(s.hidden_size, vh)
-    t["projector.0.bias"] = vector(s.hidden_size)
-    t["projector.2.weight"] = linear(s.hidden_size, s.hidden_size, gain=2.0)
-    t["projector.2.bias"] = vector(s.hidden_size)
-    return t
+            yield p + f"{norm}.weight", vector(vh, 1.0)
+            yield p + f"{norm}.bias", vector(vh)
+        yield p + "mlp.fc1.weight", linear(s.vision_ffn, vh)
+        yield p + "mlp.fc1.bias", vector(s.vision_ffn)
+        yield p + "mlp.fc2.weight", linear(vh, s.vision_ffn)
+        yield p + "mlp.fc2.bias", vector(vh)
+    yield "vision.post_layernorm.weight", vector(vh, 1.0)
+    yield "vision.post_layernorm.bias", vector(vh)
+    yield "projector.0.weight", linear(s.hidden_size, vh)
+    yield "projector.0.bias", vector(s.hidden_size)
+    yield "projector.2.weight", linear(s.hidden_size, s.hidden_size, gain=2.0)
+    yield "projector.2.bias", vector(s.hidden_size)
 
 
 _FILE_NAMES = {
@@ -330,30 +386,36 @@ _FILE_NAMES = {
 def file_name(canonical: str, layout: str) -> str:
     for prefix, stored in _FILE_NAMES[layout]:
         if canonical.startswith(prefix):
-            return stored + canonical[len(prefix):]
+            return stored + canonical[len(prefix) :]
     raise KeyError(canonical)
 
 
-def _write_weights(out: Path, tensors: dict[str, np.ndarray], layout: str, shard_bytes: int) -> None:
+def _write_weights(out: Path, tensors: Iterator[tuple[str, np.ndarray]], layout: str, shard_bytes: int) -> None:
     import torch
     from safetensors.torch import save_file
 
-    shards: list[dict[str, np.ndarray]] = [{}]
-    size = 0
-    for name, array in tensors.items():
-        if size and size + array.size * 2 > shard_bytes:
-            shards.append({})
+    shards: list[tuple[str, list[str]]] = []
+    pending: dict[str, torch.Tensor] = {}
+    size = total = 0
+
+    def flush() -> None:
+        name = f"shard-{len(shards) + 1}.tmp"
+        save_file(pending, out / name, metadata={"format": "pt"})
+        shards.append((name, list(pending)))
+        pending.clear()
+
+    for name, array in tensors:
+        if pending and size + array.size * 2 > shard_bytes:
+            flush()
             size = 0
-        shards[-1][file_name(name, layout)] = array
+        pending[file_name(name, layout)] = torch.from_numpy(array).to(torch.bfloat16)
         size += array.size * 2
-    weight_map, total = {}, 0
-    for i, shard in enumerate(shards):
+        total += array.size * 2
+    flush()
+    weight_map = {}
+    for i, (tmp_name, keys) in enumerate(shards):
         shard_name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-        as_bf16 = {k: torch.from_numpy(v).to(torch.bfloat16) for k, v in shard.items()}
-        save_file(as_bf16, out / shard_name, metadata={"format": "pt"})
-        for k, v in shard.items():
-            weight_map[k] = shard_name
-            total += v.size * 2
-        del as_bf16
+        (out / tmp_name).rename(out / shard_name)
+        weight_map.update(dict.fromkeys(keys, shard_name))
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))

@@ -41,8 +41,13 @@ def write_text_gguf(ckpt: Checkpoint, path: Path, weight_type, on_bytes=None, na
     writer.add_rope_freq_base(spec.rope_theta)  # must be written: llama.cpp's default (10000) is wrong
     writer.add_layer_norm_rms_eps(spec.rms_norm_eps)
     writer.add_rope_dimension_count(spec.head_dim)
-    writer.add_file_type({F32: gguf.LlamaFileType.ALL_F32, gguf_stream.F16: gguf.LlamaFileType.MOSTLY_F16,
-                          gguf_stream.BF16: gguf.LlamaFileType.MOSTLY_BF16}[weight_type])
+    writer.add_file_type(
+        {
+            F32: gguf.LlamaFileType.ALL_F32,
+            gguf_stream.F16: gguf.LlamaFileType.MOSTLY_F16,
+            gguf_stream.BF16: gguf.LlamaFileType.MOSTLY_BF16,
+        }[weight_type]
+    )
     _add_vocab(writer, ckpt)
     gguf_stream.write(path, writer, _plan(ckpt, weight_type), on_bytes)
 
@@ -54,7 +59,7 @@ def _plan(ckpt: Checkpoint, weight_type) -> list[PlannedTensor]:
     for canonical, source in ckpt.tensors.items():
         if not canonical.startswith("text."):
             continue
-        hf_name = canonical[len("text."):]
+        hf_name = canonical[len("text.") :]
         if hf_name.endswith("rotary_emb.inv_freq"):
             continue
         gguf_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
@@ -158,7 +163,9 @@ def _sentencepiece_vocab(folder: Path, n_vocab: int):
     tokens = [p.piece for p in proto.pieces]
     scores = [p.score for p in proto.pieces]
     types = [int(p.type) for p in proto.pieces]  # SentencePiece's piece types use llama.cpp's numbering
-    for added in (_read_tokenizer_json(folder).get("added_tokens", []) if (folder / "tokenizer.json").is_file() else []):
+    for added in (
+        _read_tokenizer_json(folder).get("added_tokens", []) if (folder / "tokenizer.json").is_file() else []
+    ):
         i = added["id"]
         if i < len(tokens):
             continue

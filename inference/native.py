@@ -76,6 +76,9 @@ class NativeModel:
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self.mtmd = None
         if mmproj_path is not None:
+            if problem := patched_build_problem():
+                self.close()
+                raise RuntimeError(problem)
             params = mtmd_cpp.mtmd_context_params_default()
             params.use_gpu = n_gpu_layers != 0
             params.print_timings = verbose
@@ -169,7 +172,7 @@ class NativeModel:
         code = mtmd_cpp.mtmd_helper_decode_image_chunk(
             self.mtmd, self.llm.ctx, image.chunk, embd.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
             llama_cpp.llama_pos(n_past), llama_cpp.llama_seq_id(0), self.n_batch, ctypes.byref(new_n_past),
-            None, None,
+            mtmd_cpp.mtmd_helper_post_decode_callback(), None,  # no callback
         )
         if code != 0:
             raise RuntimeError(f"decoding the image embeddings failed with code {code}")
@@ -194,3 +197,29 @@ class ContextFullError(RuntimeError):
     def __init__(self, needed: int, n_ctx: int):
         super().__init__(f"the conversation needs {needed} tokens but the context holds {n_ctx}")
         self.needed, self.n_ctx = needed, n_ctx
+
+
+def quiet_native_logs() -> None:
+    """Silence llama.cpp's and mtmd's own logging (they write to stderr otherwise)."""
+    llama_cpp.llama_log_set(_SILENT_LOG, ctypes.c_void_p())
+    mtmd_cpp.mtmd_log_set(_SILENT_LOG, ctypes.c_void_p())
+    mtmd_cpp.mtmd_helper_log_set(_SILENT_LOG, ctypes.c_void_p())
+
+
+@llama_cpp.llama_log_callback
+def _SILENT_LOG(level, text, user_data):  # noqa: N802 (a C callback kept alive at module level)
+    pass
+
+
+PATCHED_BUILD_LABEL = "+huatuo"
+
+
+def patched_build_problem() -> str | None:
+    """None when the installed llama-cpp-python is our patched build; otherwise why images will be wrong."""
+    if PATCHED_BUILD_LABEL in llama_cpp.__version__:
+        return None
+    return (
+        f"llama-cpp-python {llama_cpp.__version__} is not the patched build: its LLaVA image encoder puts the "
+        f"class token in the wrong place and image answers will be wrong. Install it with `make llama-cpp` "
+        f"(native/llama-cpp/build-wheel.sh)."
+    )

@@ -6,8 +6,11 @@
 #
 #   native/llama-cpp/build-wheel.sh [WHEEL_DIR]     (prints the wheel's path on its last line)
 #
-# CMAKE_ARGS passes through (e.g. "-DGGML_NATIVE=OFF" for a distributable build, "-DGGML_CUDA=on").
+# The default build is portable (GGML_NATIVE=OFF: x86-64 with AVX2/FMA/F16C, no AVX-512/AMX): a
+# native build also enables AMX on CPUs that have it, and ggml's AMX matmul crashes on quantized models
+# (seen with Q8_0/Q4_K_M). CMAKE_ARGS replaces the default (e.g. "-DGGML_NATIVE=OFF -DGGML_CUDA=on").
 set -euo pipefail
+export CMAKE_ARGS=${CMAKE_ARGS:--DGGML_NATIVE=OFF}
 here=$(cd "$(dirname "$0")" && pwd)
 upstream=0.3.36
 local_label=huatuo.1

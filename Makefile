@@ -1,0 +1,44 @@
+# Two commands do everything on a fresh machine:
+#   make run    create .venv, build llama.cpp (patched), install the app, open it
+#   make test   the same plus the dev extras (CPU torch), then ruff and pytest
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+TORCH ?= torch==2.13.0
+
+.PHONY: run test lint llama-cpp clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# llama-cpp-python 0.3.36 from source with our fixes to its vendored llama.cpp (see native/llama-cpp).
+$(VENV)/.llama-cpp: native/llama-cpp/build-wheel.sh $(wildcard native/llama-cpp/*.patch) | $(PY)
+	wheel=$$(PYTHON=$(PYTHON) native/llama-cpp/build-wheel.sh | tail -n 1) && \
+	  $(PY) -m pip install --quiet --force-reinstall "$$wheel"
+	touch $@
+
+$(VENV)/.app: pyproject.toml $(VENV)/.llama-cpp
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.llama-cpp
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+llama-cpp: $(VENV)/.llama-cpp
+
+run: $(VENV)/.app
+	$(BIN)/huatuo gui
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+
+test: $(VENV)/.dev
+	$(BIN)/ruff check .
+	QT_QPA_PLATFORM=offscreen $(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""Huatuo Vision Desktop: the desktop app and the `huatuo` command line."""

@@ -1,0 +1,19 @@
+"""Where the app keeps its data (models, conversations, settings): the platform's user data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "HuatuoVision"
+
+
+def data_dir() -> Path:
+    override = os.environ.get("HUATUO_DATA_DIR")  # tests and portable installs
+    return Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def models_dir() -> Path:
+    return data_dir() / "models"

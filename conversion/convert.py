@@ -1,0 +1,139 @@
+"""`huatuo convert SRC OUT --quant Q`: checkpoint folder -> text GGUF + mmproj GGUF + manifest.json."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .checkpoint import Checkpoint
+from .errors import ConversionError
+from .gguf_stream import BF16, F16, F32
+from .manifest import Manifest, ModelFile, sha256_file
+from .mmproj_gguf import write_mmproj_gguf
+from .quantize import FILE_TYPES, Cancelled, quantize
+from .text_gguf import write_text_gguf
+
+QUANTS = ("F32", "F16", "Q8_0", "Q5_K_M", "Q4_K_M")
+MMPROJ_QUANTS = ("F32", "F16", "Q8_0")
+# Bytes per weight of each output, to check free disk space before starting.
+_BYTES_PER_WEIGHT = {"F32": 4.0, "F16": 2.0, "Q8_0": 1.07, "Q5_K_M": 0.72, "Q4_K_M": 0.61}
+
+# progress(stage, done, total): stage is a short label, done/total in the stage's own units.
+Progress = Callable[[str, int, int], None]
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "model"
+
+
+def convert(
+    src: str | Path,
+    out: str | Path,
+    quant: str = "Q4_K_M",
+    mmproj_quant: str | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    threads: int | None = None,
+) -> Manifest:
+    if quant not in QUANTS:
+        raise ConversionError(f"unknown quantization {quant!r} (choose from {', '.join(QUANTS)})")
+    mmproj_quant = mmproj_quant or ("F32" if quant == "F32" else "F16")
+    if mmproj_quant not in MMPROJ_QUANTS:
+        raise ConversionError(f"the vision projector can be {', '.join(MMPROJ_QUANTS)}, not {mmproj_quant!r}")
+    ckpt = Checkpoint(src)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = _slug(ckpt.path.name)
+    text_path = out / f"{name}-{quant}.gguf"
+    mmproj_path = out / f"{name}-mmproj-{mmproj_quant}.gguf"
+    _check_disk_space(ckpt, out, quant)
+
+    report = progress or (lambda stage, done, total: None)
+
+    def bytes_progress(stage: str, total: int):
+        done = 0
+
+        def on_bytes(n: int) -> None:
+            nonlocal done
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("conversion cancelled")
+            done += n
+            report(stage, done, total)
+
+        return on_bytes
+
+    text_bytes = sum(t.n_elements for n, t in ckpt.tensors.items() if n.startswith("text.")) * (
+        4 if quant == "F32" else 2
+    )
+    vision_bytes = sum(t.n_elements for n, t in ckpt.tensors.items() if not n.startswith("text.")) * (
+        4 if mmproj_quant == "F32" else 2
+    )
+    intermediates: list[Path] = []
+    # A folder being converted again loses its old manifest first: it would describe files being replaced.
+    (out / "manifest.json").unlink(missing_ok=True)
+    try:
+        if quant in ("F32", "F16"):
+            write_text_gguf(ckpt, text_path, F32 if quant == "F32" else F16,
+                            bytes_progress("text model", text_bytes), name=ckpt.path.name)
+        else:
+            # Quantize from an exact BF16 copy of the checkpoint (bf16 -> f16 could lose range).
+            staging = out / f".{name}-BF16.staging.gguf"
+            intermediates.append(staging)
+            write_text_gguf(ckpt, staging, BF16, bytes_progress("text model", text_bytes), name=ckpt.path.name)
+            quantize(staging, text_path, quant, threads,
+                     lambda i, n: report(f"quantizing to {quant}", i, n), cancel)
+        if mmproj_quant == "Q8_0":
+            staging = out / f".{name}-mmproj-F16.staging.gguf"
+            intermediates.append(staging)
+            write_mmproj_gguf(ckpt, staging, F16, bytes_progress("vision projector", vision_bytes), name=ckpt.path.name)
+            quantize(staging, mmproj_path, "Q8_0", threads, None, cancel)
+        else:
+            write_mmproj_gguf(ckpt, mmproj_path, F32 if mmproj_quant == "F32" else F16,
+                              bytes_progress("vision projector", vision_bytes), name=ckpt.path.name)
+        report("hashing", 0, 2)
+        manifest = Manifest(
+            name=ckpt.path.name,
+            text_architecture=ckpt.text.family,
+            text=_file_entry(text_path, quant),
+            mmproj=_file_entry(mmproj_path, mmproj_quant),
+            context_length=ckpt.text.context_length,
+            hidden_size=ckpt.text.hidden_size,
+            image_size=ckpt.vision.image_size,
+            image_tokens=ckpt.vision.n_image_tokens,
+            vision_layers_used=ckpt.vision.n_layers_used,
+            source=ckpt.identity(),
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        manifest.write(out)
+        report("hashing", 2, 2)
+        return manifest
+    except BaseException:
+        # Cancelled or failed: no output of this run may remain that looks finished.
+        for path in (text_path, mmproj_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        raise
+    finally:
+        for path in intermediates:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def _file_entry(path: Path, quant: str) -> ModelFile:
+    return ModelFile(path.name, quant, path.stat().st_size, sha256_file(path))
+
+
+def _check_disk_space(ckpt: Checkpoint, out: Path, quant: str) -> None:
+    weights = sum(t.n_elements for t in ckpt.tensors.values())
+    needed = weights * _BYTES_PER_WEIGHT[quant] + (weights * 2 if quant in FILE_TYPES else 0)
+    free = shutil.disk_usage(out).free
+    if free < needed * 1.05:
+        raise ConversionError(
+            f"not enough disk space in {out}: converting needs about {needed / 1e9:.1f} GB "
+            f"(including a temporary copy), {free / 1e9:.1f} GB are free"
+        )

@@ -1,0 +1,48 @@
+"""The desktop window comes up without a model, explains how to get one, and opens images off the GUI thread."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.ui.main import INTENDED_USE, MainWindow
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("HUATUO_DATA_DIR", str(tmp_path / "data"))
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    return w
+
+
+def test_comes_up_without_a_model(window):
+    assert "No model installed" in window.model_panel.text()
+    assert "huatuo convert" in window.model_panel.text()
+    assert INTENDED_USE in window.statusBar().currentMessage()
+
+
+def test_lists_an_installed_model(window, converted, tmp_path):
+    import shutil
+
+    shutil.copytree(converted("qwen2", "original", "Q8_0"), tmp_path / "data" / "models" / "tiny")
+    window.refresh_models()
+    assert "Installed models" in window.model_panel.text() and "Q8_0" in window.model_panel.text()
+
+
+def test_opens_a_png(window, qtbot, tmp_path):
+    path = tmp_path / "scan.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 90), dtype=np.uint8)).save(path)
+    window.open_path(str(path))
+    qtbot.waitUntil(lambda: window.current_path == str(path), timeout=5000)
+    assert window.viewer.item.pixmap().width() == 90
+    assert "90×60" in window.statusBar().currentMessage()
+
+
+def test_a_broken_file_is_explained_and_the_window_stays(window, qtbot, tmp_path):
+    path = tmp_path / "broken.dcm"
+    path.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00garbage")
+    window.open_path(str(path))
+    qtbot.waitUntil(lambda: "broken.dcm" in window.statusBar().currentMessage()
+                    and "Opening" not in window.statusBar().currentMessage(), timeout=5000)
+    assert window.isVisible() and window.current_path is None

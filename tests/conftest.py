@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny random-weight checkpoints in the real on-disk formats, built once per session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+FLAVOURS = [("qwen2", "original"), ("qwen2", "hf"), ("llama", "original"), ("llama", "hf")]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory):
+    """Build a tiny checkpoint on first use, keyed by (flavour, layout)."""
+    from conversion.synthetic import build_checkpoint
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    built: dict[tuple[str, str], object] = {}
+
+    def get(flavour: str = "qwen2", layout: str = "original"):
+        key = (flavour, layout)
+        if key not in built:
+            built[key] = build_checkpoint(root / f"{flavour}-{layout}", flavour, layout)
+        return built[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def converted(tiny_checkpoints, tmp_path_factory):
+    """Convert a tiny checkpoint once per (flavour, layout, quant)."""
+    from conversion.convert import convert
+
+    root = tmp_path_factory.mktemp("converted")
+    done: dict[tuple[str, str, str], object] = {}
+
+    def get(flavour: str = "qwen2", layout: str = "original", quant: str = "F32"):
+        key = (flavour, layout, quant)
+        if key not in done:
+            out = root / f"{flavour}-{layout}-{quant}"
+            convert(tiny_checkpoints(flavour, layout), out, quant)
+            done[key] = out
+        return done[key]
+
+    return get

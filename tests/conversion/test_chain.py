@@ -1,0 +1,73 @@
+"""The whole chain on tiny models: build -> convert -> verify against transformers in the real llama.cpp."""
+
+import gguf
+import numpy as np
+import pytest
+
+from conversion.manifest import Manifest, sha256_file
+from conversion.verify import verify
+
+FLAVOURS = [("qwen2", "original"), ("qwen2", "hf"), ("llama", "original"), ("llama", "hf")]
+
+
+@pytest.mark.parametrize("flavour,layout", FLAVOURS)
+def test_f32_matches_the_reference(tiny_checkpoints, converted, flavour, layout):
+    report = verify(tiny_checkpoints(flavour, layout), converted(flavour, layout, "F32"))
+    assert report.tokenization_mismatches == 0
+    assert report.top1_agreement == 1.0
+    assert report.logits_max_abs_diff < 1e-4  # F32 weights, F32 KV cache
+    assert report.image_tokens == 64
+    assert report.image_cosine_min >= 0.999
+    assert report.greedy_match and len(report.greedy_tokens_llama) >= 8
+    assert report.passed, report.failures
+
+
+@pytest.mark.parametrize("flavour,layout", FLAVOURS)
+@pytest.mark.parametrize("quant", ["F16", "Q8_0", "Q4_K_M"])
+def test_quantized_files_load_and_answer(tiny_checkpoints, converted, flavour, layout, quant):
+    out = converted(flavour, layout, quant)
+    manifest = Manifest.read(out)
+    text_path, mmproj_path = manifest.paths(out)
+    assert manifest.text.quantization == quant and manifest.mmproj.quantization == "F16"
+    assert manifest.text.sha256 == sha256_file(text_path)
+    types = {t.tensor_type.name for t in gguf.GGUFReader(text_path).tensors if len(t.shape) > 1}
+    expected = {"F16": {"F16"}, "Q8_0": {"Q8_0"}, "Q4_K_M": {"Q4_K", "Q6_K"}}[quant]
+    assert types <= expected | {"Q5_0", "Q8_0"} and types & expected, types
+
+    report = verify(tiny_checkpoints(flavour, layout), out)
+    assert report.tokenization_mismatches == 0
+    assert len(report.greedy_tokens_llama) > 0  # a multimodal answer through llama.cpp
+    assert report.image_cosine_min > 0.999  # the projector stays F16
+    if quant in ("F16", "Q8_0"):
+        assert report.top1_agreement >= 0.97
+    assert report.passed, report.failures
+
+
+def test_mmproj_has_the_layout_llama_cpp_needs(converted):
+    out = converted("qwen2", "original", "F32")
+    reader = gguf.GGUFReader(Manifest.read(out).paths(out)[1])
+    fields = reader.fields
+    assert fields["clip.vision.block_count"].types == [gguf.GGUFValueType.UINT32]
+    assert fields["clip.vision.feature_layer"].types == [gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.INT32]
+    assert int(fields["clip.vision.feature_layer"].parts[-1][0]) == 3
+    names = {t.name: t for t in reader.tensors}
+    assert names["v.class_embd"].tensor_type == gguf.GGMLQuantizationType.F32
+    assert "v.post_ln.weight" not in names and "mm.1.weight" not in names and "mm.3.weight" not in names
+    assert {"mm.0.weight", "mm.0.bias", "mm.2.weight", "mm.2.bias", "v.blk.2.attn_q.weight"} <= set(names)
+    assert "v.blk.3.attn_q.weight" not in names  # the last layer is not used by the model
+
+
+def test_text_gguf_carries_the_prompt_format_and_no_bos(converted):
+    from inference.prompt import CHAT_TEMPLATE
+
+    out = converted("qwen2", "hf", "F32")
+    fields = gguf.GGUFReader(Manifest.read(out).paths(out)[0]).fields
+
+    def value(key):
+        f = fields[key]
+        return f.contents() if hasattr(f, "contents") else bytes(f.parts[-1]).decode()
+
+    assert value("tokenizer.chat_template") == CHAT_TEMPLATE
+    assert value("tokenizer.ggml.pre") == "qwen2"
+    assert bool(value("tokenizer.ggml.add_bos_token")) is False
+    assert np.isclose(value("qwen2.rope.freq_base"), 1e6)

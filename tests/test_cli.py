@@ -1,0 +1,31 @@
+"""The `huatuo` command as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+
+def _huatuo(*args):
+    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_convert_then_verify_json(tiny_checkpoints, tmp_path):
+    src = tiny_checkpoints("qwen2", "hf")
+    out = tmp_path / "model"
+    done = _huatuo("convert", str(src), str(out), "--quant", "F32")
+    assert done.returncode == 0, done.stderr
+    assert (out / "manifest.json").is_file()
+    verified = _huatuo("verify", str(src), str(out), "--json")
+    assert verified.returncode == 0, verified.stderr
+    report = json.loads(verified.stdout)
+    for key in ("tokenization_mismatches", "logits_max_abs_diff", "top1_agreement", "image_cosine_min",
+                "image_cosine_mean", "greedy_match"):
+        assert key in report
+    assert report["greedy_match"] is True and report["tokenization_mismatches"] == 0
+
+
+def test_convert_error_is_one_clear_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    done = _huatuo("convert", str(tmp_path / "empty"), str(tmp_path / "out"))
+    assert done.returncode == 1
+    assert done.stderr.startswith("error:") and "config.json" in done.stderr
