@@ -61,3 +61,36 @@ def _reference_name(canonical: str) -> str | None:
     if canonical == "text.lm_head.weight":
         return "lm_head.weight"
     return None
+
+
+def image_features(model, image):
+    """The projector output for one prepared (square, model-sized) PIL image: (n_tokens, hidden)."""
+    import torch
+
+    from inference.imageprep import normalise
+
+    with torch.no_grad():
+        features = model.model.get_image_features(pixel_values=torch.from_numpy(normalise(image))[None])
+    features = getattr(features, "pooler_output", features)
+    if isinstance(features, (list, tuple)):
+        features = features[0]
+    return features.reshape(-1, features.shape[-1])
+
+
+def greedy_reference(model, pieces, tokenize, max_new_tokens: int, eos_ids) -> list[int]:
+    """Greedy generation in transformers from prompt pieces: text (tokenized with `tokenize`) or a
+    prepared PIL image (its projected features are spliced in, as the official code does)."""
+    import torch
+
+    embed = model.get_input_embeddings()
+    with torch.no_grad():
+        parts = [embed(torch.tensor(tokenize(p))) if isinstance(p, str) else image_features(model, p) for p in pieces]
+        inputs = torch.cat(parts)[None]
+        output = model.generate(
+            inputs_embeds=inputs, attention_mask=torch.ones(inputs.shape[:2], dtype=torch.long),
+            max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=list(eos_ids), pad_token_id=eos_ids[0],
+        )
+    generated = [int(t) for t in output[0]]
+    while generated and generated[-1] in eos_ids:
+        generated.pop()
+    return generated

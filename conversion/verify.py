@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from inference import prompt
-from inference.imageprep import normalise, prepare
+from inference.imageprep import prepare
 
 from .checkpoint import Checkpoint
 from .manifest import Manifest
@@ -53,7 +53,7 @@ class VerifyReport:
         return asdict(self)
 
 
-def test_image(size: tuple[int, int] = (300, 220)) -> Image.Image:
+def sample_image(size: tuple[int, int] = (300, 220)) -> Image.Image:
     """A deterministic, non-square, radiograph-like picture (so padding is exercised)."""
     width, height = size
     y, x = np.mgrid[0:height, 0:width]
@@ -72,11 +72,11 @@ def verify(src: str | Path, out: str | Path, new_tokens: int = 24) -> VerifyRepo
     manifest = Manifest.read(out)
     text_path, mmproj_path = manifest.paths(out)
     size = ckpt.vision.image_size
-    image = prepare(test_image(), size)
+    image = prepare(sample_image(), size)
     png = io.BytesIO()
     image.save(png, format="PNG")
 
-    tokenize, tokenizer_name, notes = _reference_tokenizer(ckpt)
+    tokenize, tokenizer_name, notes = reference_tokenizer(ckpt)
     reference_ids = [tokenize(t) for t in TEXTS]
     logits_ids = [i for ids in reference_ids[:3] + reference_ids[12:14] for i in ids]
     pieces = _prompt_pieces(QUESTION)
@@ -139,7 +139,7 @@ def _prompt_pieces(question: str) -> list[str | None]:
     return [before, None, after]
 
 
-def _reference_tokenizer(ckpt: Checkpoint):
+def reference_tokenizer(ckpt: Checkpoint):
     """The tokenizer the released model was trained with: transformers' for byte-level BPE; for
     Llama-family models what transformers' slow (legacy) LlamaTokenizer does: split at special and added
     tokens, SentencePiece on each piece of text."""
@@ -182,28 +182,14 @@ def _reference_tokenizer(ckpt: Checkpoint):
 def _reference_side(ckpt, logits_ids, image, pieces, tokenize, new_tokens, eos_ids):
     import torch
 
-    from .reference import load_reference
+    from .reference import greedy_reference, image_features, load_reference
 
     model = load_reference(ckpt)
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([logits_ids])).logits[0].float().numpy()
-        pixels = torch.from_numpy(normalise(image))[None]
-        features = model.model.get_image_features(pixel_values=pixels)
-        features = getattr(features, "pooler_output", features)
-        if isinstance(features, (list, tuple)):
-            features = features[0]
-        features = features.reshape(-1, features.shape[-1])
-        embed = model.get_input_embeddings()
-        parts = [features if p is None else embed(torch.tensor(tokenize(p))) for p in pieces]
-        inputs = torch.cat(parts)[None]
-        output = model.generate(
-            inputs_embeds=inputs, attention_mask=torch.ones(inputs.shape[:2], dtype=torch.long),
-            max_new_tokens=new_tokens, do_sample=False, eos_token_id=eos_ids, pad_token_id=eos_ids[0],
-        )
-        generated = [int(t) for t in output[0]]
-        while generated and generated[-1] in eos_ids:
-            generated.pop()
-    return logits, features.numpy(), generated
+    features = image_features(model, image).numpy()
+    generated = greedy_reference(model, [image if p is None else p for p in pieces], tokenize, new_tokens, eos_ids)
+    return logits, features, generated
 
 
 def _native_side(text_path, mmproj_path, texts, logits_ids, png, pieces, new_tokens, kv_f32):

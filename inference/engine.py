@@ -1,0 +1,252 @@
+"""The engine client: what the desktop app, the command line and the evaluation harness talk to.
+
+It starts the worker process (spawn), validates model files before the native load, sends whole
+conversations, and yields the worker's events. A worker that dies (native abort, out-of-memory kill)
+becomes an `EngineCrashed` error for the caller, and the next request starts a new worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from . import prompt
+from .gguf_check import PairInfo, check_folder, check_pair
+from .imageprep import prepare_png
+from .native import physical_cores
+from .sampling import SamplingSettings
+
+
+class EngineError(Exception):
+    """A request the engine could not serve; the message says why."""
+
+
+class EngineCrashed(EngineError):
+    """The worker process died; the engine restarts it on the next request."""
+
+
+class ContextFull(EngineError):
+    """The conversation no longer fits the context; nothing was dropped."""
+
+
+@dataclass
+class Answer:
+    text: str
+    finish: str  # stop | length | cancelled | context_full
+    timings: dict = field(default_factory=dict)
+    token_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class PreparedImage:
+    """An image exactly as the model will see it (padded to square, resized), PNG-encoded."""
+
+    png: bytes
+    sha256: str
+
+    @classmethod
+    def from_any(cls, source: bytes | str | Path | Image.Image, size: int) -> PreparedImage:
+        if isinstance(source, (str, Path)):
+            source = Path(source).read_bytes()
+        png = prepare_png(source, size)
+        return cls(png, hashlib.sha256(png).hexdigest())
+
+
+@dataclass
+class EngineSettings:
+    n_ctx: int | None = None  # default: the model's context (4096 for HuatuoGPT-Vision)
+    n_threads: int | None = None  # default: physical cores
+    n_batch: int = 512
+    n_gpu_layers: int = 0
+    kv_f32: bool = False
+
+
+class Engine:
+    def __init__(self, pair: PairInfo, settings: EngineSettings | None = None):
+        self.pair = pair
+        self.settings = settings or EngineSettings()
+        self._process = None
+        self._conn = None
+        self._cancel = None
+        self._lock = threading.Lock()
+        self._stage_changed = threading.Condition()
+        self._stage = None
+        self._killed_by_cancel = False
+        self._request = 0
+        self.load_info: dict = {}
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, settings: EngineSettings | None = None) -> Engine:
+        return cls(check_folder(folder), settings)
+
+    @classmethod
+    def from_files(cls, text: str | Path, mmproj: str | Path, settings: EngineSettings | None = None) -> Engine:
+        return cls(check_pair(text, mmproj), settings)
+
+    # --- worker lifecycle ----------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> dict:
+        if self._process is not None and self._process.is_alive():
+            return self.load_info
+        self._stop_process()
+        from .worker import worker_main
+
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe()
+        self._cancel = context.Event()
+        self._process = context.Process(target=worker_main, args=(child, self._cancel), daemon=True,
+                                        name="huatuo-engine")
+        self._process.start()
+        child.close()
+        self._conn = parent
+        s = self.settings
+        self._conn.send({"op": "load", "text": str(self.pair.text_path), "mmproj": str(self.pair.mmproj_path),
+                         "n_ctx": s.n_ctx or self.pair.context_length, "n_threads": s.n_threads or physical_cores(),
+                         "n_batch": s.n_batch, "n_gpu_layers": s.n_gpu_layers, "kv_f32": s.kv_f32})
+        reply = self._receive()
+        if reply["type"] == "error":
+            self._stop_process()
+            raise EngineError(f"loading the model failed: {reply['message']}")
+        self.load_info = reply
+        return reply
+
+    def close(self) -> None:
+        if self._conn is not None and self._process is not None and self._process.is_alive():
+            try:
+                self._conn.send({"op": "shutdown"})
+                self._process.join(timeout=10)
+            except (OSError, BrokenPipeError):
+                pass
+        self._stop_process()
+
+    def __enter__(self) -> Engine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _stop_process(self) -> None:
+        if self._process is not None:
+            if self._process.is_alive():
+                self._process.kill()
+            self._process.join(timeout=10)
+        if self._conn is not None:
+            self._conn.close()
+        self._process = self._conn = None
+
+    def _receive(self) -> dict:
+        while True:
+            if self._conn.poll(0.05):
+                try:
+                    return self._conn.recv()
+                except (EOFError, OSError):
+                    pass
+            if not self._process.is_alive():
+                code = self._process.exitcode
+                self._stop_process()
+                raise EngineCrashed(_describe_exit(code))
+
+    # --- requests ------------------------------------------------------------------------------
+    def prepare_image(self, source) -> PreparedImage:
+        return PreparedImage.from_any(source, self.pair.image_size)
+
+    def generate(
+        self,
+        turns: Sequence[prompt.Turn],
+        images: Sequence[PreparedImage],
+        sampling: SamplingSettings | None = None,
+    ) -> Iterator[dict]:
+        """Answer the last turn of a conversation. `images` are the conversation's images in order
+        (turn.n_images of them per turn). Yields the worker's events: progress, tokens, done."""
+        if sum(t.n_images for t in turns) != len(images):
+            raise ValueError("the turns name a different number of images than were given")
+        if len(images) > prompt.MAX_IMAGES_PER_CONVERSATION:
+            raise EngineError(f"at most {prompt.MAX_IMAGES_PER_CONVERSATION} images per conversation "
+                              f"(this one has {len(images)})")
+        with self._lock:
+            self.start()
+            self._cancel.clear()
+            self._request += 1
+            rid = self._request
+            shas = iter(img.sha256 for img in images)
+            wire_turns = [{"question": t.question, "images": [next(shas) for _ in range(t.n_images)],
+                           "answer": t.answer} for t in turns]
+            self._killed_by_cancel = False
+            self._conn.send({"op": "generate", "id": rid, "turns": wire_turns,
+                             "images": {img.sha256: img.png for img in images},
+                             "sampling": asdict(sampling or SamplingSettings())})
+            self._set_stage("queued")
+        while True:
+            try:
+                event = self._receive()
+            except EngineCrashed:
+                self._set_stage(None)
+                if self._killed_by_cancel:  # the user stopped a running image encoder
+                    yield {"type": "done", "id": rid, "finish": "cancelled", "text": "", "token_ids": [], "timings": {}}
+                    return
+                raise
+            if event.get("id") not in (None, rid):
+                continue
+            if event["type"] == "progress":
+                self._set_stage(event["stage"])
+            if event["type"] == "error":
+                self._set_stage(None)
+                if event.get("kind") == "context_full":
+                    raise ContextFull(f"{event['message']}: start a new conversation or use a larger context; "
+                                      f"no image or turn was dropped")
+                raise EngineError(event["message"])
+            if event["type"] == "done":
+                self._set_stage(None)
+            yield event
+            if event["type"] == "done":
+                return
+
+    def _set_stage(self, stage: str | None) -> None:
+        with self._stage_changed:
+            self._stage = stage
+            self._stage_changed.notify_all()
+
+    def ask(self, turns, images, sampling=None, on_text=None) -> Answer:
+        """generate() collected into an Answer; on_text(piece) receives the stream."""
+        for event in self.generate(turns, images, sampling):
+            if event["type"] == "tokens" and on_text:
+                on_text(event["text"])
+            if event["type"] == "done":
+                return Answer(event["text"], event["finish"], event["timings"], event.get("token_ids", []))
+        raise EngineError("the engine ended the request without an answer")
+
+    def cancel(self, encoder_grace_s: float = 1.0) -> None:
+        """Stop the current request at the next safe point, keeping the partial answer. The image
+        encoder cannot be interrupted: if it is still running after the grace time, the worker is killed
+        (and restarted by the next request)."""
+        if self._cancel is None:
+            return
+        self._cancel.set()
+        with self._stage_changed:
+            self._stage_changed.wait_for(lambda: self._stage not in ("image", "queued"), timeout=encoder_grace_s)
+            if self._stage == "image" and self._process is not None:
+                self._killed_by_cancel = True
+                self._process.kill()
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        cause = {"SIGKILL": "killed (out of memory, or stopped)", "SIGSEGV": "crashed (segmentation fault)",
+                 "SIGABRT": "aborted by llama.cpp (a failed check)"}.get(name, name)
+        return f"the inference engine stopped unexpectedly: {cause}. It will restart with the next question."
+    return f"the inference engine stopped unexpectedly (exit code {code}). It will restart with the next question."

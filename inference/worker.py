@@ -1,0 +1,243 @@
+"""The engine's worker process: it alone loads llama.cpp, so a native abort, an out-of-memory kill or a
+crash in the image encoder ends only this process, never the app.
+
+It keeps one conversation's KV cache. Each request carries the whole conversation; the worker compares
+it, unit by unit (a token or an image), with what the cache holds, rolls the cache back to the first
+difference and processes only the rest. A follow-up question therefore costs only its own tokens, and a
+regenerate or an edit rolls back to the right point. Encoded images are kept by hash, so rolling back
+past an image re-inserts its embeddings without running the vision tower again.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import time
+from dataclasses import dataclass
+
+from . import prompt
+from .native import ContextFullError, EncodedImage, NativeModel, quiet_native_logs
+from .sampling import SamplerChain, SamplingSettings
+
+IMAGE_SPLIT = "\ue000"  # a private-use character marks image positions while the prompt is built
+
+
+class Cancelled(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ImageUnit:
+    sha256: str
+
+
+def conversation_pieces(turns: list[dict]) -> list[str | ImageUnit]:
+    """Text pieces and images in prompt order, split only at images, as the official code tokenizes."""
+    clean = [prompt.Turn(t["question"].replace(IMAGE_SPLIT, ""), len(t["images"]), t.get("answer")) for t in turns]
+    texts = prompt.render(clean, image_marker=IMAGE_SPLIT).split(IMAGE_SPLIT)
+    shas = [sha for t in turns for sha in t["images"]]
+    pieces: list[str | ImageUnit] = []
+    for i, text in enumerate(texts):
+        if text:
+            pieces.append(text)
+        if i < len(shas):
+            pieces.append(ImageUnit(shas[i]))
+    return pieces
+
+
+class Session:
+    def __init__(self, model: NativeModel, send, cancel):
+        self.model = model
+        self.send = send
+        self.cancel = cancel
+        self.units: list[int | ImageUnit] = []  # what the KV cache holds, in order
+        self.ends: list[int] = []  # position after each unit
+        self.images: dict[str, EncodedImage] = {}
+
+    def _n_pos(self, unit) -> int:
+        return 1 if isinstance(unit, int) else self.images[unit.sha256].n_pos
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled
+
+    def generate(self, request: dict) -> None:
+        rid = request["id"]
+        settings = SamplingSettings(**request.get("sampling", {}))
+        started = time.perf_counter()
+        units: list[int | ImageUnit] = []
+        for piece in conversation_pieces(request["turns"]):
+            units.extend([piece] if isinstance(piece, ImageUnit) else self.model.tokenize(piece, special=False))
+        shas = [u.sha256 for u in units if isinstance(u, ImageUnit)]
+        missing = [s for s in shas if s not in self.images and s not in request["images"]]
+        if missing:
+            raise ValueError(f"image {missing[0][:12]} was not sent with the request")
+
+        # Longest common prefix with the cache; the last unit is always re-processed for fresh logits.
+        common = 0
+        for cached, wanted in zip(self.units, units, strict=False):
+            if cached != wanted:
+                break
+            common += 1
+        common = min(common, len(units) - 1)
+        reused = self.ends[common - 1] if common else 0
+        self.model.truncate(reused)
+        del self.units[common:], self.ends[common:]
+
+        # Encode new images first (the vision tower is the slow, uninterruptible part), then check the context.
+        new_images = [s for s in dict.fromkeys(shas) if s not in self.images]
+        for i, sha in enumerate(new_images):
+            self._check_cancel()
+            self.send({"type": "progress", "id": rid, "stage": "image", "done": i, "total": len(new_images)})
+            self.images[sha] = self.model.encode_image(request["images"][sha])
+        needed = reused + sum(self._n_pos(u) for u in units[common:])
+        if needed >= self.model.n_ctx:
+            raise ContextFullError(needed + 1, self.model.n_ctx)
+
+        pending = units[common:]
+        total_new = sum(self._n_pos(u) for u in pending)
+        done = 0
+        n_past = reused
+        i = 0
+        while i < len(pending):
+            self._check_cancel()
+            unit = pending[i]
+            if isinstance(unit, ImageUnit):
+                batch = [unit]
+                n_past = self.model.decode_image(self.images[unit.sha256], n_past)
+            else:
+                batch = []
+                while i + len(batch) < len(pending) and isinstance(pending[i + len(batch)], int) \
+                        and len(batch) < self.model.n_batch:
+                    batch.append(pending[i + len(batch)])
+                n_past = self.model.decode_tokens(batch, n_past)
+            for u in batch:
+                self.units.append(u)
+                self.ends.append((self.ends[-1] if self.ends else 0) + self._n_pos(u))
+            i += len(batch)
+            done = n_past - reused
+            self.send({"type": "progress", "id": rid, "stage": "prompt", "done": done, "total": total_new})
+
+        sampler = SamplerChain(settings, self.model.n_vocab, self.model.n_ctx)
+        try:
+            for u in self.units:
+                if isinstance(u, int):
+                    sampler.accept(u)
+            self._stream(rid, settings, sampler, started, reused, total_new, len(new_images))
+        finally:
+            sampler.close()
+
+    def _stream(self, rid, settings, sampler, started, reused, prompt_tokens, images_encoded) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text_parts: list[str] = []
+        token_ids: list[int] = []
+        first_token_at = None
+        finish = "length"
+        generated = 0
+        decode_started = time.perf_counter()
+        while generated < settings.max_new_tokens:
+            if self.cancel.is_set():
+                finish = "cancelled"
+                break
+            token = sampler.sample(self.model.llm.ctx)
+            if self.model.is_end_of_generation(token):
+                finish = "stop"
+                break
+            if first_token_at is None:
+                first_token_at = time.perf_counter()
+                decode_started = first_token_at
+            piece = decoder.decode(self.model.detokenize([token]))
+            generated += 1
+            token_ids.append(token)
+            if piece:
+                text_parts.append(piece)
+                self.send({"type": "tokens", "id": rid, "text": piece})
+            position = self.ends[-1] if self.ends else 0
+            if position + 1 >= self.model.n_ctx:
+                finish = "context_full"
+                break
+            self.model.decode_tokens([token], position)
+            self.units.append(token)
+            self.ends.append(position + 1)
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            text_parts.append(tail)
+            self.send({"type": "tokens", "id": rid, "text": tail})
+        now = time.perf_counter()
+        decode_s = now - decode_started if first_token_at else 0.0
+        self.send({
+            "type": "done", "id": rid, "finish": finish, "text": "".join(text_parts), "token_ids": token_ids,
+            "timings": {
+                "ttft_s": (first_token_at or now) - started,
+                "reused_tokens": reused,
+                "prompt_tokens": prompt_tokens,
+                "images_encoded": images_encoded,
+                "generated_tokens": generated,
+                "decode_s": decode_s,
+                "tokens_per_s": (generated - 1) / decode_s if generated > 1 and decode_s > 0 else 0.0,
+                "n_past": self.ends[-1] if self.ends else 0,
+            },
+        })
+
+    def close(self) -> None:
+        for image in self.images.values():
+            self.model.free_image(image)
+        self.images.clear()
+
+
+def worker_main(conn, cancel) -> None:
+    """Entry point of the worker process (multiprocessing, spawn)."""
+    if not os.environ.get("HUATUO_NATIVE_LOG"):
+        quiet_native_logs()
+    model: NativeModel | None = None
+    session: Session | None = None
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            break
+        op = message.get("op")
+        try:
+            if op == "load":
+                import llama_cpp
+
+                gpu_layers = message.get("n_gpu_layers", 0)
+                gpu_note = None
+                if gpu_layers and not llama_cpp.llama_supports_gpu_offload():
+                    gpu_layers, gpu_note = 0, "this llama.cpp build has no GPU backend; running on the CPU"
+                model = NativeModel(
+                    message["text"], message["mmproj"], n_ctx=message["n_ctx"], n_threads=message.get("n_threads"),
+                    n_batch=message.get("n_batch", 512), n_gpu_layers=gpu_layers,
+                    kv_f32=message.get("kv_f32", False),
+                )
+                session = Session(model, conn.send, cancel)
+                conn.send({"type": "loaded", "n_ctx": model.n_ctx, "gpu_layers": gpu_layers, "gpu_note": gpu_note,
+                           "system_info": llama_cpp.llama_print_system_info().decode(errors="replace")})
+            elif op == "generate":
+                if session is None:
+                    raise RuntimeError("no model is loaded")
+                try:
+                    session.generate(message)
+                except Cancelled:
+                    conn.send({"type": "done", "id": message["id"], "finish": "cancelled", "text": "", "token_ids": [],
+                               "timings": {}})
+            elif op == "reset":
+                if session is not None:
+                    session.model.truncate(0)
+                    session.units.clear()
+                    session.ends.clear()
+                conn.send({"type": "reset"})
+            elif op == "shutdown":
+                break
+        except ContextFullError as exc:
+            conn.send({"type": "error", "id": message.get("id"), "kind": "context_full", "message": str(exc)})
+        except Exception as exc:  # reported to the client; the worker stays usable
+            if session is not None:  # the cache may hold half a request: start clean next time
+                session.model.truncate(0)
+                session.units.clear()
+                session.ends.clear()
+            conn.send({"type": "error", "id": message.get("id"), "kind": type(exc).__name__, "message": str(exc)})
+    if session is not None:
+        session.close()
+    if model is not None:
+        model.close()

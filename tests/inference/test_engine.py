@@ -1,0 +1,162 @@
+"""The engine on tiny F32 models: parity with transformers across turns, rollback, cancellation, crashes."""
+
+import os
+import signal
+
+import pytest
+
+from conversion.checkpoint import Checkpoint
+from conversion.reference import greedy_reference, load_reference
+from conversion.verify import reference_tokenizer, sample_image
+from inference.engine import ContextFull, Engine, EngineCrashed, EngineError, EngineSettings
+from inference.imageprep import prepare
+from inference.prompt import Turn
+from inference.sampling import SamplingSettings
+from inference.worker import ImageUnit, conversation_pieces
+
+GREEDY = SamplingSettings.greedy_decoding(16)
+Q1 = "What does this image show? 这张图像显示了什么？"
+Q2 = "Is there a pleural effusion? 是否有胸腔积液？"
+
+
+@pytest.fixture(scope="module")
+def engine(converted):
+    with Engine.from_folder(converted("qwen2", "original", "F32"), EngineSettings(n_ctx=1024, kv_f32=True)) as e:
+        yield e
+
+
+@pytest.fixture(scope="module")
+def image(engine):
+    return engine.prepare_image(sample_image())
+
+
+def _reference_answer(flavour, layout, checkpoint, turns, pil_image, eos_ids):
+    ckpt = Checkpoint(checkpoint)
+    tokenize, _, _ = reference_tokenizer(ckpt)
+    model = load_reference(ckpt)
+    pieces = [
+        pil_image if isinstance(p, ImageUnit) else p
+        for p in conversation_pieces([{"question": t.question, "images": ["x"] * t.n_images, "answer": t.answer}
+                                      for t in turns])
+    ]
+    return greedy_reference(model, pieces, tokenize, GREEDY.max_new_tokens, eos_ids)
+
+
+@pytest.mark.parametrize("flavour,layout", [("qwen2", "original"), ("llama", "hf")])
+def test_first_and_follow_up_answers_equal_transformers(tiny_checkpoints, converted, flavour, layout):
+    with Engine.from_folder(converted(flavour, layout, "F32"), EngineSettings(n_ctx=1024, kv_f32=True)) as engine:
+        image = engine.prepare_image(sample_image())
+        pil = prepare(sample_image(), engine.pair.image_size)
+        first = engine.ask([Turn(Q1, 1)], [image], GREEDY)
+        eos = _eos_ids(engine)
+        assert first.token_ids == _reference_answer(flavour, layout, tiny_checkpoints(flavour, layout),
+                                                    [Turn(Q1, 1)], pil, eos)
+        turns = [Turn(Q1, 1, first.text), Turn(Q2)]
+        second = engine.ask(turns, [image], GREEDY)
+        assert second.token_ids == _reference_answer(flavour, layout, tiny_checkpoints(flavour, layout),
+                                                     turns, pil, eos)
+        # The follow-up neither re-encoded the image nor re-processed the first turn.
+        assert second.timings["images_encoded"] == 0
+        assert second.timings["reused_tokens"] >= first.timings["prompt_tokens"]
+
+
+def _eos_ids(engine):
+    from inference.native import NativeModel
+
+    model = NativeModel(engine.pair.text_path, None, n_ctx=64)
+    try:
+        return [t for t in range(model.n_vocab) if model.is_end_of_generation(t)]
+    finally:
+        model.close()
+
+
+def test_regenerate_and_edit_equal_a_fresh_conversation(converted, engine, image):
+    first = engine.ask([Turn(Q1, 1)], [image], GREEDY)
+    history = [Turn(Q1, 1, first.text)]
+    answer = engine.ask(history + [Turn(Q2)], [image], GREEDY)
+    regenerated = engine.ask(history + [Turn(Q2)], [image], GREEDY)
+    assert regenerated.token_ids == answer.token_ids
+    assert regenerated.timings["prompt_tokens"] <= 2  # rolled back to the open assistant turn, not restarted
+    edited = engine.ask(history + [Turn("Where is the lesion?")], [image], GREEDY)
+    assert edited.timings["images_encoded"] == 0
+
+    with Engine.from_folder(converted("qwen2", "original", "F32"), EngineSettings(n_ctx=1024, kv_f32=True)) as fresh:
+        assert fresh.ask(history + [Turn(Q2)], [image], GREEDY).token_ids == answer.token_ids
+        assert fresh.ask(history + [Turn("Where is the lesion?")], [image], GREEDY).token_ids == edited.token_ids
+
+
+def test_editing_an_early_turn_rolls_back_past_the_image_without_re_encoding(engine, image):
+    first = engine.ask([Turn(Q1)], [], GREEDY)
+    engine.ask([Turn(Q1, 0, first.text), Turn(Q2, 1)], [image], GREEDY)
+    edited = engine.ask([Turn("Describe the chest.")], [], GREEDY)
+    again = engine.ask([Turn("Describe the chest.", 0, edited.text), Turn(Q2, 1)], [image], GREEDY)
+    assert edited.timings["reused_tokens"] < 10  # rolled back to the start of the first question
+    assert again.timings["images_encoded"] == 0  # the image went back in from its kept embeddings
+
+
+def test_cancel_during_generation_keeps_the_partial_answer(engine, image):
+    full = engine.ask([Turn(Q2, 1)], [image], GREEDY)
+    pieces = []
+    for event in engine.generate([Turn(Q2, 1)], [image], GREEDY):
+        if event["type"] == "tokens":
+            pieces.append(event["text"])
+            if len(pieces) == 3:
+                engine.cancel()
+        if event["type"] == "done":
+            done = event
+    assert done["finish"] == "cancelled"
+    assert 3 <= len(done["token_ids"]) < len(full.token_ids)
+    assert done["token_ids"] == full.token_ids[: len(done["token_ids"])]
+    # the partial answer continues as history
+    follow = engine.ask([Turn(Q2, 1, done["text"]), Turn("Go on.")], [image], GREEDY)
+    assert follow.finish in ("stop", "length") and follow.timings["images_encoded"] == 0
+
+
+def test_cancel_during_prompt_processing(converted, image):
+    settings = EngineSettings(n_ctx=1024, n_batch=8)
+    with Engine.from_folder(converted("qwen2", "original", "F32"), settings) as engine:
+        events = []
+        for event in engine.generate([Turn(Q1 * 4, 1)], [image], GREEDY):
+            events.append(event)
+            if event["type"] == "progress" and event["stage"] == "prompt":
+                engine.cancel()
+        assert events[-1]["finish"] == "cancelled" and events[-1]["token_ids"] == []
+        assert engine.ask([Turn(Q1, 1)], [image], GREEDY).finish in ("stop", "length")
+
+
+def test_cancel_during_image_encoding_kills_and_restarts_the_worker(converted, image):
+    with Engine.from_folder(converted("qwen2", "original", "F32"), EngineSettings(n_ctx=1024)) as engine:
+        engine.start()
+        first_pid = engine.pid
+        for event in engine.generate([Turn(Q1, 1)], [image], GREEDY):
+            if event["type"] == "progress" and event["stage"] == "image":
+                engine.cancel(encoder_grace_s=0)
+            last = event
+        assert last["finish"] == "cancelled"
+        assert engine.ask([Turn(Q1, 1)], [image], GREEDY).token_ids
+        assert engine.pid != first_pid
+
+
+def test_a_killed_worker_is_reported_and_restarted(converted, image):
+    with Engine.from_folder(converted("qwen2", "original", "F32"), EngineSettings(n_ctx=1024)) as engine:
+        engine.start()
+        os.kill(engine.pid, signal.SIGKILL)
+        with pytest.raises(EngineCrashed, match="killed"):
+            engine.ask([Turn(Q1, 1)], [image], GREEDY)
+        assert engine.ask([Turn(Q1, 1)], [image], GREEDY).token_ids  # restarted
+
+
+def test_context_full_is_said_and_nothing_is_dropped(converted, image):
+    with Engine.from_folder(converted("qwen2", "original", "F32"), EngineSettings(n_ctx=128)) as engine:
+        n_ctx = engine.start()["n_ctx"]  # llama.cpp may round the context up
+        n_images = n_ctx // 64 + 1
+        others = [engine.prepare_image(sample_image((200 + i, 300))) for i in range(n_images - 1)]
+        with pytest.raises(ContextFull, match="no image or turn was dropped"):
+            engine.ask([Turn(Q1, n_images)], [image, *others], GREEDY)
+        answer = engine.ask([Turn("Short?", 1)], [image], SamplingSettings.greedy_decoding(200))
+        assert answer.finish in ("stop", "context_full")
+
+
+def test_too_many_images_are_refused(engine, image):
+    with pytest.raises(EngineError, match="at most 6 images"):
+        engine.ask([Turn(Q1, 7)], [image] * 7, GREEDY)
