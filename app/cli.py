@@ -30,8 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     ver.add_argument("--tokens", type=int, default=24, help="greedy tokens to compare")
     ver.add_argument("--json", action="store_true", help="print one JSON object")
 
+    from app import cli_chat
+
+    cli_chat.add_arguments(sub.add_parser("ask", help="ask one question about images (streams the answer)"), False)
+    cli_chat.add_arguments(sub.add_parser("chat", help="an interactive multi-turn conversation"), True)
+
     args = parser.parse_args(argv)
     try:
+        if args.command == "ask":
+            return cli_chat.ask(args)
+        if args.command == "chat":
+            return cli_chat.chat(args)
         if args.command == "convert":
             return _convert(args)
         if args.command == "verify":

@@ -1,0 +1,188 @@
+"""Our engine against plain llama-cpp-python on the same GGUF pair, thread count and prompt.
+
+    python benchmarks/inference.py [--model DIR | --build-7b DIR] [--runs 5] [--tokens 64] [--json]
+
+Baseline: llama-cpp-python's `Llava15ChatHandler` given the HuatuoGPT-Vision prompt format (its stock
+behaviour: every call clears the KV cache and re-encodes every image). Measured, as medians over runs,
+each run with a new image: time to first token of a first question, of a follow-up question, and
+generation tokens/s. Without --model it builds and converts a tiny model; --build-7b builds a
+random-weight checkpoint with the real Qwen2-7B + CLIP ViT-L/14-336 shapes and quantizes it to Q4_K_M
+(about 15 GB of disk while converting), and prints tokens/s beside the measured memory-bandwidth limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+Q1 = "What does this image show? Describe the findings."
+Q2 = "Is there any abnormality on the left side? 左侧有异常吗？"
+
+
+def images(n: int, size: int):
+    from conversion.verify import sample_image
+    from inference.imageprep import prepare_png
+
+    return [prepare_png(sample_image((300 + 7 * i, 220 + 3 * i)), size) for i in range(n)]
+
+
+def run_ours(folder: Path, pngs: list[bytes], tokens: int, threads: int) -> dict:
+    from inference.engine import Engine, EngineSettings, PreparedImage
+    from inference.prompt import Turn
+    from inference.sampling import SamplingSettings
+
+    greedy = SamplingSettings.greedy_decoding(tokens)
+    first, follow, decode = [], [], []
+    with Engine.from_folder(folder, EngineSettings(n_threads=threads)) as engine:
+        warm = engine.prepare_image(pngs[-1])
+        engine.ask([Turn("warm-up", 1)], [warm], greedy)
+        for png in pngs[:-1]:
+            image = PreparedImage.from_any(png, engine.pair.image_size)
+            a1 = engine.ask([Turn(Q1, 1)], [image], greedy)
+            a2 = engine.ask([Turn(Q1, 1, a1.text), Turn(Q2)], [image], greedy)
+            first.append(a1.timings["ttft_s"])
+            follow.append(a2.timings["ttft_s"])
+            decode += [a.timings["tokens_per_s"] for a in (a1, a2) if a.timings["generated_tokens"] > 8]
+    return {"first_ttft_s": statistics.median(first), "followup_ttft_s": statistics.median(follow),
+            "decode_tok_s": statistics.median(decode) if decode else 0.0}
+
+
+def run_baseline(folder: Path, pngs: list[bytes], tokens: int, threads: int) -> dict:
+    import llama_cpp
+    from llama_cpp.llama_chat_format import Llava15ChatHandler
+
+    from conversion.manifest import Manifest
+    from inference.native import quiet_native_logs
+
+    class HuatuoFormatHandler(Llava15ChatHandler):
+        DEFAULT_SYSTEM_MESSAGE = None
+        CHAT_FORMAT = (
+            "{% for message in messages %}"
+            "{% if message.role == 'user' %}<|user|>\n"
+            "{% if message.content is string %}{{ message.content }}\n{% else %}"
+            "{% for c in message.content %}{% if c.type == 'image_url' %}{{ c.image_url.url }}\n{% endif %}{% endfor %}"
+            "{% for c in message.content %}{% if c.type == 'text' %}{{ c.text }}\n{% endif %}{% endfor %}"
+            "{% endif %}"
+            "{% elif message.role == 'assistant' %}<|assistant|>\n{{ message.content }} \n{% endif %}"
+            "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+        )
+
+    quiet_native_logs()
+    manifest = Manifest.read(folder)
+    text_path, mmproj_path = manifest.paths(folder)
+    handler = HuatuoFormatHandler(clip_model_path=str(mmproj_path), verbose=False)
+    llm = llama_cpp.Llama(str(text_path), chat_handler=handler, n_ctx=manifest.context_length, n_threads=threads,
+                          n_threads_batch=threads, n_batch=512, verbose=False)
+
+    def complete(messages):
+        start = time.perf_counter()
+        first_at, pieces, count = None, [], 0
+        for chunk in llm.create_chat_completion(messages=messages, stream=True, max_tokens=tokens, temperature=0.0,
+                                                repeat_penalty=1.0, top_k=1):
+            content = chunk["choices"][0]["delta"].get("content")
+            if content:
+                count += 1
+                pieces.append(content)
+                first_at = first_at or time.perf_counter()
+        end = time.perf_counter()
+        rate = (count - 1) / (end - first_at) if first_at and count > 1 else 0.0
+        return "".join(pieces), (first_at or end) - start, rate, count
+
+    def user(png, text):
+        url = "data:image/png;base64," + base64.b64encode(png).decode()
+        return {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
+                                            {"type": "text", "text": text}]}
+
+    try:
+        complete([user(pngs[-1], "warm-up")])
+        first, follow, decode = [], [], []
+        for png in pngs[:-1]:
+            answer, ttft1, rate1, n1 = complete([user(png, Q1)])
+            _, ttft2, rate2, n2 = complete([user(png, Q1), {"role": "assistant", "content": answer},
+                                            {"role": "user", "content": Q2}])
+            first.append(ttft1)
+            follow.append(ttft2)
+            decode += [r for r, n in ((rate1, n1), (rate2, n2)) if n > 8]
+    finally:
+        llm.close()
+    return {"baseline_first_ttft_s": statistics.median(first), "baseline_followup_ttft_s": statistics.median(follow),
+            "baseline_decode_tok_s": statistics.median(decode) if decode else 0.0}
+
+
+def build_model(work: Path, seven_b: Path | None) -> Path:
+    from dataclasses import replace
+
+    from conversion.convert import convert
+    from conversion.synthetic import QWEN2_7B_SHAPES, TinyShapes, build_checkpoint
+
+    if seven_b is not None:
+        out = seven_b / "gguf-Q4_K_M"
+        if not (out / "manifest.json").is_file():
+            src = seven_b / "HuatuoGPT-Vision-7B-random"
+            if not (src / "config.json").is_file():
+                print("building a random-weight 7B checkpoint (15 GB) …", file=sys.stderr)
+                build_checkpoint(src, "qwen2", "original", QWEN2_7B_SHAPES)
+            print("converting to Q4_K_M …", file=sys.stderr)
+            convert(src, out, "Q4_K_M")
+        return out
+    src = build_checkpoint(work / "tiny", "qwen2", "original", replace(TinyShapes(), n_layers=4))
+    convert(src, work / "tiny-gguf", "F16")
+    return work / "tiny-gguf"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, help="a converted model folder (default: build a tiny one)")
+    parser.add_argument("--build-7b", type=Path, metavar="DIR", help="build/reuse a random 7B-shaped model in DIR")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    from conversion.manifest import Manifest
+    from inference.hardware import memory_bandwidth_gb_s
+    from inference.native import physical_cores
+
+    threads = args.threads or physical_cores()
+    with tempfile.TemporaryDirectory(prefix="huatuo-bench-") as tmp:
+        folder = args.model or build_model(Path(tmp), args.build_7b)
+        manifest = Manifest.read(folder)
+        pngs = images(args.runs + 1, manifest.image_size)
+        ours = run_ours(folder, pngs, args.tokens, threads)
+        base = run_baseline(folder, pngs, args.tokens, threads)
+    bandwidth = memory_bandwidth_gb_s()
+    result = {
+        "model": manifest.name, "quantization": manifest.text.quantization, "threads": threads, "runs": args.runs,
+        **ours, **base,
+        "first_ttft_ratio": ours["first_ttft_s"] / base["baseline_first_ttft_s"],
+        "followup_ttft_ratio": ours["followup_ttft_s"] / base["baseline_followup_ttft_s"],
+        "decode_ratio": ours["decode_tok_s"] / base["baseline_decode_tok_s"] if base["baseline_decode_tok_s"] else None,
+        "memory_bandwidth_gb_s": bandwidth,
+        "decode_limit_tok_s": bandwidth * 1e9 / manifest.text.size_bytes,
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{manifest.name} {manifest.text.quantization}, {threads} threads, median of {args.runs} runs")
+        print(f"{'':28}{'ours':>10}{'baseline':>10}{'ratio':>8}")
+        for label, key in (("first question TTFT (s)", "first_ttft_s"), ("follow-up TTFT (s)", "followup_ttft_s"),
+                           ("generation (tokens/s)", "decode_tok_s")):
+            mine, theirs = result[key], result["baseline_" + key]
+            print(f"{label:28}{mine:10.3f}{theirs:10.3f}{mine / theirs if theirs else float('nan'):8.2f}")
+        print(f"memory bandwidth {bandwidth:.1f} GB/s -> at most {result['decode_limit_tok_s']:.1f} tokens/s "
+              f"for a {manifest.text.size_bytes / 1e9:.2f} GB model")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

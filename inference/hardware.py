@@ -1,0 +1,88 @@
+"""Will a model pair run here? Memory it needs (weights, KV cache, compute buffers) against what the machine
+has, the CPU features the llama.cpp build requires, and an expected decode speed from measured memory
+bandwidth -> "fits" / "slow" / "won't fit", each with its reason. Runs without loading llama.cpp."""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import psutil
+
+from .gguf_check import PairInfo
+
+# What the portable build (native/llama-cpp/build-wheel.sh, GGML_NATIVE=OFF) is compiled for on x86-64.
+REQUIRED_X86_FEATURES = ("AVX", "AVX2", "FMA3", "F16C")
+COMPUTE_OVERHEAD_BYTES = 400 * 1024**2  # llama.cpp compute buffers + the vision encoder's, measured order
+SLOW_TOKENS_PER_S = 3.0  # below this an answer of a few hundred tokens takes minutes
+
+
+@dataclass
+class Fit:
+    verdict: str  # "fits" | "slow" | "won't fit"
+    reasons: list[str] = field(default_factory=list)
+    ram_needed_bytes: int = 0
+    ram_available_bytes: int = 0
+    expected_tokens_per_s: float | None = None
+
+
+def cpu_features() -> dict[str, bool]:
+    from numpy._core._multiarray_umath import __cpu_features__  # runtime detection, every OS
+
+    return dict(__cpu_features__)
+
+
+def missing_cpu_features() -> list[str]:
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return []
+    features = cpu_features()
+    return [f for f in REQUIRED_X86_FEATURES if not features.get(f, False)]
+
+
+def kv_cache_bytes(pair: PairInfo, n_ctx: int, bytes_per_value: int = 2) -> int:
+    return 2 * pair.n_layers * n_ctx * pair.n_kv_heads * pair.head_dim * bytes_per_value
+
+
+def memory_bandwidth_gb_s(size_mb: int = 256, repeats: int = 5) -> float:
+    """Measured copy bandwidth (read + write) in GB/s: the ceiling of token generation speed."""
+    src = np.ones(size_mb * 1024 * 1024 // 8)
+    dst = np.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - start)
+    return 2 * src.nbytes / best / 1e9
+
+
+def assess(pair: PairInfo, n_ctx: int | None = None, bandwidth_gb_s: float | None = None) -> Fit:
+    n_ctx = n_ctx or pair.context_length
+    weights = pair.text_bytes + pair.mmproj_bytes
+    needed = weights + kv_cache_bytes(pair, n_ctx) + COMPUTE_OVERHEAD_BYTES
+    memory = psutil.virtual_memory()
+    fit = Fit("fits", ram_needed_bytes=needed, ram_available_bytes=memory.available)
+    gib = 1024**3
+    missing = missing_cpu_features()
+    if missing:
+        fit.verdict = "won't fit"
+        fit.reasons.append(f"this CPU lacks {', '.join(missing)}, which the llama.cpp build requires")
+    if needed > memory.total:
+        fit.verdict = "won't fit"
+        fit.reasons.append(f"needs {needed / gib:.1f} GiB of memory; this machine has {memory.total / gib:.1f} GiB")
+    elif needed > memory.available:
+        fit.verdict = "slow" if fit.verdict == "fits" else fit.verdict
+        fit.reasons.append(f"needs {needed / gib:.1f} GiB but only {memory.available / gib:.1f} GiB are free: "
+                           f"close other programs, or the system will swap")
+    bandwidth = bandwidth_gb_s if bandwidth_gb_s is not None else memory_bandwidth_gb_s()
+    # Each generated token reads every weight once; the copy benchmark's figure is an upper bound.
+    fit.expected_tokens_per_s = bandwidth * 1e9 / pair.text_bytes
+    if fit.verdict == "fits" and fit.expected_tokens_per_s < SLOW_TOKENS_PER_S:
+        fit.verdict = "slow"
+        fit.reasons.append(f"about {fit.expected_tokens_per_s:.1f} tokens/s at most on this machine's memory "
+                           f"bandwidth ({bandwidth:.0f} GB/s)")
+    if fit.verdict == "fits":
+        fit.reasons.append(f"needs {needed / gib:.1f} GiB of {memory.available / gib:.1f} GiB free; up to "
+                           f"{fit.expected_tokens_per_s:.0f} tokens/s")
+    return fit
