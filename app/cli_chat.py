@@ -141,7 +141,7 @@ def chat(args) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 turns.pop()
                 continue
-            turns[-1] = Turn(turns[-1].question, turns[-1].n_images, answer.text)
+            turns[-1] = answer.as_history(turns[-1].question, turns[-1].n_images)
             if args.json:
                 print(_report(answer, args))
     except (ModelFileError, EngineError, OSError) as exc:

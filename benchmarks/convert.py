@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +33,6 @@ def main() -> int:
     args = parser.parse_args()
 
     from conversion.checkpoint import Checkpoint
-    from conversion.synthetic import QWEN2_7B_SHAPES, build_checkpoint
 
     work = Path(tempfile.mkdtemp(prefix="huatuo-bench-"))
     src = args.keep or work / "checkpoint"
@@ -44,9 +42,14 @@ def main() -> int:
             per_layer = 2 * (2 * 3584 * 3584 + 2 * 3584 * 512 + 3 * 3584 * 18944)
             fixed = 2 * (2 * 152064 * 3584 + 303_000_000)
             layers = max(1, int((args.size_gb * 1e9 - fixed) / per_layer))
-            shapes = replace(QWEN2_7B_SHAPES, n_layers=layers, shard_bytes=1024**3)
             print(f"generating a {layers}-layer checkpoint in {src} …", file=sys.stderr)
-            build_checkpoint(src, "qwen2", "original", shapes)
+            # In its own process: a child forked from a big parent would report the parent's memory as its own.
+            build = (
+                "from dataclasses import replace; from conversion.synthetic import QWEN2_7B_SHAPES, build_checkpoint; "
+                f"build_checkpoint({str(src)!r}, 'qwen2', 'original', "
+                f"replace(QWEN2_7B_SHAPES, n_layers={layers}, shard_bytes=1024**3))"
+            )
+            subprocess.run([sys.executable, "-c", build], check=True, cwd=ROOT)
         ckpt = Checkpoint(src)
         size = sum(t.nbytes for t in ckpt.tensors.values())
         largest = max(ckpt.tensors.values(), key=lambda t: t.nbytes)

@@ -48,7 +48,7 @@ def run_ours(folder: Path, pngs: list[bytes], tokens: int, threads: int) -> dict
         for png in pngs[:-1]:
             image = PreparedImage.from_any(png, engine.pair.image_size)
             a1 = engine.ask([Turn(Q1, 1)], [image], greedy)
-            a2 = engine.ask([Turn(Q1, 1, a1.text), Turn(Q2)], [image], greedy)
+            a2 = engine.ask([a1.as_history(Q1, 1), Turn(Q2)], [image], greedy)
             first.append(a1.timings["ttft_s"])
             follow.append(a2.timings["ttft_s"])
             decode += [a.timings["tokens_per_s"] for a in (a1, a2) if a.timings["generated_tokens"] > 8]

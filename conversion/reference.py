@@ -78,13 +78,17 @@ def image_features(model, image):
 
 
 def greedy_reference(model, pieces, tokenize, max_new_tokens: int, eos_ids) -> list[int]:
-    """Greedy generation in transformers from prompt pieces: text (tokenized with `tokenize`) or a
-    prepared PIL image (its projected features are spliced in, as the official code does)."""
+    """Greedy generation in transformers from prompt pieces: text (tokenized with `tokenize`), token ids,
+    or a prepared PIL image (its projected features are spliced in, as the official code does)."""
     import torch
 
     embed = model.get_input_embeddings()
     with torch.no_grad():
-        parts = [embed(torch.tensor(tokenize(p))) if isinstance(p, str) else image_features(model, p) for p in pieces]
+        parts = [
+            embed(torch.tensor(tokenize(p) if isinstance(p, str) else p)) if isinstance(p, (str, list))
+            else image_features(model, p)
+            for p in pieces
+        ]
         inputs = torch.cat(parts)[None]
         output = model.generate(
             inputs_embeds=inputs, attention_mask=torch.ones(inputs.shape[:2], dtype=torch.long),

@@ -43,6 +43,10 @@ class Answer:
     timings: dict = field(default_factory=dict)
     token_ids: list[int] = field(default_factory=list)
 
+    def as_history(self, question: str, n_images: int = 0) -> prompt.Turn:
+        """This answer as an earlier turn of the conversation (with its ids, so the cache is reused exactly)."""
+        return prompt.Turn(question, n_images, self.text, tuple(self.token_ids))
+
 
 @dataclass
 class PreparedImage:
@@ -181,7 +185,7 @@ class Engine:
             rid = self._request
             shas = iter(img.sha256 for img in images)
             wire_turns = [{"question": t.question, "images": [next(shas) for _ in range(t.n_images)],
-                           "answer": t.answer} for t in turns]
+                           "answer": t.answer, "answer_tokens": t.answer_tokens} for t in turns]
             self._killed_by_cancel = False
             self._conn.send({"op": "generate", "id": rid, "turns": wire_turns,
                              "images": {img.sha256: img.png for img in images},

@@ -73,6 +73,7 @@ class NativeModel:
         self.n_batch = n_batch
         self.n_vocab = self.llm.n_vocab()
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+        self.is_bpe = llama_cpp.llama_vocab_type(self._vocab) == llama_cpp.LLAMA_VOCAB_TYPE_BPE
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self.mtmd = None
         if mmproj_path is not None:

@@ -28,6 +28,9 @@ class Turn:
     question: str
     n_images: int = 0
     answer: str | None = None
+    # The answer's token ids as generated, when known: lets the engine keep exactly the KV cache it built
+    # instead of re-tokenizing the answer text (which need not give the same ids).
+    answer_tokens: tuple[int, ...] | None = None
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import time
 from dataclasses import dataclass
 
@@ -19,7 +20,9 @@ from . import prompt
 from .native import ContextFullError, EncodedImage, NativeModel, quiet_native_logs
 from .sampling import SamplerChain, SamplingSettings
 
-IMAGE_SPLIT = "\ue000"  # a private-use character marks image positions while the prompt is built
+IMAGE_SPLIT = "\ue000"  # private-use characters mark image and answer positions while the prompt is built
+ANSWER_MARK = "\ue001"
+_PIECE = re.compile(f"({IMAGE_SPLIT}|{ANSWER_MARK}\\d+{ANSWER_MARK})")
 
 
 class Cancelled(Exception):
@@ -31,17 +34,25 @@ class ImageUnit:
     sha256: str
 
 
-def conversation_pieces(turns: list[dict]) -> list[str | ImageUnit]:
-    """Text pieces and images in prompt order, split only at images, as the official code tokenizes."""
-    clean = [prompt.Turn(t["question"].replace(IMAGE_SPLIT, ""), len(t["images"]), t.get("answer")) for t in turns]
-    texts = prompt.render(clean, image_marker=IMAGE_SPLIT).split(IMAGE_SPLIT)
-    shas = [sha for t in turns for sha in t["images"]]
-    pieces: list[str | ImageUnit] = []
-    for i, text in enumerate(texts):
-        if text:
-            pieces.append(text)
-        if i < len(shas):
-            pieces.append(ImageUnit(shas[i]))
+def conversation_pieces(turns: list[dict], keep_answer_tokens: bool = False) -> list[str | ImageUnit | list[int]]:
+    """Text pieces, images and (with keep_answer_tokens) answers as their generated token ids, in prompt
+    order. Text is split only at images (and kept answers), as the official code tokenizes it."""
+    clean = []
+    for i, t in enumerate(turns):
+        answer = t.get("answer")
+        if keep_answer_tokens and answer is not None and t.get("answer_tokens") is not None:
+            answer = f"{ANSWER_MARK}{i}{ANSWER_MARK}"
+        question = t["question"].replace(IMAGE_SPLIT, "").replace(ANSWER_MARK, "")
+        clean.append(prompt.Turn(question, len(t["images"]), answer))
+    shas = iter([sha for t in turns for sha in t["images"]])
+    pieces: list[str | ImageUnit | list[int]] = []
+    for part in _PIECE.split(prompt.render(clean, image_marker=IMAGE_SPLIT)):
+        if part == IMAGE_SPLIT:
+            pieces.append(ImageUnit(next(shas)))
+        elif part.startswith(ANSWER_MARK):
+            pieces.append(list(turns[int(part.strip(ANSWER_MARK))]["answer_tokens"]))
+        elif part:
+            pieces.append(part)
     return pieces
 
 
@@ -57,6 +68,20 @@ class Session:
     def _n_pos(self, unit) -> int:
         return 1 if isinstance(unit, int) else self.images[unit.sha256].n_pos
 
+    def _usable_answer_tokens(self, turns: list[dict]) -> list[dict]:
+        """Generated ids are used for an answer only if they still spell its text (it was not edited).
+        Only byte-level BPE vocabularies allow it: splitting a text there does not change its tokens, while
+        SentencePiece would add a word-start marker to the piece that follows."""
+        checked = []
+        for turn in turns:
+            ids = turn.get("answer_tokens")
+            if ids is not None:
+                valid = self.model.is_bpe and all(0 <= i < self.model.n_vocab for i in ids)
+                if not valid or self.model.detokenize(list(ids)).decode("utf-8", "replace") != turn.get("answer"):
+                    turn = {**turn, "answer_tokens": None}
+            checked.append(turn)
+        return checked
+
     def _check_cancel(self) -> None:
         if self.cancel.is_set():
             raise Cancelled
@@ -66,8 +91,13 @@ class Session:
         settings = SamplingSettings(**request.get("sampling", {}))
         started = time.perf_counter()
         units: list[int | ImageUnit] = []
-        for piece in conversation_pieces(request["turns"]):
-            units.extend([piece] if isinstance(piece, ImageUnit) else self.model.tokenize(piece, special=False))
+        for piece in conversation_pieces(self._usable_answer_tokens(request["turns"]), self.model.is_bpe):
+            if isinstance(piece, ImageUnit):
+                units.append(piece)
+            elif isinstance(piece, list):
+                units.extend(piece)
+            else:
+                units.extend(self.model.tokenize(piece, special=False))
         shas = [u.sha256 for u in units if isinstance(u, ImageUnit)]
         missing = [s for s in shas if s not in self.images and s not in request["images"]]
         if missing:
