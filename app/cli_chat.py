@@ -102,9 +102,10 @@ def chat(args) -> int:
         for path in args.image:
             pending.append(load_image(engine, path))
         print(CHAT_HELP, file=sys.stderr)
+        prompt_text = "> " if sys.stdin.isatty() else ""  # piped input gets clean output (JSON lines)
         while True:
             try:
-                line = input("> ").strip()
+                line = input(prompt_text).strip()
             except EOFError:
                 break
             if not line:

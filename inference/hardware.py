@@ -5,6 +5,8 @@ bandwidth -> "fits" / "slow" / "won't fit", each with its reason. Runs without l
 from __future__ import annotations
 
 import platform
+import shutil
+import subprocess
 import time
 from dataclasses import dataclass, field
 
@@ -57,7 +59,22 @@ def memory_bandwidth_gb_s(size_mb: int = 256, repeats: int = 5) -> float:
     return 2 * src.nbytes / best / 1e9
 
 
-def assess(pair: PairInfo, n_ctx: int | None = None, bandwidth_gb_s: float | None = None) -> Fit:
+def gpu_free_bytes() -> int | None:
+    """Free memory of the first NVIDIA GPU, from nvidia-smi (None when there is none to ask)."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+        return int(out.split()[0]) * 1024**2
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def assess(
+    pair: PairInfo, n_ctx: int | None = None, bandwidth_gb_s: float | None = None, gpu_layers: int = 0,
+) -> Fit:
+    """gpu_layers: layers to offload (whether the build can is told by the engine when it loads)."""
     n_ctx = n_ctx or pair.context_length
     weights = pair.text_bytes + pair.mmproj_bytes
     needed = weights + kv_cache_bytes(pair, n_ctx) + COMPUTE_OVERHEAD_BYTES
@@ -75,6 +92,15 @@ def assess(pair: PairInfo, n_ctx: int | None = None, bandwidth_gb_s: float | Non
         fit.verdict = "slow" if fit.verdict == "fits" else fit.verdict
         fit.reasons.append(f"needs {needed / gib:.1f} GiB but only {memory.available / gib:.1f} GiB are free: "
                            f"close other programs, or the system will swap")
+    if gpu_layers:
+        share = min(gpu_layers, pair.n_layers) / pair.n_layers
+        vram_needed = int(share * (pair.text_bytes + kv_cache_bytes(pair, n_ctx))) + COMPUTE_OVERHEAD_BYTES
+        vram_free = gpu_free_bytes()
+        if vram_free is None:
+            fit.reasons.append("no NVIDIA GPU found to offload to; the model will run on the CPU")
+        elif vram_needed > vram_free:
+            fit.reasons.append(f"offloading {gpu_layers} layers needs {vram_needed / gib:.1f} GiB of GPU memory, "
+                               f"{vram_free / gib:.1f} GiB are free: offload fewer layers")
     bandwidth = bandwidth_gb_s if bandwidth_gb_s is not None else memory_bandwidth_gb_s()
     # Each generated token reads every weight once; the copy benchmark's figure is an upper bound.
     fit.expected_tokens_per_s = bandwidth * 1e9 / pair.text_bytes

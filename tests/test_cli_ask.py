@@ -1,0 +1,56 @@
+"""`huatuo ask` and `huatuo chat` with PNG and DICOM images."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from pydicom.data import get_testdata_file
+
+from conversion.verify import sample_image
+
+
+def _huatuo(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, timeout=300,
+                          input=stdin)
+
+
+@pytest.fixture(scope="module")
+def png(tmp_path_factory):
+    path = tmp_path_factory.mktemp("images") / "xray.png"
+    sample_image().save(path)
+    return path
+
+
+def test_ask_json_reports_timings(converted, png):
+    done = _huatuo("ask", "--model", str(converted("qwen2", "original", "Q8_0")), "--image", str(png),
+                   "--greedy", "--max-tokens", "12", "--json", "What is shown? 这是什么？")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["finish"] in ("stop", "length") and report["ttft_s"] > 0
+    assert "tokens_per_s" in report and report["timings"]["images_encoded"] == 1
+
+
+def test_ask_about_a_dicom_file(converted):
+    ct = get_testdata_file("CT_small.dcm")
+    done = _huatuo("ask", "--model", str(converted("qwen2", "original", "Q8_0")), "--image", ct,
+                   "--max-tokens", "8", "Describe this CT slice.")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
+
+
+def test_ask_with_a_broken_model_folder_is_one_clear_error(tmp_path, png):
+    done = _huatuo("ask", "--model", str(tmp_path), "--image", str(png), "What?")
+    assert done.returncode == 1 and done.stderr.startswith("error:") and "manifest.json" in done.stderr
+
+
+def test_chat_keeps_the_conversation(converted, png):
+    script = "What is this?\nAnd the left side?\n/regen\n/quit\n"
+    done = _huatuo("chat", "--model", str(converted("qwen2", "original", "Q8_0")), "--image", str(png),
+                   "--greedy", "--max-tokens", "6", "--json", stdin=script)
+    assert done.returncode == 0, done.stderr
+    reports = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(reports) == 3
+    assert reports[1]["timings"]["images_encoded"] == 0  # the follow-up reused the image
+    assert reports[2]["answer"] == reports[1]["answer"]  # greedy regenerate gives the same answer
+    assert reports[2]["timings"]["prompt_tokens"] <= 2
