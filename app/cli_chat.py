@@ -33,7 +33,11 @@ def _engine(args) -> Engine:
     fit = assess(pair, args.ctx)
     if fit.verdict != "fits":
         print(f"warning: {fit.verdict}: {'; '.join(fit.reasons)}", file=sys.stderr)
-    return Engine(pair, EngineSettings(n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers))
+    engine = Engine(pair, EngineSettings(n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers))
+    note = engine.start().get("gpu_note")
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return engine
 
 
 def _sampling(args) -> SamplingSettings:
@@ -92,7 +96,7 @@ CHAT_HELP = "commands: /image PATH (attach to the next question), /regen, /edit 
 def chat(args) -> int:
     try:
         engine = _engine(args)
-    except (ModelFileError, EngineError) as exc:
+    except (ModelFileError, EngineError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     turns: list[Turn] = []

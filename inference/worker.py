@@ -14,6 +14,7 @@ import codecs
 import os
 import re
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from . import prompt
@@ -22,6 +23,7 @@ from .sampling import SamplerChain, SamplingSettings
 
 IMAGE_SPLIT = "\ue000"  # private-use characters mark image and answer positions while the prompt is built
 ANSWER_MARK = "\ue001"
+KEPT_IMAGES = 2 * prompt.MAX_IMAGES_PER_CONVERSATION  # encoded images kept (8 MB each for the 7B)
 _PIECE = re.compile(f"({IMAGE_SPLIT}|{ANSWER_MARK}\\d+{ANSWER_MARK})")
 
 
@@ -63,7 +65,7 @@ class Session:
         self.cancel = cancel
         self.units: list[int | ImageUnit] = []  # what the KV cache holds, in order
         self.ends: list[int] = []  # position after each unit
-        self.images: dict[str, EncodedImage] = {}
+        self.images: OrderedDict[str, EncodedImage] = OrderedDict()  # least recently used first
 
     def _n_pos(self, unit) -> int:
         return 1 if isinstance(unit, int) else self.images[unit.sha256].n_pos
@@ -113,6 +115,14 @@ class Session:
         reused = self.ends[common - 1] if common else 0
         self.model.truncate(reused)
         del self.units[common:], self.ends[common:]
+
+        # Keep a few recent images beyond the conversation's (a re-attached image is not encoded again),
+        # dropping the least recently used ones; the cache before `common` uses none of those.
+        for sha in shas:
+            if sha in self.images:
+                self.images.move_to_end(sha)
+        for sha in [s for s in self.images if s not in shas][: max(0, len(self.images) - KEPT_IMAGES)]:
+            self.model.free_image(self.images.pop(sha))
 
         # Encode new images first (the vision tower is the slow, uninterruptible part), then check the context.
         new_images = [s for s in dict.fromkeys(shas) if s not in self.images]

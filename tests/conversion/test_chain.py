@@ -74,3 +74,15 @@ def test_text_gguf_carries_the_prompt_format_and_no_bos(converted):
     assert value("tokenizer.ggml.pre") == "qwen2"
     assert bool(value("tokenizer.ggml.add_bos_token")) is False
     assert np.isclose(value("qwen2.rope.freq_base"), 1e6)
+
+
+def test_mmproj_q8_0_on_request(tiny_checkpoints, tmp_path):
+    from conversion.convert import convert
+
+    out = tmp_path / "q8-projector"
+    manifest = convert(tiny_checkpoints("qwen2", "original"), out, "Q8_0", mmproj_quant="Q8_0")
+    assert manifest.mmproj.quantization == "Q8_0"
+    types = {t.tensor_type.name for t in gguf.GGUFReader(out / manifest.mmproj.file).tensors}
+    assert "Q8_0" in types and "F32" in types  # 2-D weights quantized, class embedding and norms kept
+    report = verify(tiny_checkpoints("qwen2", "original"), out)
+    assert report.greedy_tokens_llama and report.image_cosine_min > 0.99
