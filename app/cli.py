@@ -35,8 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     cli_chat.add_arguments(sub.add_parser("ask", help="ask one question about images (streams the answer)"), False)
     cli_chat.add_arguments(sub.add_parser("chat", help="an interactive multi-turn conversation"), True)
 
+    from app.studies import render_cli
+
+    render_cli.add_arguments(sub.add_parser("render", help="render a DICOM or image file as the viewer shows it"))
+
     args = parser.parse_args(argv)
     try:
+        if args.command == "render":
+            return render_cli.run(args)
         if args.command == "ask":
             return cli_chat.ask(args)
         if args.command == "chat":

@@ -1,0 +1,89 @@
+"""Lazy, cached access to the frames of DICOM files: one frame decoded at a time, never a whole series."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.pixels import pixel_array
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+
+class PixelDecodeError(Exception):
+    """Pixel data that cannot be decoded here; the message names the file and the transfer syntax."""
+
+
+def read_header(path: Path) -> Dataset:
+    return pydicom.dcmread(path, stop_before_pixels=True, force=True)
+
+
+def decode_frame(path: Path, index: int, header: Dataset | None = None) -> np.ndarray:
+    """Decode one frame (YBR comes back as RGB, as pydicom converts it). Reading by path decodes only
+    that frame; files it cannot read that way (no file meta, deflated) are read whole as a fallback."""
+    try:
+        return pixel_array(str(path), index=index)
+    except Exception as first:
+        try:
+            return _decode_from_dataset(path, index)
+        except Exception:
+            raise _explain(path, first, header) from None
+
+
+def _decode_from_dataset(path: Path, index: int) -> np.ndarray:
+    ds = pydicom.dcmread(path, force=True)
+    if "TransferSyntaxUID" not in ds.file_meta:  # no file meta: the encoding pydicom detected
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        )
+    return pixel_array(ds, index=index)
+
+
+def _explain(path: Path, exc: Exception, header: Dataset | None) -> PixelDecodeError:
+    try:
+        header = header if header is not None else read_header(path)
+        syntax = header.file_meta.get("TransferSyntaxUID")
+    except Exception:
+        syntax = None
+    name = getattr(syntax, "name", None) or str(syntax or "unknown transfer syntax")
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if syntax is not None and getattr(syntax, "is_compressed", False) and "plugins" in str(exc):
+        return PixelDecodeError(f"{path.name}: no installed decoder can read {name} pixel data")
+    if "reshape" in message or "truncated" in message.lower():
+        return PixelDecodeError(f"{path.name}: the pixel data is truncated or damaged ({name})")
+    return PixelDecodeError(f"{path.name}: the pixel data ({name}) cannot be decoded: {message}")
+
+
+class FrameCache:
+    """Decoded frames by (path, index), least recently used dropped first, bounded in bytes."""
+
+    def __init__(self, max_bytes: int = 512 * 1024 * 1024):
+        self.max_bytes = max_bytes
+        self._frames: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()  # the viewer prefetches from worker threads
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def get(self, path: Path, index: int, header: Dataset | None = None) -> np.ndarray:
+        key = (str(path), index)
+        with self._lock:
+            frame = self._frames.get(key)
+            if frame is not None:
+                self._frames.move_to_end(key)
+                return frame
+        frame = decode_frame(path, index, header)
+        with self._lock:
+            if key not in self._frames:
+                self._frames[key] = frame
+                self._bytes += frame.nbytes
+            while self._bytes > self.max_bytes and len(self._frames) > 1:
+                _, old = self._frames.popitem(last=False)
+                self._bytes -= old.nbytes
+        return frame

@@ -1,0 +1,80 @@
+"""A view of one frame — window, inversion, rotation, flips and an optional zoomed region — rendered to
+the exact pixels shown on screen and given to the model ("what the model sees")."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .frames import FrameCache, PixelDecodeError, read_header
+from .pixels import Window, render
+
+
+@dataclass(frozen=True)
+class ViewState:
+    window: Window | None = None  # None: the file's own (or the modality default)
+    invert: bool = False
+    rotation: int = 0  # degrees clockwise: 0, 90, 180, 270
+    flip_horizontal: bool = False
+    flip_vertical: bool = False
+    region: tuple[int, int, int, int] | None = None  # (left, top, right, bottom) in displayed pixels
+
+    def rotated(self, degrees: int) -> ViewState:
+        return replace(self, rotation=(self.rotation + degrees) % 360)
+
+
+def orient(pixels: np.ndarray, view: ViewState) -> np.ndarray:
+    """Flips, then clockwise rotation, then the region: the same order the viewer uses."""
+    if view.flip_horizontal:
+        pixels = pixels[:, ::-1]
+    if view.flip_vertical:
+        pixels = pixels[::-1]
+    if view.rotation:
+        pixels = np.rot90(pixels, k=-(view.rotation // 90))
+    if view.region is not None:
+        left, top, right, bottom = view.region
+        pixels = pixels[max(top, 0):bottom, max(left, 0):right]
+    return np.ascontiguousarray(pixels)
+
+
+class FrameRenderer:
+    """Renders frames of DICOM files through one bounded frame cache."""
+
+    def __init__(self, cache: FrameCache | None = None):
+        self.cache = cache or FrameCache()
+        self._headers: dict[str, object] = {}
+
+    def header(self, path: Path):
+        key = str(path)
+        if key not in self._headers:
+            try:
+                self._headers[key] = read_header(Path(path))
+            except Exception as exc:  # pydicom raises many kinds for damaged files
+                raise PixelDecodeError(f"{Path(path).name}: a damaged DICOM file ({exc})") from None
+        return self._headers[key]
+
+    def pixels(self, path: Path, frame: int, view: ViewState = ViewState()) -> np.ndarray:
+        ds = self.header(path)
+        try:
+            n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+        except (TypeError, ValueError):
+            value = ds.get("NumberOfFrames")
+            raise PixelDecodeError(f"{Path(path).name}: invalid Number of Frames {value!r}") from None
+        if not 0 <= frame < n_frames:
+            raise IndexError(f"{Path(path).name} has {n_frames} frame(s); frame {frame} does not exist")
+        frame_pixels = self.cache.get(Path(path), frame, ds)
+        try:
+            shown = render(frame_pixels, ds, view.window, view.invert)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # inconsistent display attributes
+            raise PixelDecodeError(f"{Path(path).name}: its display attributes are invalid ({exc})") from None
+        return orient(shown, view)
+
+
+def to_png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()

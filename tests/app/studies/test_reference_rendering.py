@@ -1,0 +1,41 @@
+"""Rendering checked against an independent toolkit (dcmtk's dcmj2pnm), within one grey level."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pydicom.data import get_testdata_file
+
+from app.studies.pixels import Window
+from app.studies.view import FrameRenderer, ViewState
+
+pytestmark = pytest.mark.skipif(shutil.which("dcmj2pnm") is None,
+                                reason="dcmtk, the independent reference renderer, is not installed (apt dcmtk)")
+
+CASES = [  # file, dcmj2pnm window options, our window (None: the file's own)
+    ("CT_small.dcm", ["+Ww", "40", "400"], Window(40, 400)),  # HU window on a rescaled CT
+    ("CT_small.dcm", ["+Ww", "-600", "1500"], Window(-600, 1500)),
+    ("MR_small.dcm", ["+Wi", "1"], None),  # the file's own window
+    ("MR_small_RLE.dcm", ["+Wi", "1"], None),  # compressed
+    ("RG1_UNCI.dcm", ["+Wi", "1"], None),  # MONOCHROME1
+    ("RG1_UNCR.dcm", ["+Wi", "1"], None),
+    ("RG3_UNCI.dcm", ["+Wi", "1"], None),
+    ("vlut_04.dcm", ["+Wl", "1"], None),  # VOI LUT
+    ("OBXXXX1A.dcm", [], None),  # palette colour
+    ("examples_ybr_color.dcm", [], None),  # YBR_FULL_422, converted once
+    ("SC_rgb.dcm", [], None),
+]
+
+
+@pytest.mark.parametrize("name,options,window", CASES, ids=[f"{c[0]}{c[1]}" for c in CASES])
+def test_matches_dcmtk(tmp_path, name, options, window):
+    path = Path(get_testdata_file(name))
+    reference_png = tmp_path / "ref.png"
+    subprocess.run(["dcmj2pnm", "+on", *options, str(path), str(reference_png)], check=True, capture_output=True)
+    reference = np.asarray(Image.open(reference_png)).astype(int)
+    ours = FrameRenderer().pixels(path, 0, ViewState(window=window)).astype(int)
+    assert ours.shape == reference.shape
+    assert np.abs(ours - reference).max() <= 1
