@@ -1,5 +1,5 @@
-"""Open an image file for display: PNG/JPEG/TIFF through Pillow, a DICOM file through pydicom
-(modality LUT, the file's own VOI window or LUT, MONOCHROME1 inverted; first frame). Qt-free."""
+"""Open an image file for display: PNG/JPEG/TIFF through Pillow (16-bit stretched to 8), a DICOM file
+through the studies pipeline (its first frame with its own window). Qt-free."""
 
 from __future__ import annotations
 
@@ -8,22 +8,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from app.studies.scan import looks_like_dicom
+
 
 class ImageOpenError(Exception):
     """The file cannot be shown; the message says why in words a user understands."""
-
-
-def is_dicom(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(132)
-    return len(head) == 132 and head[128:132] == b"DICM"
 
 
 def open_image(path: str | Path) -> Image.Image:
     path = Path(path)
     if not path.is_file():
         raise ImageOpenError(f"{path.name}: no such file")
-    if is_dicom(path):
+    if looks_like_dicom(path):
         return _open_dicom(path)
     try:
         with Image.open(path) as image:
@@ -46,28 +42,14 @@ def _stretch(pixels: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def _open_dicom(path: Path) -> Image.Image:
-    import pydicom
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    from app.studies.frames import PixelDecodeError
+    from app.studies.view import FrameRenderer
 
+    renderer = FrameRenderer()
     try:
-        ds = pydicom.dcmread(path)
-    except Exception as exc:  # pydicom raises many types for damaged files
-        raise ImageOpenError(f"{path.name}: a damaged DICOM file ({exc})") from None
-    if "PixelData" not in ds:
-        kind = getattr(ds, "Modality", "non-image")
-        raise ImageOpenError(f"{path.name}: a DICOM {kind} object without pixel data (nothing to show)")
-    try:
-        frame = ds.pixel_array if int(getattr(ds, "NumberOfFrames", 1) or 1) == 1 else ds.pixel_array[0]
-    except Exception as exc:
-        syntax = ds.file_meta.get("TransferSyntaxUID", "unknown")
-        name = getattr(syntax, "name", str(syntax))
-        raise ImageOpenError(f"{path.name}: its pixel data ({name}) cannot be decoded here ({exc})") from None
-    if getattr(ds, "PhotometricInterpretation", "").startswith(("RGB", "YBR", "PALETTE")) or frame.ndim == 3:
-        return Image.fromarray(np.asarray(frame, dtype=np.uint8) if frame.dtype != np.uint8 else frame).convert("RGB")
-    values = apply_modality_lut(frame, ds)
-    if "WindowCenter" in ds or "VOILUTSequence" in ds:
-        values = apply_voi_lut(values, ds, index=0)
-    display = _stretch(np.asarray(values, dtype=np.float64), float(np.min(values)), float(np.max(values)))
-    if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
-        display = 255 - display
-    return Image.fromarray(display, "L")
+        if "Rows" not in renderer.header(path):
+            kind = renderer.header(path).get("Modality", "non-image")
+            raise ImageOpenError(f"{path.name}: a DICOM {kind} object without pixel data (nothing to show)")
+        return Image.fromarray(renderer.pixels(path, 0))
+    except PixelDecodeError as exc:
+        raise ImageOpenError(str(exc)) from None

@@ -17,12 +17,15 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QSplitter,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from app.imaging import ImageOpenError, open_image
 from app.paths import models_dir
+from app.studies.scan import Library, looks_like_dicom, scan
+from app.ui.viewer import Viewer
 from inference.models import installed_models
 
 INTENDED_USE = "For education and research; not for diagnosis."
@@ -39,7 +42,7 @@ class _LoadSignals(QObject):
 
 
 class _LoadImage(QRunnable):
-    """Decodes a file off the GUI thread."""
+    """Reads a path off the GUI thread: a DICOM file or folder becomes a scanned Library, an image a PIL image."""
 
     def __init__(self, path: str):
         super().__init__()
@@ -47,8 +50,17 @@ class _LoadImage(QRunnable):
         self.signals = _LoadSignals()
 
     def run(self) -> None:
+        path = Path(self.path)
         try:
-            self.signals.loaded.emit(self.path, open_image(self.path))
+            if path.is_dir() or looks_like_dicom(path) or path.name.upper() == "DICOMDIR":
+                library = scan([path])
+                if not any(s.is_image for s in library.all_series()):
+                    reasons = [r for _, r in library.skipped] or [
+                        f"{i.kind} (not an image)" for s in library.all_series() for i in s.instances]
+                    raise ImageOpenError(f"{path.name}: nothing to show: " + ("; ".join(reasons[:3]) or "no DICOM"))
+                self.signals.loaded.emit(self.path, library)
+            else:
+                self.signals.loaded.emit(self.path, open_image(self.path))
         except ImageOpenError as exc:
             self.signals.failed.emit(self.path, str(exc))
 
@@ -78,6 +90,11 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Huatuo Vision")
         self.resize(1200, 800)
         self.viewer = ImageView()
+        self.series_viewer = Viewer()
+        self.series_viewer.message.connect(self.statusBar().showMessage)
+        self.views = QStackedWidget()
+        self.views.addWidget(self.viewer)
+        self.views.addWidget(self.series_viewer)
         self.model_panel = QLabel()
         self.model_panel.setWordWrap(True)
         self.model_panel.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -86,7 +103,7 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(side)
         layout.addWidget(self.model_panel)
         splitter = QSplitter()
-        splitter.addWidget(self.viewer)
+        splitter.addWidget(self.views)
         splitter.addWidget(side)
         splitter.setSizes([800, 400])
         self.setCentralWidget(splitter)
@@ -100,6 +117,9 @@ class MainWindow(QMainWindow):
         open_action = QAction("&Open image or DICOM…", self, shortcut=QKeySequence.StandardKey.Open)
         open_action.triggered.connect(self.choose_file)
         menu.addAction(open_action)
+        folder_action = QAction("Open &folder…", self)
+        folder_action.triggered.connect(self.choose_folder)
+        menu.addAction(folder_action)
         quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         menu.addAction(quit_action)
@@ -121,6 +141,11 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(path)
 
+    def choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a folder of DICOM files")
+        if path:
+            self.open_path(path)
+
     def open_path(self, path: str) -> None:
         self.statusBar().showMessage(f"Opening {Path(path).name}…")
         job = _LoadImage(path)
@@ -128,10 +153,19 @@ class MainWindow(QMainWindow):
         job.signals.failed.connect(self._on_failed)
         QThreadPool.globalInstance().start(job)
 
-    def _on_loaded(self, path: str, image) -> None:
+    def _on_loaded(self, path: str, content) -> None:
         self.current_path = path
-        self.viewer.show_image(image)
-        self.statusBar().showMessage(f"{Path(path).name} · {image.width}×{image.height} · {INTENDED_USE}")
+        if isinstance(content, Library):
+            series = next(s for s in content.all_series() if s.is_image)
+            self.series_viewer.set_frames([(i.path, f) for i, f in series.frames])
+            self.views.setCurrentWidget(self.series_viewer)
+            self.series_viewer.setFocus()
+            self.statusBar().showMessage(
+                f"{Path(path).name} · {series.modality} · {len(series.frames)} image(s) · {INTENDED_USE}")
+            return
+        self.viewer.show_image(content)
+        self.views.setCurrentWidget(self.viewer)
+        self.statusBar().showMessage(f"{Path(path).name} · {content.width}×{content.height} · {INTENDED_USE}")
 
     def _on_failed(self, path: str, message: str) -> None:
         self.statusBar().showMessage(message)

@@ -46,3 +46,25 @@ def test_a_broken_file_is_explained_and_the_window_stays(window, qtbot, tmp_path
     qtbot.waitUntil(lambda: "broken.dcm" in window.statusBar().currentMessage()
                     and "Opening" not in window.statusBar().currentMessage(), timeout=5000)
     assert window.isVisible() and window.current_path is None
+
+
+def test_opens_a_dicom_folder_in_the_viewer(window, qtbot, tmp_path):
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    folder = tmp_path / "study"
+    folder.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), folder / "IM0001")  # no extension: found by content
+    window.open_path(str(folder))
+    qtbot.waitUntil(lambda: window.series_viewer.shown is not None, timeout=5000)
+    assert window.views.currentWidget() is window.series_viewer
+    assert "CT" in window.statusBar().currentMessage()
+
+
+def test_a_non_image_object_is_explained(window, qtbot):
+    from pydicom.data import get_testdata_file
+
+    window.open_path(get_testdata_file("rtplan.dcm"))
+    qtbot.waitUntil(lambda: "nothing to show" in window.statusBar().currentMessage(), timeout=5000)
+    assert "RT Plan Storage" in window.statusBar().currentMessage()

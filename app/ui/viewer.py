@@ -1,0 +1,286 @@
+"""The DICOM viewer: one series (or a multi-frame file) with the usual mouse and keyboard conventions.
+
+Left-drag window/level, middle-drag pan, right-drag zoom, wheel scroll slices (Ctrl+wheel zoom); keys:
+Up/Down/PageUp/PageDown/Home/End slices, R rotate, H/V flip, I invert, F fit, 1 actual size, Esc reset.
+Frames are decoded off the GUI thread through a bounded cache; window changes re-render the decoded frame.
+What the model is given is `model_view_png()`: the same pixels the widget shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, QPointF, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QLabel
+
+from app.studies.frames import FrameCache, PixelDecodeError
+from app.studies.pixels import Window, default_window, is_colour, is_hounsfield, modality_values, render
+from app.studies.presets import CT_PRESETS
+from app.studies.view import FrameRenderer, ViewState, orient, to_png
+
+WL_SENSITIVITY = 1.0  # window units per pixel of drag, times the current width / 256
+
+
+def to_qimage(pixels: np.ndarray) -> QImage:
+    pixels = np.ascontiguousarray(pixels)
+    height, width = pixels.shape[:2]
+    if pixels.ndim == 2:
+        image = QImage(pixels.data, width, height, pixels.strides[0], QImage.Format.Format_Grayscale8)
+    else:
+        image = QImage(pixels.data, width, height, pixels.strides[0], QImage.Format.Format_RGB888)
+    return image.copy()  # own the memory
+
+
+class _Decoded(QObject):
+    ready = Signal(int, object)  # frame position, decoded frame
+    failed = Signal(int, str)
+
+
+class _DecodeJob(QRunnable):
+    def __init__(self, renderer: FrameRenderer, position: int, path: Path, frame: int, signals: _Decoded):
+        super().__init__()
+        self.renderer, self.position, self.path, self.frame, self.signals = renderer, position, path, frame, signals
+
+    def run(self) -> None:
+        try:
+            header = self.renderer.header(self.path)
+            self.signals.ready.emit(self.position, self.renderer.cache.get(self.path, self.frame, header))
+        except (PixelDecodeError, OSError) as exc:
+            self.signals.failed.emit(self.position, str(exc))
+
+
+class Viewer(QGraphicsView):
+    frame_changed = Signal(int, int)  # position, count
+    view_changed = Signal()
+    message = Signal(str)
+
+    def __init__(self, cache_bytes: int = 512 * 1024 * 1024):
+        super().__init__()
+        self.setScene(QGraphicsScene(self))
+        self.item = QGraphicsPixmapItem()
+        self.item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.scene().addItem(self.item)
+        self.setBackgroundBrush(Qt.GlobalColor.black)
+        self.setDragMode(QGraphicsView.DragMode.NoDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.renderer = FrameRenderer(FrameCache(cache_bytes))
+        self.frames: list[tuple[Path, int]] = []
+        self.position = 0
+        self.view = ViewState()
+        self.show_identifiers = False
+        self.shown: np.ndarray | None = None  # the pixels on screen, exactly
+        self._decoded: np.ndarray | None = None
+        self._drag_start: QPointF | None = None
+        self._drag_button = None
+        self._drag_window: Window | None = None
+        self._signals = _Decoded()
+        self._signals.ready.connect(self._on_decoded)
+        self._signals.failed.connect(lambda _pos, text: self.message.emit(text))
+        self.overlay = QLabel(self)
+        self.overlay.setStyleSheet("color: #e0e0e0; background: transparent; font-family: monospace;")
+        self.overlay.move(8, 8)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    # --- content -------------------------------------------------------------------------------
+    def set_frames(self, frames: list[tuple[Path, int]]) -> None:
+        self.frames = list(frames)
+        self.view = ViewState()
+        self.position = 0
+        self._request(0)
+
+    @property
+    def header(self):
+        return self.renderer.header(self.frames[self.position][0]) if self.frames else None
+
+    def go_to(self, position: int) -> None:
+        if not self.frames:
+            return
+        position = max(0, min(len(self.frames) - 1, position))
+        if position != self.position or self._decoded is None:
+            self.position = position
+            self._request(position)
+
+    def _request(self, position: int) -> None:
+        path, frame = self.frames[position]
+        QThreadPool.globalInstance().start(_DecodeJob(self.renderer, position, path, frame, self._signals))
+        for neighbour in (position + 1, position - 1):  # prefetch for smooth scrolling
+            if 0 <= neighbour < len(self.frames):
+                p, f = self.frames[neighbour]
+                QThreadPool.globalInstance().start(_DecodeJob(self.renderer, neighbour, p, f, _Decoded()))
+
+    def _on_decoded(self, position: int, frame: np.ndarray) -> None:
+        if position != self.position:
+            return  # a slice the user has already scrolled past
+        first = self._decoded is None
+        self._decoded = frame
+        if self.view.window is None and not is_colour(self.header):
+            values = modality_values(frame, self.header)
+            if (window := default_window(self.header, values)) is not None:
+                self.view = replace(self.view, window=window)
+        self._show()
+        if first:
+            self.fit()
+        self.frame_changed.emit(self.position, len(self.frames))
+
+    def _show(self) -> None:
+        if self._decoded is None:
+            return
+        pixels = render(self._decoded, self.header, self.view.window, self.view.invert)
+        self.shown = orient(pixels, replace(self.view, region=None))
+        self.item.setPixmap(QPixmap.fromImage(to_qimage(self.shown)))
+        self.scene().setSceneRect(self.item.boundingRect())
+        self._update_overlay()
+        self.view_changed.emit()
+
+    # --- window / level ------------------------------------------------------------------------
+    def set_window(self, window: Window | None) -> None:
+        self.view = replace(self.view, window=window)
+        if window is None and self._decoded is not None and not is_colour(self.header):
+            self.view = replace(self.view, window=default_window(self.header, modality_values(self._decoded,
+                                                                                                self.header)))
+        self._show()
+
+    def presets(self) -> list[str]:
+        """HU presets only for CT with a rescale; other data get "from file", "auto" and invert."""
+        return sorted(CT_PRESETS) if self.header is not None and is_hounsfield(self.header) else []
+
+    def apply_preset(self, name: str) -> None:
+        if name not in self.presets():
+            raise ValueError(f"the preset {name!r} applies to CT in Hounsfield units only")
+        self.set_window(Window(*CT_PRESETS[name]))
+
+    def auto_window(self) -> None:
+        from app.studies.pixels import auto_window
+
+        if self._decoded is not None:
+            self.set_window(auto_window(modality_values(self._decoded, self.header)))
+
+    # --- geometry ------------------------------------------------------------------------------
+    def fit(self) -> None:
+        if not self.item.pixmap().isNull():
+            self.fitInView(self.item, Qt.AspectRatioMode.KeepAspectRatio)
+            self._update_overlay()
+
+    def actual_size(self) -> None:
+        self.resetTransform()
+        self._update_overlay()
+
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    def rotate_view(self, degrees: int = 90) -> None:
+        self.view = self.view.rotated(degrees)
+        self._show()
+        self.fit()
+
+    def flip(self, horizontal: bool) -> None:
+        key = "flip_horizontal" if horizontal else "flip_vertical"
+        self.view = replace(self.view, **{key: not getattr(self.view, key)})
+        self._show()
+
+    def toggle_invert(self) -> None:
+        self.view = replace(self.view, invert=not self.view.invert)
+        self._show()
+
+    def reset(self) -> None:
+        self.view = ViewState()
+        self.set_window(None)
+        self.fit()
+
+    # --- what the model sees -------------------------------------------------------------------
+    def visible_region(self) -> tuple[int, int, int, int]:
+        """The part of the shown image inside the viewport, in image pixels."""
+        rect = self.mapToScene(self.viewport().rect()).boundingRect().intersected(self.item.boundingRect())
+        return int(rect.left()), int(rect.top()), int(np.ceil(rect.right())), int(np.ceil(rect.bottom()))
+
+    def model_view(self, zoomed_region: bool = False) -> np.ndarray:
+        if self.shown is None:
+            raise ValueError("no image is shown")
+        if not zoomed_region:
+            return self.shown
+        left, top, right, bottom = self.visible_region()
+        return self.shown[top:bottom, left:right]
+
+    def model_view_png(self, zoomed_region: bool = False) -> bytes:
+        return to_png(self.model_view(zoomed_region))
+
+    # --- overlays ------------------------------------------------------------------------------
+    def _update_overlay(self) -> None:
+        if not self.frames or self.header is None:
+            self.overlay.setText("")
+            return
+        ds = self.header
+        lines = []
+        if self.show_identifiers:
+            lines.append(f"{ds.get('PatientName', '')}  {ds.get('PatientID', '')}")
+        lines.append(f"{ds.get('Modality', '')}  {self.position + 1}/{len(self.frames)}")
+        if self.view.window is not None and not is_colour(ds):
+            lines.append(f"W {self.view.window.width:.0f}  L {self.view.window.centre:.0f}")
+        lines.append(f"zoom {self.zoom() * 100:.0f}%")
+        if str(ds.get("LossyImageCompression", "00")) == "01":
+            lines.append("LOSSY")
+        self.overlay.setText("\n".join(lines))
+        self.overlay.adjustSize()
+
+    # --- mouse and keys ------------------------------------------------------------------------
+    def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self._drag_start = event.position()
+        self._drag_button = event.button()
+        self._drag_window = self.view.window
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        if self._drag_start is None:
+            return
+        delta = event.position() - self._drag_start
+        if self._drag_button == Qt.MouseButton.LeftButton and self._drag_window is not None:
+            w = self._drag_window
+            step = WL_SENSITIVITY * max(w.width, 1.0) / 256
+            self.view = replace(self.view, window=Window(w.centre - delta.y() * step,
+                                                         max(1.0, w.width + delta.x() * step), w.function))
+            self._show()
+        elif self._drag_button == Qt.MouseButton.MiddleButton:
+            self.horizontalScrollBar().setValue(int(self.horizontalScrollBar().value() - delta.x()))
+            self.verticalScrollBar().setValue(int(self.verticalScrollBar().value() - delta.y()))
+            self._drag_start = event.position()
+        elif self._drag_button == Qt.MouseButton.RightButton:
+            factor = 1.01 ** (-delta.y())
+            self.scale(factor, factor)
+            self._drag_start = event.position()
+            self._update_overlay()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        self._drag_start = None
+
+    def wheelEvent(self, event) -> None:  # noqa: N802
+        steps = event.angleDelta().y() // 120
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            factor = 1.15**steps
+            self.scale(factor, factor)
+            self._update_overlay()
+        elif steps:
+            self.go_to(self.position - steps)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        key = event.key()
+        actions = {
+            Qt.Key.Key_Up: lambda: self.go_to(self.position - 1),
+            Qt.Key.Key_Down: lambda: self.go_to(self.position + 1),
+            Qt.Key.Key_PageUp: lambda: self.go_to(self.position - 10),
+            Qt.Key.Key_PageDown: lambda: self.go_to(self.position + 10),
+            Qt.Key.Key_Home: lambda: self.go_to(0),
+            Qt.Key.Key_End: lambda: self.go_to(len(self.frames) - 1),
+            Qt.Key.Key_R: self.rotate_view,
+            Qt.Key.Key_H: lambda: self.flip(True),
+            Qt.Key.Key_V: lambda: self.flip(False),
+            Qt.Key.Key_I: self.toggle_invert,
+            Qt.Key.Key_F: self.fit,
+            Qt.Key.Key_1: self.actual_size,
+            Qt.Key.Key_Escape: self.reset,
+        }
+        if key in actions:
+            actions[key]()
+        else:
+            super().keyPressEvent(event)

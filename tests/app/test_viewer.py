@@ -1,0 +1,130 @@
+"""The viewer driven like a user would, offscreen: window/level drag, wheel, keys, presets, model view."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from app.studies.pixels import Window
+from app.ui.viewer import Viewer
+
+
+@pytest.fixture
+def ct_series(tmp_path):
+    base = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    paths = []
+    for i in range(5):
+        ds = base.copy()
+        ds.SOPInstanceUID = generate_uid()
+        ds.ImagePositionPatient = [0, 0, float(i)]
+        ds.PixelData = (ds.pixel_array + i * 50).astype(ds.pixel_array.dtype).tobytes()
+        path = tmp_path / f"s{i}.dcm"
+        ds.save_as(path)
+        paths.append(path)
+    return [(p, 0) for p in paths]
+
+
+@pytest.fixture
+def viewer(qtbot):
+    v = Viewer()
+    qtbot.addWidget(v)
+    v.resize(600, 600)
+    v.show()
+    return v
+
+
+def _load(qtbot, viewer, frames):
+    viewer.set_frames(frames)
+    qtbot.waitUntil(lambda: viewer.shown is not None, timeout=5000)
+
+
+def _pixmap_array(viewer):
+    """The pixels of the pixmap on screen, read back through a lossless PNG."""
+    from PySide6.QtCore import QBuffer, QIODevice
+
+    buffer = QBuffer()
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    viewer.item.pixmap().toImage().save(buffer, "PNG")
+    image = Image.open(io.BytesIO(bytes(buffer.data())))
+    return np.asarray(image.convert("L" if viewer.shown.ndim == 2 else "RGB"))
+
+
+def test_left_drag_changes_window_and_level(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    start = viewer.view.window
+    assert start == Window(40, 400)  # CT without a window in the file: the soft-tissue default
+    centre = viewer.viewport().rect().center()
+    QTest.mousePress(viewer.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, centre)
+    QTest.mouseMove(viewer.viewport(), centre + QPoint(64, -32))
+    QTest.mouseRelease(viewer.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                       centre + QPoint(64, -32))
+    step = start.width / 256
+    assert viewer.view.window.width == pytest.approx(start.width + 64 * step)
+    assert viewer.view.window.centre == pytest.approx(start.centre + 32 * step)
+    assert "W 500  L 90" in viewer.overlay.text()
+
+
+def test_wheel_and_keys_move_through_slices(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    event = QWheelEvent(QPointF(10, 10), QPointF(10, 10), QPoint(0, 0), QPoint(0, -120), Qt.MouseButton.NoButton,
+                        Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(viewer.viewport(), event)
+    assert viewer.position == 1
+    QTest.keyClick(viewer, Qt.Key.Key_End)
+    assert viewer.position == 4
+    qtbot.waitUntil(lambda: "5/5" in viewer.overlay.text(), timeout=5000)
+    QTest.keyClick(viewer, Qt.Key.Key_Home)
+    assert viewer.position == 0
+
+
+def test_presets_only_for_hounsfield_data(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    viewer.apply_preset("lung")
+    assert viewer.view.window == Window(-600, 1500)
+    mr = Viewer()
+    qtbot.addWidget(mr)
+    _load(qtbot, mr, [(Path(get_testdata_file("MR_small.dcm")), 0)])
+    assert mr.presets() == []
+    with pytest.raises(ValueError, match="Hounsfield"):
+        mr.apply_preset("lung")
+
+
+def test_what_the_model_sees_is_what_is_shown(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    viewer.apply_preset("bone")
+    QTest.keyClick(viewer, Qt.Key.Key_R)  # rotate
+    QTest.keyClick(viewer, Qt.Key.Key_I)  # invert
+    model = np.asarray(Image.open(io.BytesIO(viewer.model_view_png())))
+    assert np.array_equal(model, viewer.shown)
+    assert np.array_equal(model, _pixmap_array(viewer))
+    viewer.scale(4, 4)  # zoom in: the model can be given the visible region only
+    left, top, right, bottom = viewer.visible_region()
+    region = np.asarray(Image.open(io.BytesIO(viewer.model_view_png(zoomed_region=True))))
+    assert region.shape[:2] == (bottom - top, right - left) and region.shape[0] < model.shape[0]
+    assert np.array_equal(region, model[top:bottom, left:right])
+
+
+def test_colour_multiframe_scrolls_frames(qtbot, viewer):
+    path = Path(get_testdata_file("examples_ybr_color.dcm"))
+    _load(qtbot, viewer, [(path, i) for i in range(30)])
+    assert viewer.shown.shape == (240, 320, 3)
+    QTest.keyClick(viewer, Qt.Key.Key_PageDown)
+    assert viewer.position == 10
+
+
+def test_patient_identifiers_are_hidden_unless_asked(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    name = str(viewer.header.PatientName)
+    assert name and name not in viewer.overlay.text()
+    viewer.show_identifiers = True
+    viewer.toggle_invert()
+    assert name in viewer.overlay.text()
