@@ -17,6 +17,7 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QLabel
 
 from app.studies.frames import FrameCache, PixelDecodeError
+from app.studies.orientation import edge_letters
 from app.studies.pixels import Window, default_window, is_colour, is_hounsfield, modality_values, render
 from app.studies.presets import CT_PRESETS
 from app.studies.view import FrameRenderer, ViewState, orient, to_png
@@ -82,6 +83,9 @@ class Viewer(QGraphicsView):
         self.overlay = QLabel(self)
         self.overlay.setStyleSheet("color: #e0e0e0; background: transparent; font-family: monospace;")
         self.overlay.move(8, 8)
+        self.edge_labels = {edge: QLabel(self) for edge in ("left", "right", "top", "bottom")}
+        for label in self.edge_labels.values():
+            label.setStyleSheet("color: #f0d060; background: transparent; font-weight: bold;")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
     # --- content -------------------------------------------------------------------------------
@@ -224,6 +228,21 @@ class Viewer(QGraphicsView):
             lines.append("LOSSY")
         self.overlay.setText("\n".join(lines))
         self.overlay.adjustSize()
+        self._place_edge_letters()
+
+    def _place_edge_letters(self) -> None:
+        letters = None
+        if self.frames and self.header is not None:
+            value = self.header.get("ImageOrientationPatient")
+            letters = edge_letters(tuple(float(v) for v in value) if value is not None and len(value) == 6 else None,
+                                   self.view)
+        width, height = self.viewport().width(), self.viewport().height()
+        for edge, label in self.edge_labels.items():
+            label.setText(letters[edge] if letters else "")
+            label.adjustSize()
+            x = {"left": 6, "right": width - label.width() - 6}.get(edge, (width - label.width()) // 2)
+            y = {"top": 6, "bottom": height - label.height() - 6}.get(edge, (height - label.height()) // 2)
+            label.move(x, y)
 
     # --- mouse and keys ------------------------------------------------------------------------
     def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt override)
@@ -253,6 +272,10 @@ class Viewer(QGraphicsView):
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802
         self._drag_start = None
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._place_edge_letters()
 
     def wheelEvent(self, event) -> None:  # noqa: N802
         steps = event.angleDelta().y() // 120

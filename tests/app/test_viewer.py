@@ -128,3 +128,11 @@ def test_patient_identifiers_are_hidden_unless_asked(qtbot, viewer, ct_series):
     viewer.show_identifiers = True
     viewer.toggle_invert()
     assert name in viewer.overlay.text()
+
+
+def test_orientation_letters_follow_rotation(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    before = {edge: label.text() for edge, label in viewer.edge_labels.items()}
+    assert all(before.values())
+    QTest.keyClick(viewer, Qt.Key.Key_R)
+    assert viewer.edge_labels["right"].text() == before["top"]
