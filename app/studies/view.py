@@ -3,6 +3,7 @@ the exact pixels shown on screen and given to the model ("what the model sees").
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -78,3 +79,19 @@ def to_png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def shown_to_source(x: float, y: float, source_shape: tuple[int, int], view: ViewState) -> tuple[int, int] | None:
+    """A point of the shown image (column x, row y) back to (row, column) of the stored frame, or None
+    outside it. The map is `orient` applied to the pixel indices themselves, so it is its exact inverse."""
+    index = _index_map(tuple(source_shape[:2]), view.rotation, view.flip_horizontal, view.flip_vertical)
+    r, c = int(np.floor(y)), int(np.floor(x))
+    if not (0 <= r < index.shape[0] and 0 <= c < index.shape[1]):
+        return None
+    return divmod(int(index[r, c]), source_shape[1])
+
+
+@functools.lru_cache(maxsize=8)
+def _index_map(shape: tuple[int, int], rotation: int, flip_horizontal: bool, flip_vertical: bool) -> np.ndarray:
+    view = ViewState(rotation=rotation, flip_horizontal=flip_horizontal, flip_vertical=flip_vertical)
+    return orient(np.arange(shape[0] * shape[1], dtype=np.int32).reshape(shape), view)

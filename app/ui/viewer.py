@@ -1,7 +1,8 @@
 """The DICOM viewer: one series (or a multi-frame file) with the usual mouse and keyboard conventions.
 
 Left-drag window/level, middle-drag pan, right-drag zoom, wheel scroll slices (Ctrl+wheel zoom); keys:
-Up/Down/PageUp/PageDown/Home/End slices, R rotate, H/V flip, I invert, F fit, 1 actual size, Esc reset.
+Up/Down/PageUp/PageDown/Home/End slices, R rotate, H/V flip, I invert, F fit, 1 actual size, Esc reset,
+M measure (left-drag draws a ruler, in mm from Pixel Spacing). Hovering shows the value under the cursor.
 Frames are decoded off the GUI thread through a bounded cache; window changes re-render the decoded frame.
 What the model is given is `model_view_png()`: the same pixels the widget shows.
 """
@@ -13,14 +14,15 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, QRunnable, Qt, QThreadPool, Signal
-from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QLabel
+from PySide6.QtGui import QColor, QImage, QPen, QPixmap
+from PySide6.QtWidgets import QGraphicsLineItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QLabel
 
 from app.studies.frames import FrameCache, PixelDecodeError
+from app.studies.measure import length, probe
 from app.studies.orientation import edge_letters
 from app.studies.pixels import Window, default_window, is_colour, is_hounsfield, modality_values, render
 from app.studies.presets import CT_PRESETS
-from app.studies.view import FrameRenderer, ViewState, orient, to_png
+from app.studies.view import FrameRenderer, ViewState, orient, shown_to_source, to_png
 
 WL_SENSITIVITY = 1.0  # window units per pixel of drag, times the current width / 256
 
@@ -87,6 +89,15 @@ class Viewer(QGraphicsView):
         for label in self.edge_labels.values():
             label.setStyleSheet("color: #f0d060; background: transparent; font-weight: bold;")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMouseTracking(True)
+        self.measuring = False  # M toggles: left-drag measures instead of windowing
+        self.probe_text = ""
+        self.measurement = ""
+        self._ruler = QGraphicsLineItem()
+        self._ruler.setPen(QPen(QColor("#40e0ff"), 0))
+        self._ruler.setZValue(1)
+        self._ruler.hide()
+        self.scene().addItem(self._ruler)
 
     # --- content -------------------------------------------------------------------------------
     def set_frames(self, frames: list[tuple[Path, int]]) -> None:
@@ -189,6 +200,13 @@ class Viewer(QGraphicsView):
         self.view = replace(self.view, invert=not self.view.invert)
         self._show()
 
+    def toggle_measuring(self) -> None:
+        self.measuring = not self.measuring
+        if not self.measuring:
+            self._ruler.hide()
+            self.measurement = ""
+            self._update_overlay()
+
     def reset(self) -> None:
         self.view = ViewState()
         self.set_window(None)
@@ -226,6 +244,10 @@ class Viewer(QGraphicsView):
         lines.append(f"zoom {self.zoom() * 100:.0f}%")
         if str(ds.get("LossyImageCompression", "00")) == "01":
             lines.append("LOSSY")
+        if self.probe_text:
+            lines.append(self.probe_text)
+        if self.measurement:
+            lines.append(f"length {self.measurement}")
         self.overlay.setText("\n".join(lines))
         self.overlay.adjustSize()
         self._place_edge_letters()
@@ -245,16 +267,40 @@ class Viewer(QGraphicsView):
             label.move(x, y)
 
     # --- mouse and keys ------------------------------------------------------------------------
+    def _source_point(self, position) -> tuple[int, int] | None:
+        """The stored frame's (row, column) under a viewport position."""
+        if self._decoded is None:
+            return None
+        scene = self.mapToScene(position.toPoint())
+        return shown_to_source(scene.x(), scene.y(), self._decoded.shape[:2], self.view)
+
     def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt override)
         self._drag_start = event.position()
         self._drag_button = event.button()
         self._drag_window = self.view.window
+        if self.measuring and event.button() == Qt.MouseButton.LeftButton:
+            start = self.mapToScene(event.position().toPoint())
+            self._ruler.setLine(start.x(), start.y(), start.x(), start.y())
+            self._ruler.show()
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
         if self._drag_start is None:
+            point = self._source_point(event.position())
+            self.probe_text = (f"{probe(self._decoded, self.header, *point)} @ ({point[1]}, {point[0]})"
+                               if point is not None else "")
+            self._update_overlay()
             return
         delta = event.position() - self._drag_start
-        if self._drag_button == Qt.MouseButton.LeftButton and self._drag_window is not None:
+        if self.measuring and self._drag_button == Qt.MouseButton.LeftButton:
+            end = self.mapToScene(event.position().toPoint())
+            line = self._ruler.line()
+            self._ruler.setLine(line.x1(), line.y1(), end.x(), end.y())
+            a = self._source_point(self._drag_start)
+            b = self._source_point(event.position())
+            if a is not None and b is not None:
+                self.measurement = length(self.header, a, b)
+                self._update_overlay()
+        elif self._drag_button == Qt.MouseButton.LeftButton and self._drag_window is not None:
             w = self._drag_window
             step = WL_SENSITIVITY * max(w.width, 1.0) / 256
             self.view = replace(self.view, window=Window(w.centre - delta.y() * step,
@@ -302,6 +348,7 @@ class Viewer(QGraphicsView):
             Qt.Key.Key_F: self.fit,
             Qt.Key.Key_1: self.actual_size,
             Qt.Key.Key_Escape: self.reset,
+            Qt.Key.Key_M: self.toggle_measuring,
         }
         if key in actions:
             actions[key]()

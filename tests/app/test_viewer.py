@@ -136,3 +136,24 @@ def test_orientation_letters_follow_rotation(qtbot, viewer, ct_series):
     assert all(before.values())
     QTest.keyClick(viewer, Qt.Key.Key_R)
     assert viewer.edge_labels["right"].text() == before["top"]
+
+
+def test_probe_and_measurement(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    viewer.actual_size()
+    origin = viewer.mapFromScene(QPointF(10.5, 20.5))
+    QTest.mouseMove(viewer.viewport(), origin)
+    qtbot.waitUntil(lambda: " HU @ (" in viewer.overlay.text(), timeout=2000)
+    x, y = map(int, viewer.probe_text.split("@ (")[1].rstrip(")").split(", "))
+    assert abs(x - 10) <= 1 and abs(y - 20) <= 1  # the pixel under the cursor (view rounding aside)
+    ds = viewer.header
+    raw = viewer._decoded[y, x] * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    assert viewer.probe_text.startswith(f"{raw:.0f} HU")
+    QTest.keyClick(viewer, Qt.Key.Key_M)
+    far = viewer.mapFromScene(QPointF(110.5, 20.5))
+    QTest.mousePress(viewer.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, origin)
+    QTest.mouseMove(viewer.viewport(), far)
+    QTest.mouseRelease(viewer.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, far)
+    spacing = float(viewer.header.PixelSpacing[1])
+    assert f"length {100 * spacing:.1f} mm" in viewer.overlay.text()
+    assert viewer.view.window == Window(40, 400)  # measuring did not change the window
