@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
 from app.imaging import ImageOpenError, open_image
 from app.paths import models_dir
 from app.studies.scan import Library, looks_like_dicom, scan
+from app.ui.series_strip import SeriesStrip
+from app.ui.tag_browser import TagBrowser
 from app.ui.viewer import Viewer
 from inference.models import installed_models
 
@@ -103,7 +105,14 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(side)
         layout.addWidget(self.model_panel)
         splitter = QSplitter()
-        splitter.addWidget(self.views)
+        self.strip = SeriesStrip()
+        self.strip.series_chosen.connect(self.show_series)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.views, 1)
+        left_layout.addWidget(self.strip)
+        splitter.addWidget(left)
         splitter.addWidget(side)
         splitter.setSizes([800, 400])
         self.setCentralWidget(splitter)
@@ -120,6 +129,13 @@ class MainWindow(QMainWindow):
         folder_action = QAction("Open &folder…", self)
         folder_action.triggered.connect(self.choose_folder)
         menu.addAction(folder_action)
+        view_menu = self.menuBar().addMenu("&View")
+        tags_action = QAction("DICOM &tags…", self, shortcut=QKeySequence("Ctrl+T"))
+        tags_action.triggered.connect(self.show_tags)
+        view_menu.addAction(tags_action)
+        self.identifiers_action = QAction("Show patient &identifiers", self, checkable=True)
+        self.identifiers_action.toggled.connect(self._set_identifiers)
+        view_menu.addAction(self.identifiers_action)
         quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         menu.addAction(quit_action)
@@ -156,16 +172,31 @@ class MainWindow(QMainWindow):
     def _on_loaded(self, path: str, content) -> None:
         self.current_path = path
         if isinstance(content, Library):
-            series = next(s for s in content.all_series() if s.is_image)
-            self.series_viewer.set_frames([(i.path, f) for i, f in series.frames])
-            self.views.setCurrentWidget(self.series_viewer)
-            self.series_viewer.setFocus()
-            self.statusBar().showMessage(
-                f"{Path(path).name} · {series.modality} · {len(series.frames)} image(s) · {INTENDED_USE}")
+            series = [s for s in content.all_series() if s.is_image]
+            self.strip.set_series(series)
+            self.show_series(series[0])
+            skipped = f" · {len(content.skipped)} file(s) could not be read" if content.skipped else ""
+            self.statusBar().showMessage(f"{Path(path).name} · {len(series)} series{skipped} · {INTENDED_USE}")
             return
+        self.strip.set_series([])
         self.viewer.show_image(content)
         self.views.setCurrentWidget(self.viewer)
         self.statusBar().showMessage(f"{Path(path).name} · {content.width}×{content.height} · {INTENDED_USE}")
+
+    def show_series(self, series) -> None:
+        self.series_viewer.set_frames([(i.path, f) for i, f in series.frames])
+        self.views.setCurrentWidget(self.series_viewer)
+        self.series_viewer.setFocus()
+        self.statusBar().showMessage(f"{series.modality} · {series.description} · {len(series.frames)} image(s) · "
+                                     f"{INTENDED_USE}")
+
+    def show_tags(self) -> None:
+        if self.views.currentWidget() is self.series_viewer and self.series_viewer.header is not None:
+            TagBrowser(self.series_viewer.header, self.identifiers_action.isChecked(), self).show()
+
+    def _set_identifiers(self, on: bool) -> None:
+        self.series_viewer.show_identifiers = on
+        self.series_viewer._update_overlay()
 
     def _on_failed(self, path: str, message: str) -> None:
         self.statusBar().showMessage(message)

@@ -2,7 +2,8 @@
 
 Left-drag window/level, middle-drag pan, right-drag zoom, wheel scroll slices (Ctrl+wheel zoom); keys:
 Up/Down/PageUp/PageDown/Home/End slices, R rotate, H/V flip, I invert, F fit, 1 actual size, Esc reset,
-M measure (left-drag draws a ruler, in mm from Pixel Spacing). Hovering shows the value under the cursor.
+M measure (left-drag draws a ruler, in mm from Pixel Spacing), Space cine. Hovering shows the value under
+the cursor.
 Frames are decoded off the GUI thread through a bounded cache; window changes re-render the decoded frame.
 What the model is given is `model_view_png()`: the same pixels the widget shows.
 """
@@ -13,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QPointF, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import QObject, QPointF, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsLineItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QLabel
 
@@ -90,6 +91,8 @@ class Viewer(QGraphicsView):
             label.setStyleSheet("color: #f0d060; background: transparent; font-weight: bold;")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMouseTracking(True)
+        self.cine = QTimer(self)
+        self.cine.timeout.connect(lambda: self.go_to((self.position + 1) % max(1, len(self.frames))))
         self.measuring = False  # M toggles: left-drag measures instead of windowing
         self.probe_text = ""
         self.measurement = ""
@@ -199,6 +202,16 @@ class Viewer(QGraphicsView):
     def toggle_invert(self) -> None:
         self.view = replace(self.view, invert=not self.view.invert)
         self._show()
+
+    def toggle_cine(self, fps: float | None = None) -> None:
+        """Play a multi-frame file or a series in a loop (at its Recommended Display Frame Rate if given)."""
+        if self.cine.isActive():
+            self.cine.stop()
+            return
+        if len(self.frames) > 1:
+            rate = fps or float(self.header.get("RecommendedDisplayFrameRate", 0) or self.header.get("CineRate", 0)
+                                or 15)
+            self.cine.start(int(1000 / max(1.0, rate)))
 
     def toggle_measuring(self) -> None:
         self.measuring = not self.measuring
@@ -349,6 +362,7 @@ class Viewer(QGraphicsView):
             Qt.Key.Key_1: self.actual_size,
             Qt.Key.Key_Escape: self.reset,
             Qt.Key.Key_M: self.toggle_measuring,
+            Qt.Key.Key_Space: self.toggle_cine,
         }
         if key in actions:
             actions[key]()

@@ -59,7 +59,32 @@ def test_opens_a_dicom_folder_in_the_viewer(window, qtbot, tmp_path):
     window.open_path(str(folder))
     qtbot.waitUntil(lambda: window.series_viewer.shown is not None, timeout=5000)
     assert window.views.currentWidget() is window.series_viewer
-    assert "CT" in window.statusBar().currentMessage()
+    assert "1 series" in window.statusBar().currentMessage() and "CT" in window.series_viewer.overlay.text()
+    assert window.strip.count() == 1
+    qtbot.waitUntil(lambda: not window.strip.item(0).icon().isNull(), timeout=5000)  # thumbnail rendered
+
+
+def test_tag_browser_masks_identifiers(window, qtbot):
+    from pydicom.data import get_testdata_file
+
+    from app.ui.tag_browser import MASK, TagBrowser
+
+    window.open_path(get_testdata_file("CT_small.dcm"))
+    qtbot.waitUntil(lambda: window.series_viewer.shown is not None, timeout=5000)
+    header = window.series_viewer.header
+    browser = TagBrowser(header, show_identifiers=False)
+    qtbot.addWidget(browser)
+    rows = {browser.tree.topLevelItem(i).text(1): browser.tree.topLevelItem(i).text(3)
+            for i in range(browser.tree.topLevelItemCount())}
+    assert rows["Patient's Name"] == MASK and rows["Modality"] == "CT"
+    shown = TagBrowser(header, show_identifiers=True)
+    qtbot.addWidget(shown)
+    assert any(shown.tree.topLevelItem(i).text(3) == str(header.PatientName)
+               for i in range(shown.tree.topLevelItemCount()))
+    browser.filter.setText("modality")
+    visible = [browser.tree.topLevelItem(i).text(1) for i in range(browser.tree.topLevelItemCount())
+               if not browser.tree.topLevelItem(i).isHidden()]
+    assert visible == ["Modality"]
 
 
 def test_a_non_image_object_is_explained(window, qtbot):

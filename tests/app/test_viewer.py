@@ -157,3 +157,12 @@ def test_probe_and_measurement(qtbot, viewer, ct_series):
     spacing = float(viewer.header.PixelSpacing[1])
     assert f"length {100 * spacing:.1f} mm" in viewer.overlay.text()
     assert viewer.view.window == Window(40, 400)  # measuring did not change the window
+
+
+def test_cine_plays_and_stops(qtbot, viewer):
+    path = Path(get_testdata_file("examples_ybr_color.dcm"))
+    _load(qtbot, viewer, [(path, i) for i in range(30)])
+    viewer.toggle_cine(fps=50)
+    qtbot.waitUntil(lambda: viewer.position >= 3, timeout=5000)
+    QTest.keyClick(viewer, Qt.Key.Key_Space)
+    assert not viewer.cine.isActive()
