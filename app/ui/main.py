@@ -136,6 +136,8 @@ class MainWindow(QMainWindow):
         self.identifiers_action = QAction("Show patient &identifiers", self, checkable=True)
         self.identifiers_action.toggled.connect(self._set_identifiers)
         view_menu.addAction(self.identifiers_action)
+        self.window_menu = self.menuBar().addMenu("&Window")
+        self.window_menu.aboutToShow.connect(self._fill_window_menu)
         quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         menu.addAction(quit_action)
@@ -189,6 +191,19 @@ class MainWindow(QMainWindow):
         self.series_viewer.setFocus()
         self.statusBar().showMessage(f"{series.modality} · {series.description} · {len(series.frames)} image(s) · "
                                      f"{INTENDED_USE}")
+
+    def _fill_window_menu(self) -> None:
+        """From file, auto and invert for all data; the HU presets only for CT in Hounsfield units."""
+        menu, viewer = self.window_menu, self.series_viewer
+        menu.clear()
+        menu.addAction("From file", lambda: viewer.set_window(None))
+        menu.addAction("Auto", viewer.auto_window)
+        menu.addAction("Invert", viewer.toggle_invert)
+        presets = viewer.presets()
+        if presets:
+            menu.addSeparator()
+            for name in presets:
+                menu.addAction(name.capitalize(), lambda name=name: viewer.apply_preset(name))
 
     def show_tags(self) -> None:
         if self.views.currentWidget() is self.series_viewer and self.series_viewer.header is not None:

@@ -93,3 +93,30 @@ def test_a_non_image_object_is_explained(window, qtbot):
     window.open_path(get_testdata_file("rtplan.dcm"))
     qtbot.waitUntil(lambda: "nothing to show" in window.statusBar().currentMessage(), timeout=5000)
     assert "RT Plan Storage" in window.statusBar().currentMessage()
+
+
+def test_window_menu_offers_presets_for_ct_only(window, qtbot):
+    from pydicom.data import get_testdata_file
+
+    window.open_path(get_testdata_file("CT_small.dcm"))
+    qtbot.waitUntil(lambda: window.series_viewer.shown is not None, timeout=5000)
+    window._fill_window_menu()
+    labels = [a.text() for a in window.window_menu.actions() if a.text()]
+    assert labels[:3] == ["From file", "Auto", "Invert"] and "Lung" in labels
+    next(a for a in window.window_menu.actions() if a.text() == "Lung").trigger()
+    assert (window.series_viewer.view.window.centre, window.series_viewer.view.window.width) == (-600, 1500)
+    window.open_path(get_testdata_file("MR_small.dcm"))
+    qtbot.waitUntil(lambda: "MR" in window.series_viewer.overlay.text(), timeout=5000)
+    window._fill_window_menu()
+    assert [a.text() for a in window.window_menu.actions() if a.text()] == ["From file", "Auto", "Invert"]
+
+
+def test_sixteen_bit_png_is_shown(window, qtbot, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    path = tmp_path / "16bit.png"
+    Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16).save(path)
+    window.open_path(str(path))
+    qtbot.waitUntil(lambda: window.current_path == str(path), timeout=5000)
+    assert window.viewer.item.pixmap().width() == 64
