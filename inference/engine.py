@@ -231,17 +231,25 @@ class Engine:
         raise EngineError("the engine ended the request without an answer")
 
     def cancel(self, encoder_grace_s: float = 1.0) -> None:
-        """Stop the current request at the next safe point, keeping the partial answer. The image
-        encoder cannot be interrupted: if it is still running after the grace time, the worker is killed
-        (and restarted by the next request)."""
+        """Stop the current request at the next safe point, keeping the partial answer. Returns at once.
+        The image encoder cannot be interrupted: if it is still running after the grace time, the worker
+        is killed (and restarted by the next request)."""
         if self._cancel is None:
             return
         self._cancel.set()
+        process = self._process
+        if self._stage in ("image", "queued") and process is not None:
+            watchdog = threading.Thread(target=self._kill_if_encoding, args=(process, encoder_grace_s), daemon=True)
+            watchdog.start()
+            if encoder_grace_s <= 0:
+                watchdog.join()
+
+    def _kill_if_encoding(self, process, grace_s: float) -> None:
         with self._stage_changed:
-            self._stage_changed.wait_for(lambda: self._stage not in ("image", "queued"), timeout=encoder_grace_s)
-            if self._stage == "image" and self._process is not None:
+            self._stage_changed.wait_for(lambda: self._stage not in ("image", "queued"), timeout=grace_s)
+            if self._stage == "image" and process is self._process and process.is_alive():
                 self._killed_by_cancel = True
-                self._process.kill()
+                process.kill()
 
 
 def _describe_exit(code: int | None) -> str:
