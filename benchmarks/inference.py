@@ -84,21 +84,20 @@ def run_baseline(folder: Path, pngs: list[bytes], tokens: int, threads: int) -> 
                           n_threads_batch=threads, n_batch=512, verbose=False)
 
     def complete(messages):
-        # Tokens are counted from the model's own position counter: a streamed chunk can hold several
-        # tokens (llama-cpp-python holds back incomplete UTF-8), so chunks are not tokens.
+        # Timed at each sampling step (a logits processor), the same moment our engine times: streamed chunks
+        # are not tokens (llama-cpp-python holds back incomplete UTF-8, so a chunk can come much later).
+        stamps: list[float] = []
+
+        def stamp(_input_ids, scores):
+            stamps.append(time.perf_counter())
+            return scores
+
         start = time.perf_counter()
-        first_at, first_n, pieces = None, 0, []
-        for chunk in llm.create_chat_completion(messages=messages, stream=True, max_tokens=tokens, temperature=0.0,
-                                                repeat_penalty=1.0, top_k=1):
-            content = chunk["choices"][0]["delta"].get("content")
-            if content:
-                pieces.append(content)
-                if first_at is None:
-                    first_at, first_n = time.perf_counter(), llm.n_tokens
-        end = time.perf_counter()
-        after_first = llm.n_tokens - first_n if first_at else 0
-        rate = after_first / (end - first_at) if first_at and after_first > 0 else 0.0
-        return "".join(pieces), (first_at or end) - start, rate, after_first + 1
+        reply = llm.create_chat_completion(messages=messages, max_tokens=tokens, temperature=0.0, repeat_penalty=1.0,
+                                           top_k=1, logits_processor=llama_cpp.LogitsProcessorList([stamp]))
+        ttft = stamps[0] - start
+        rate = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
+        return reply["choices"][0]["message"]["content"] or "", ttft, rate, len(stamps)
 
     def user(png, text):
         url = "data:image/png;base64," + base64.b64encode(png).decode()
