@@ -63,7 +63,8 @@ def generate(folder: Path, slices: int, frames: int, size: int = 512) -> tuple[P
     return series, multi_path
 
 
-def ours(series: Path, multi: Path) -> dict:
+def ours(series: Path, multi: Path, cache_mb: int) -> dict:
+    from app.studies.frames import FrameCache
     from app.studies.scan import scan
     from app.studies.view import FrameRenderer
 
@@ -71,7 +72,7 @@ def ours(series: Path, multi: Path) -> dict:
     library = scan([series])
     (found,) = list(library.all_series())
     frames = found.frames
-    renderer = FrameRenderer()
+    renderer = FrameRenderer(FrameCache(cache_mb * 1024 * 1024))
     renderer.pixels(frames[0][0].path, frames[0][1])
     first = time.perf_counter() - start
     steps = []
@@ -90,7 +91,7 @@ def ours(series: Path, multi: Path) -> dict:
     return {"first_slice_s": first, "steps": steps, "multi_first_s": multi_first, "multi_steps": multi_steps}
 
 
-def naive(series: Path, multi: Path) -> dict:
+def naive(series: Path, multi: Path, cache_mb: int) -> dict:
     import pydicom
 
     from app.studies.pixels import render
@@ -108,14 +109,14 @@ def naive(series: Path, multi: Path) -> dict:
     return {"first_slice_s": first, "multi_first_s": time.perf_counter() - start}
 
 
-def worker(mode: str, series: str, multi: str) -> None:
-    result = (ours if mode == "ours" else naive)(Path(series), Path(multi))
+def worker(mode: str, series: str, multi: str, cache_mb: str) -> None:
+    result = (ours if mode == "ours" else naive)(Path(series), Path(multi), int(cache_mb))
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
 
-def _run(mode: str, series: Path, multi: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--worker", mode, str(series), str(multi)],
+def _run(mode: str, series: Path, multi: Path, cache_mb: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--worker", mode, str(series), str(multi), str(cache_mb)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -129,7 +130,8 @@ def main() -> int:
     parser.add_argument("--slices", type=int, default=512)
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--cache-mb", type=int, default=128, help="frame cache size (the viewer's default is 512)")
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
@@ -138,12 +140,12 @@ def main() -> int:
         print(f"generating {args.slices} slices and a {args.frames}-frame file …", file=sys.stderr)
         series, multi = generate(Path(tmp), args.slices, args.frames)
         size_mb = sum(p.stat().st_size for p in series.iterdir()) / 1e6
-        ours_result = _run("ours", series, multi)
-        naive_result = _run("naive", series, multi)
+        ours_result = _run("ours", series, multi, args.cache_mb)
+        naive_result = _run("naive", series, multi, args.cache_mb)
     ms = [s * 1000 for s in ours_result["steps"]]
     multi_ms = [s * 1000 for s in ours_result["multi_steps"]]
     result = {
-        "slices": args.slices, "series_mb": round(size_mb, 1),
+        "slices": args.slices, "series_mb": round(size_mb, 1), "cache_mb": args.cache_mb,
         "first_slice_s": ours_result["first_slice_s"],
         "scroll_ms_median": statistics.median(ms), "scroll_ms_p95": _p95(ms),
         "peak_rss_mb": ours_result["peak_rss_mb"],
@@ -156,7 +158,8 @@ def main() -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"series: {args.slices} slices, {result['series_mb']:.0f} MB; multi-frame: {args.frames} frames")
+        print(f"series: {args.slices} slices, {result['series_mb']:.0f} MB; multi-frame: {args.frames} frames; "
+              f"frame cache {args.cache_mb} MB")
         print(f"{'':34}{'ours':>10}{'naive':>10}")
         print(f"{'first slice displayable (s)':34}{result['first_slice_s']:10.3f}{result['naive_first_slice_s']:10.3f}")
         print(f"{'multi-frame first frame (s)':34}{result['multiframe_first_s']:10.3f}"

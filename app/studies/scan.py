@@ -14,6 +14,12 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+# Only what grouping and sorting need is parsed: headers with large private blocks stay cheap to scan.
+SCAN_TAGS = [
+    "SOPClassUID", "PatientID", "PatientName", "StudyInstanceUID", "StudyDescription", "SeriesInstanceUID",
+    "SeriesDescription", "Modality", "InstanceNumber", "NumberOfFrames", "ImagePositionPatient",
+    "ImageOrientationPatient", "Rows", "Columns", "BitsAllocated",
+]
 
 
 @dataclass
@@ -106,7 +112,7 @@ def looks_like_dicom(path: Path) -> bool:
 
 def _read_instance(path: Path) -> Instance:
     marker = looks_like_dicom(path)
-    ds = pydicom.dcmread(path, stop_before_pixels=True, force=not marker)
+    ds = pydicom.dcmread(path, stop_before_pixels=True, force=not marker, specific_tags=SCAN_TAGS)
     if not marker and "SOPClassUID" not in ds:  # without the marker, only a real SOP instance counts
         raise InvalidDicomError("not a DICOM file")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import io
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -45,18 +47,28 @@ def orient(pixels: np.ndarray, view: ViewState) -> np.ndarray:
 class FrameRenderer:
     """Renders frames of DICOM files through one bounded frame cache."""
 
+    MAX_HEADERS = 512  # headers can carry large private blocks: keep only the recently used ones
+
     def __init__(self, cache: FrameCache | None = None):
         self.cache = cache or FrameCache()
-        self._headers: dict[str, object] = {}
+        self._headers: OrderedDict[str, object] = OrderedDict()
+        self._lock = threading.Lock()  # the viewer reads headers from worker threads too
 
     def header(self, path: Path):
         key = str(path)
-        if key not in self._headers:
-            try:
-                self._headers[key] = read_header(Path(path))
-            except Exception as exc:  # pydicom raises many kinds for damaged files
-                raise PixelDecodeError(f"{Path(path).name}: a damaged DICOM file ({exc})") from None
-        return self._headers[key]
+        with self._lock:
+            if key in self._headers:
+                self._headers.move_to_end(key)
+                return self._headers[key]
+        try:
+            header = read_header(Path(path))
+        except Exception as exc:  # pydicom raises many kinds for damaged files
+            raise PixelDecodeError(f"{Path(path).name}: a damaged DICOM file ({exc})") from None
+        with self._lock:
+            self._headers[key] = header
+            while len(self._headers) > self.MAX_HEADERS:
+                self._headers.popitem(last=False)
+        return header
 
     def pixels(self, path: Path, frame: int, view: ViewState = ViewState()) -> np.ndarray:
         ds = self.header(path)
