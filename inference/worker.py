@@ -174,7 +174,7 @@ class Session:
         first_token_at = None
         finish = "length"
         generated = 0
-        decode_started = time.perf_counter()
+        decode_started = last_token_at = time.perf_counter()
         while generated < settings.max_new_tokens:
             if self.cancel.is_set():
                 finish = "cancelled"
@@ -183,9 +183,9 @@ class Session:
             if self.model.is_end_of_generation(token):
                 finish = "stop"
                 break
+            last_token_at = time.perf_counter()
             if first_token_at is None:
-                first_token_at = time.perf_counter()
-                decode_started = first_token_at
+                first_token_at = decode_started = last_token_at
             piece = decoder.decode(self.model.detokenize([token]))
             generated += 1
             token_ids.append(token)
@@ -204,7 +204,8 @@ class Session:
             text_parts.append(tail)
             self.send({"type": "tokens", "id": rid, "text": tail})
         now = time.perf_counter()
-        decode_s = now - decode_started if first_token_at else 0.0
+        # first to last sampled token: the window every llama.cpp tool reports generation speed over
+        decode_s = last_token_at - decode_started if first_token_at else 0.0
         self.send({
             "type": "done", "id": rid, "finish": finish, "text": "".join(text_parts), "token_ids": token_ids,
             "timings": {
