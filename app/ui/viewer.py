@@ -134,10 +134,8 @@ class Viewer(QGraphicsView):
             return  # a slice the user has already scrolled past
         first = self._decoded is None
         self._decoded = frame
-        if self.view.window is None and not is_colour(self.header):
-            values = modality_values(frame, self.header)
-            if (window := default_window(self.header, values)) is not None:
-                self.view = replace(self.view, window=window)
+        if self.view.window is None:
+            self.view = replace(self.view, window=self._default_window())
         self._show()
         if first:
             self.fit()
@@ -154,11 +152,15 @@ class Viewer(QGraphicsView):
         self.view_changed.emit()
 
     # --- window / level ------------------------------------------------------------------------
+    def _default_window(self) -> Window | None:
+        """The shown frame's own window (None for colour data or when its VOI LUT applies)."""
+        if self._decoded is None or is_colour(self.header):
+            return None
+        return default_window(self.header, modality_values(self._decoded, self.header))
+
     def set_window(self, window: Window | None) -> None:
-        self.view = replace(self.view, window=window)
-        if window is None and self._decoded is not None and not is_colour(self.header):
-            self.view = replace(self.view, window=default_window(self.header, modality_values(self._decoded,
-                                                                                                self.header)))
+        """A window in modality units; None goes back to the file's own."""
+        self.view = replace(self.view, window=window or self._default_window())
         self._show()
 
     def presets(self) -> list[str]:
