@@ -121,10 +121,8 @@ def run_baseline(folder: Path, pngs: list[bytes], tokens: int, threads: int) -> 
 
 
 def build_model(work: Path, seven_b: Path | None) -> Path:
-    from dataclasses import replace
-
     from conversion.convert import convert
-    from conversion.synthetic import QWEN2_7B_SHAPES, TinyShapes, build_checkpoint
+    from conversion.synthetic import QWEN2_7B_SHAPES, build_checkpoint, tiny_model
 
     if seven_b is not None:
         out = seven_b / "gguf-Q4_K_M"
@@ -136,9 +134,7 @@ def build_model(work: Path, seven_b: Path | None) -> Path:
             print("converting to Q4_K_M …", file=sys.stderr)
             convert(src, out, "Q4_K_M")
         return out
-    src = build_checkpoint(work / "tiny", "qwen2", "original", replace(TinyShapes(), n_layers=4))
-    convert(src, work / "tiny-gguf", "F16")
-    return work / "tiny-gguf"
+    return tiny_model(work)
 
 
 def main() -> int:
@@ -152,8 +148,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from conversion.manifest import Manifest
-    from inference.hardware import memory_bandwidth_gb_s
-    from inference.native import physical_cores
+    from inference.hardware import memory_bandwidth_gb_s, physical_cores
 
     threads = args.threads or physical_cores()
     with tempfile.TemporaryDirectory(prefix="huatuo-bench-") as tmp:

@@ -419,3 +419,16 @@ def _write_weights(out: Path, tensors: Iterator[tuple[str, np.ndarray]], layout:
         weight_map.update(dict.fromkeys(keys, shard_name))
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+
+
+def tiny_model(work: Path, quant: str = "F16", n_layers: int = 4) -> Path:
+    """A converted tiny random model folder (checkpoint built and converted under `work`): for benchmarks and
+    screenshots that need a model without shipping one."""
+    from dataclasses import replace
+
+    from conversion.convert import convert
+
+    src = build_checkpoint(Path(work) / "tiny", "qwen2", "original", replace(TinyShapes(), n_layers=n_layers))
+    out = Path(work) / f"tiny-gguf-{quant}"
+    convert(src, out, quant)
+    return out

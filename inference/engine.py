@@ -19,8 +19,8 @@ from PIL import Image
 
 from . import prompt
 from .gguf_check import PairInfo, check_folder, check_pair
+from .hardware import physical_cores
 from .imageprep import prepare_png
-from .native import physical_cores
 from .sampling import SamplingSettings
 
 

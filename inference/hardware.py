@@ -4,6 +4,7 @@ bandwidth -> "fits" / "slow" / "won't fit", each with its reason. Runs without l
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import subprocess
@@ -112,3 +113,19 @@ def assess(
         fit.reasons.append(f"needs {needed / gib:.1f} GiB of {memory.available / gib:.1f} GiB free; up to "
                            f"{fit.expected_tokens_per_s:.0f} tokens/s")
     return fit
+
+
+def physical_cores() -> int:
+    """Threads for llama.cpp: physical cores (hyper-threads slow token generation down)."""
+    try:
+        siblings = set()
+        for cpu in os.listdir("/sys/devices/system/cpu"):
+            path = f"/sys/devices/system/cpu/{cpu}/topology/thread_siblings_list"
+            if cpu.startswith("cpu") and os.path.exists(path):
+                with open(path) as f:
+                    siblings.add(f.read().strip())
+        if siblings:
+            return len(siblings)
+    except OSError:
+        pass
+    return max(1, (os.cpu_count() or 2) // 2)

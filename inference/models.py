@@ -1,11 +1,35 @@
-"""Installed models: converted folders (text GGUF + mmproj GGUF + manifest.json) under the models folder."""
+"""Installed models: converted folders (text GGUF + mmproj GGUF + manifest.json) under the models folder.
+
+Also importing a GGUF pair picked by the user, deleting a model, and which model is the default.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from conversion.manifest import MANIFEST_NAME, Manifest
+import gguf
+
+from conversion.manifest import MANIFEST_NAME, Manifest, ModelFile
+from conversion.quantize import Cancelled
+
+from .gguf_check import ModelFileError, check_mmproj, check_pair
+from .hardware import Fit, assess
+
+DEFAULT_MODEL_FILE = "default-model.json"
+_CHUNK = 8 * 1024 * 1024
+
+# progress(done_bytes, total_bytes)
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -14,10 +38,13 @@ class InstalledModel:
     manifest: Manifest
 
     @property
+    def size_bytes(self) -> int:
+        return self.manifest.text.size_bytes + self.manifest.mmproj.size_bytes
+
+    @property
     def label(self) -> str:
         m = self.manifest
-        size = (m.text.size_bytes + m.mmproj.size_bytes) / 1e9
-        return f"{m.name} · {m.text.quantization} · {size:.1f} GB"
+        return f"{m.name} · {m.text.quantization} · {self.size_bytes / 1e9:.1f} GB"
 
 
 def installed_models(root: Path) -> tuple[list[InstalledModel], list[str]]:
@@ -31,3 +58,208 @@ def installed_models(root: Path) -> tuple[list[InstalledModel], list[str]]:
         except (OSError, ValueError, TypeError, KeyError) as exc:
             problems.append(f"{manifest_path.parent.name}: unreadable manifest ({exc})")
     return models, problems
+
+
+def model_fit(model: InstalledModel, bandwidth_gb_s: float | None = None) -> Fit:
+    """hardware.assess on the model's files (read, not hashed)."""
+    from .catalogue import measured_bandwidth_gb_s
+
+    pair = check_pair(*model.manifest.paths(model.folder))
+    return assess(pair, bandwidth_gb_s=bandwidth_gb_s or measured_bandwidth_gb_s())
+
+
+# --- the default model -------------------------------------------------------------------------------------------
+
+def default_model(root: Path) -> Path | None:
+    """The folder of the default model, or None when none is set or it is no longer installed."""
+    try:
+        name = json.loads((Path(root) / DEFAULT_MODEL_FILE).read_text(encoding="utf-8"))["folder"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    folder = Path(root) / str(name)
+    return folder if (folder / MANIFEST_NAME).is_file() else None
+
+
+def set_default_model(root: Path, folder: Path | None) -> None:
+    """Remember folder (a model directly under root) as the default; None forgets the setting."""
+    path = Path(root) / DEFAULT_MODEL_FILE
+    if folder is None:
+        path.unlink(missing_ok=True)
+        return
+    folder = Path(folder)
+    if folder.parent.resolve() != Path(root).resolve() or not (folder / MANIFEST_NAME).is_file():
+        raise ModelFileError(f"{folder} is not an installed model in {root}")
+    partial = path.with_name(path.name + ".part")
+    partial.write_text(json.dumps({"folder": folder.name}), encoding="utf-8")
+    os.replace(partial, path)
+
+
+# --- delete ------------------------------------------------------------------------------------------------------
+
+def delete_model(model: InstalledModel) -> None:
+    """Remove the model's files; anything else a user put in its folder stays (and so does the folder then)."""
+    root = model.folder.parent
+    was_default = default_model(root) == model.folder
+    # The manifest goes first: from then on the folder is no longer an installed model, whatever fails later.
+    (model.folder / MANIFEST_NAME).unlink(missing_ok=True)
+    for path in model.manifest.paths(model.folder):
+        path.unlink(missing_ok=True)
+    for path in model.folder.glob("*.part"):
+        path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        model.folder.rmdir()
+    if was_default:
+        set_default_model(root, None)
+
+
+# --- import a GGUF pair -------------------------------------------------------------------------------------------
+
+def folder_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "model"
+
+
+def import_pair(
+    text_gguf: str | Path,
+    mmproj_gguf: str | Path,
+    models_root: str | Path,
+    name: str | None = None,
+    copy: bool = True,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> InstalledModel:
+    """Validate the pair, copy (or hard-link) it into a new folder under models_root and write its manifest.
+
+    A cancelled or failed import leaves nothing behind; the source files are never changed.
+    """
+    text, mmproj = Path(text_gguf), Path(mmproj_gguf)
+    check_pair(text, mmproj)  # before copying gigabytes: a wrong pick is reported at once
+    root = Path(models_root)
+    root.mkdir(parents=True, exist_ok=True)
+    total = text.stat().st_size + mmproj.stat().st_size
+    if copy:
+        _check_free_space(root, total)
+    name = name or text.stem
+    folder = _new_folder(root, folder_name(name))
+    report = progress or (lambda done, total: None)
+    done = 0
+
+    def on_bytes(n: int) -> None:
+        nonlocal done
+        done += n
+        report(done, total)
+
+    try:
+        hashes = []
+        targets = (folder / text.name, folder / (mmproj.name if mmproj.name != text.name else f"mmproj-{mmproj.name}"))
+        for src, dst in zip((text, mmproj), targets, strict=True):
+            if not copy:
+                try:
+                    os.link(src, dst)
+                except OSError:  # another volume, or a file system without hard links: copy instead
+                    _check_free_space(root, total)
+                else:
+                    hashes.append(_hash_file(dst, on_bytes, cancel))
+                    continue
+            hashes.append(_copy_hashing(src, dst, on_bytes, cancel))
+        manifest = write_pair_manifest(
+            folder, *targets, name=name, hashes=(hashes[0], hashes[1]),
+            source={"imported_from": {"text": str(text), "mmproj": str(mmproj)}, "hard_linked": not copy},
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return InstalledModel(folder, manifest)
+
+
+def write_pair_manifest(
+    folder: Path,
+    text_path: Path,
+    mmproj_path: Path,
+    *,
+    name: str,
+    source: dict,
+    hashes: tuple[str, str] | None = None,
+    quantizations: tuple[str, str] | None = None,
+) -> Manifest:
+    """Validate a pair lying in folder and describe it in folder/manifest.json, which makes it an installed model."""
+    folder = Path(folder)
+    pair = check_pair(text_path, mmproj_path)
+    layers_used = check_mmproj(mmproj_path)["block_count"]  # conversion writes only the layers the model uses
+    hashes = hashes or (_hash_file(text_path), _hash_file(mmproj_path))
+    quantizations = quantizations or (gguf_quantization(text_path), gguf_quantization(mmproj_path))
+    manifest = Manifest(
+        name=name,
+        text_architecture=pair.architecture,
+        text=ModelFile(text_path.name, quantizations[0], pair.text_bytes, hashes[0]),
+        mmproj=ModelFile(mmproj_path.name, quantizations[1], pair.mmproj_bytes, hashes[1]),
+        context_length=pair.context_length,
+        hidden_size=pair.hidden_size,
+        image_size=pair.image_size,
+        image_tokens=pair.image_tokens,
+        vision_layers_used=layers_used,
+        source=source,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    manifest.write(folder)
+    return manifest
+
+
+def gguf_quantization(path: Path) -> str:
+    """The file's type as llama.cpp names it (Q4_K_M, F16, ...), from general.file_type."""
+    field = gguf.GGUFReader(path).fields.get("general.file_type")
+    if field is None:
+        return "unknown"
+    try:
+        kind = gguf.LlamaFileType(int(field.parts[field.data[0]][0])).name
+    except ValueError:
+        return "unknown"
+    return "F32" if kind == "ALL_F32" else kind.removeprefix("MOSTLY_")
+
+
+def _new_folder(root: Path, name: str) -> Path:
+    for n in range(1, 1000):
+        folder = root / (name if n == 1 else f"{name}-{n}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise ModelFileError(f"{root}: too many folders named {name}")
+
+
+def _check_free_space(root: Path, needed: int) -> None:
+    free = shutil.disk_usage(root).free
+    if free < needed:
+        raise ModelFileError(f"not enough disk space in {root}: the model needs {needed / 1e9:.1f} GB, "
+                             f"{free / 1e9:.1f} GB are free")
+
+
+def _copy_hashing(src: Path, dst: Path, on_bytes: Callable[[int], None], cancel: threading.Event | None) -> str:
+    """Copy src to dst through dst.part (renamed only when whole), returning the SHA-256 of what was written."""
+    digest = hashlib.sha256()
+    partial = dst.with_name(dst.name + ".part")
+    try:
+        with open(src, "rb") as fin, open(partial, "wb") as fout:
+            while block := fin.read(_CHUNK):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("import cancelled")
+                fout.write(block)
+                digest.update(block)
+                on_bytes(len(block))
+        os.replace(partial, dst)
+    finally:
+        partial.unlink(missing_ok=True)
+    return digest.hexdigest()
+
+
+def _hash_file(path: Path, on_bytes: Callable[[int], None] | None = None,
+               cancel: threading.Event | None = None) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(_CHUNK):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("cancelled while computing checksums")
+            digest.update(block)
+            if on_bytes is not None:
+                on_bytes(len(block))
+    return digest.hexdigest()

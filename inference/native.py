@@ -10,30 +10,15 @@ starting over. Everything here can abort the process on bad input: run it in a p
 from __future__ import annotations
 
 import ctypes
-import os
 from dataclasses import dataclass
 
 import llama_cpp
 import numpy as np
 from llama_cpp import mtmd_cpp
 
+from .hardware import physical_cores
+
 MEDIA_MARKER = mtmd_cpp.mtmd_default_marker().decode()
-
-
-def physical_cores() -> int:
-    """Threads for llama.cpp: physical cores (hyper-threads slow token generation down)."""
-    try:
-        siblings = set()
-        for cpu in os.listdir("/sys/devices/system/cpu"):
-            path = f"/sys/devices/system/cpu/{cpu}/topology/thread_siblings_list"
-            if cpu.startswith("cpu") and os.path.exists(path):
-                with open(path) as f:
-                    siblings.add(f.read().strip())
-        if siblings:
-            return len(siblings)
-    except OSError:
-        pass
-    return max(1, (os.cpu_count() or 2) // 2)
 
 
 @dataclass

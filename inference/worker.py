@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from . import prompt
 from .native import ContextFullError, EncodedImage, NativeModel, quiet_native_logs
-from .sampling import SamplerChain, SamplingSettings
+from .sampler_chain import SamplerChain
+from .sampling import SamplingSettings
 
 IMAGE_SPLIT = "\ue000"  # private-use characters mark image and answer positions while the prompt is built
 ANSWER_MARK = "\ue001"

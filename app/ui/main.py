@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import sys
 from pathlib import Path
 
@@ -22,15 +24,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.audit import AuditLog
 from app.imaging import ImageOpenError, open_image
-from app.paths import models_dir
+from app.paths import data_dir, models_dir
+from app.settings import Settings
+from app.store import Store
 from app.studies.scan import Library, looks_like_dicom, scan
+from app.ui.chat import INTENDED_USE, ChatPanel
+from app.ui.engine_runner import EngineRunner
 from app.ui.series_strip import SeriesStrip
+from app.ui.settings_dialog import FirstRunDialog, SettingsDialog
+from app.ui.study_browser import StudyBrowser
 from app.ui.tag_browser import TagBrowser
+from app.ui.theme import apply_theme
 from app.ui.viewer import Viewer
 from inference.models import installed_models
 
-INTENDED_USE = "For education and research; not for diagnosis."
 NO_MODEL_HELP = (
     "<b>No model installed.</b><br><br>Images and DICOM files open without one. To ask questions, convert a "
     "HuatuoGPT-Vision checkpoint into the models folder:<br><br>"
@@ -87,12 +96,17 @@ class ImageView(QGraphicsView):
 
 
 class MainWindow(QMainWindow):
-    def __init__(self):
+    def __init__(self, settings: Settings | None = None, store: Store | None = None, audit: AuditLog | None = None):
         super().__init__()
         self.setWindowTitle("Huatuo Vision")
-        self.resize(1200, 800)
+        self.resize(1440, 900)
+        self.settings = settings or Settings.load()
+        self.store = store or Store.open_default()
+        self.audit = audit or AuditLog(data_dir() / "audit.jsonl")
+        self.runner = EngineRunner(self)
         self.viewer = ImageView()
         self.series_viewer = Viewer()
+        self.series_viewer.show_identifiers = self.settings.show_identifiers
         self.series_viewer.message.connect(self.statusBar().showMessage)
         self.views = QStackedWidget()
         self.views.addWidget(self.viewer)
@@ -101,9 +115,17 @@ class MainWindow(QMainWindow):
         self.model_panel.setWordWrap(True)
         self.model_panel.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.model_panel.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.chat = ChatPanel(self.runner, self.store, self.audit, self.settings)
+        self.chat.attach_requested.connect(self.attach_view)
         side = QWidget()
         layout = QVBoxLayout(side)
+        layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.model_panel)
+        layout.addWidget(self.chat, 1)
+        self.browser = StudyBrowser()
+        self.browser.series_chosen.connect(self.show_series)
+        self.browser.open_requested.connect(self.open_path)
+        self.browser.set_recent(self.settings.recent)
         splitter = QSplitter()
         self.strip = SeriesStrip()
         self.strip.series_chosen.connect(self.show_series)
@@ -112,13 +134,19 @@ class MainWindow(QMainWindow):
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(self.views, 1)
         left_layout.addWidget(self.strip)
+        splitter.addWidget(self.browser)
         splitter.addWidget(left)
         splitter.addWidget(side)
-        splitter.setSizes([800, 400])
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([240, 760, 440])
         self.setCentralWidget(splitter)
         self._build_menu()
         self.statusBar().showMessage(INTENDED_USE)
         self.current_path: str | None = None
+        self.current_image = None  # a plain image on screen (PIL)
+        self.current_series = None
+        self.library: Library | None = None
+        self.installed: list = []
         self.refresh_models()
 
     def _build_menu(self) -> None:
@@ -129,28 +157,56 @@ class MainWindow(QMainWindow):
         folder_action = QAction("Open &folder…", self)
         folder_action.triggered.connect(self.choose_folder)
         menu.addAction(folder_action)
+        menu.addSeparator()
+        settings_action = QAction("&Settings…", self, shortcut=QKeySequence.StandardKey.Preferences)
+        settings_action.triggered.connect(self.edit_settings)
+        menu.addAction(settings_action)
         view_menu = self.menuBar().addMenu("&View")
         tags_action = QAction("DICOM &tags…", self, shortcut=QKeySequence("Ctrl+T"))
         tags_action.triggered.connect(self.show_tags)
         view_menu.addAction(tags_action)
         self.identifiers_action = QAction("Show patient &identifiers", self, checkable=True)
+        self.identifiers_action.setChecked(self.settings.show_identifiers)
         self.identifiers_action.toggled.connect(self._set_identifiers)
         view_menu.addAction(self.identifiers_action)
         self.window_menu = self.menuBar().addMenu("&Window")
         self.window_menu.aboutToShow.connect(self._fill_window_menu)
+        self.models_menu = self.menuBar().addMenu("&Models")
+        self.models_menu.addAction("&Refresh", self.refresh_models)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("Intended use…", lambda: FirstRunDialog(self).exec())
         quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         menu.addAction(quit_action)
 
     def refresh_models(self) -> None:
         models, problems = installed_models(models_dir())
-        if models:
-            text = "<b>Installed models</b><br>" + "<br>".join(m.label for m in models)
+        self.installed = models
+        chosen = self._chosen_model(models)
+        if chosen is not None:
+            text = f"<b>Model</b>: {chosen.label}"
+            if len(models) > 1:
+                text += f" <small>({len(models)} installed)</small>"
         else:
             text = NO_MODEL_HELP.format(models=models_dir())
         if problems:
-            text += "<br><br><b>Could not read:</b><br>" + "<br>".join(problems)
+            text += "<br><b>Could not read:</b><br>" + "<br>".join(problems)
         self.model_panel.setText(text)
+        self.chat.set_model(chosen.folder if chosen is not None else None)
+
+    def _chosen_model(self, models):
+        return models[0] if models else None
+
+    def edit_settings(self) -> None:
+        dialog = SettingsDialog(self.settings, self)
+        if dialog.exec():
+            new = dialog.result_settings()
+            for name, value in vars(new).items():
+                setattr(self.settings, name, value)
+            self.settings.save()
+            apply_theme(QApplication.instance(), self.settings.theme)
+            self.identifiers_action.setChecked(self.settings.show_identifiers)
+            self.refresh_models()
 
     def choose_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -173,24 +229,54 @@ class MainWindow(QMainWindow):
 
     def _on_loaded(self, path: str, content) -> None:
         self.current_path = path
+        self.settings.add_recent(str(Path(path).resolve()))
+        self._save_settings()
+        self.browser.set_recent(self.settings.recent)
         if isinstance(content, Library):
+            self.library, self.current_image = content, None
             series = [s for s in content.all_series() if s.is_image]
+            self.browser.set_library(content, self.settings.show_identifiers)
             self.strip.set_series(series)
             self.show_series(series[0])
             skipped = f" · {len(content.skipped)} file(s) could not be read" if content.skipped else ""
             self.statusBar().showMessage(f"{Path(path).name} · {len(series)} series{skipped} · {INTENDED_USE}")
             return
+        self.library, self.current_series, self.current_image = None, None, content
+        self.browser.set_library(None, False)
         self.strip.set_series([])
         self.viewer.show_image(content)
         self.views.setCurrentWidget(self.viewer)
+        key = self.store.study_key(str(Path(path).resolve()))
+        self.chat.set_study(key, None, {"file": str(Path(path).resolve())})
         self.statusBar().showMessage(f"{Path(path).name} · {content.width}×{content.height} · {INTENDED_USE}")
 
     def show_series(self, series) -> None:
+        self.current_series = series
         self.series_viewer.set_frames([(i.path, f) for i, f in series.frames])
         self.views.setCurrentWidget(self.series_viewer)
         self.series_viewer.setFocus()
+        first = series.instances[0]
+        info = {"patient_name": first.patient_name, "patient_id": first.patient_id, "study_uid": first.study_uid,
+                "study_description": first.study_description}
+        self.chat.set_study(self.store.study_key(first.study_uid or str(first.path)), first.modality, info)
         self.statusBar().showMessage(f"{series.modality} · {series.description} · {len(series.frames)} image(s) · "
                                      f"{INTENDED_USE}")
+
+    def attach_view(self, zoomed_region: bool) -> None:
+        """Give the chat the image exactly as shown (for a plain image: the file's pixels)."""
+        if self.views.currentWidget() is self.series_viewer and self.series_viewer.shown is not None:
+            png = self.series_viewer.model_view_png(zoomed_region)
+            position = self.series_viewer.position + 1
+            label = f"{self.current_series.modality} {self.current_series.description} " \
+                    f"{position}/{len(self.series_viewer.frames)}".strip()
+        elif self.current_image is not None:
+            buffer = io.BytesIO()
+            self.current_image.save(buffer, format="PNG")
+            png, label = buffer.getvalue(), Path(self.current_path).name
+        else:
+            self.statusBar().showMessage("Open an image first: the model is asked about what the viewer shows.")
+            return
+        self.chat.add_attachment(png, label)
 
     def _fill_window_menu(self) -> None:
         """From file, auto and invert for all data; the HU presets only for CT in Hounsfield units."""
@@ -210,17 +296,39 @@ class MainWindow(QMainWindow):
             TagBrowser(self.series_viewer.header, self.identifiers_action.isChecked(), self).show()
 
     def _set_identifiers(self, on: bool) -> None:
+        self.settings.show_identifiers = on
+        self._save_settings()
         self.series_viewer.show_identifiers = on
         self.series_viewer._update_overlay()
+        self.browser.set_show_identifiers(on)
+
+    def _save_settings(self) -> None:
+        try:
+            self.settings.save()
+        except OSError as exc:
+            self.statusBar().showMessage(f"Settings could not be saved: {exc}")
 
     def _on_failed(self, path: str, message: str) -> None:
         self.statusBar().showMessage(message)
 
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self.runner.shutdown()
+        self.store.close()
+        super().closeEvent(event)
+
 
 def run_gui(paths: list[str]) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network unless the user starts a download
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Huatuo Vision")
-    window = MainWindow()
+    settings = Settings.load()
+    apply_theme(app, settings.theme)
+    if settings.acknowledged is None:
+        if not FirstRunDialog().exec():
+            return 0
+        settings.acknowledge()
+        settings.save()
+    window = MainWindow(settings)
     window.show()
     for path in paths[:1]:
         window.open_path(path)

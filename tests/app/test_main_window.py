@@ -27,7 +27,7 @@ def test_lists_an_installed_model(window, converted, tmp_path):
 
     shutil.copytree(converted("qwen2", "original", "Q8_0"), tmp_path / "data" / "models" / "tiny")
     window.refresh_models()
-    assert "Installed models" in window.model_panel.text() and "Q8_0" in window.model_panel.text()
+    assert "<b>Model</b>" in window.model_panel.text() and "Q8_0" in window.model_panel.text()
 
 
 def test_opens_a_png(window, qtbot, tmp_path):

@@ -1,0 +1,82 @@
+"""The user's settings: one small JSON file in the data folder, written atomically. Qt-free."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.paths import data_dir
+from inference.engine import EngineSettings
+from inference.sampling import SamplingSettings
+
+SETTINGS_NAME = "settings.json"
+MAX_RECENT = 10
+
+
+@dataclass
+class Settings:
+    threads: int | None = None  # None: the physical cores
+    context_size: int | None = None  # None: the model's own (4096)
+    gpu_layers: int = 0
+    temperature: float = 0.2
+    repetition_penalty: float = 1.2
+    max_new_tokens: int = 512
+    greedy: bool = False
+    language: str = "en"  # suggested questions: "en" | "zh"
+    show_identifiers: bool = False  # patient identifiers on screen, in stored conversations and in exports
+    theme: str = "light"  # "light" | "dark"
+    acknowledged: str | None = None  # when the user acknowledged the intended use (UTC ISO time)
+    recent: list[str] = field(default_factory=list)  # recently opened studies (paths)
+
+    @classmethod
+    def load(cls, folder: Path | None = None) -> Settings:
+        """The saved settings; defaults for what is missing or unreadable (a broken file is not fatal)."""
+        path = (folder or data_dir()) / SETTINGS_NAME
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return cls()
+        known = {f.name for f in fields(cls)}
+        settings = cls()
+        for key, value in data.items() if isinstance(data, dict) else ():
+            if key in known and _compatible(getattr(settings, key), value):
+                setattr(settings, key, value)
+        return settings
+
+    def save(self, folder: Path | None = None) -> Path:
+        folder = folder or data_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / SETTINGS_NAME
+        partial = path.with_name(path.name + ".part")
+        partial.write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False), encoding="utf-8")
+        os.replace(partial, path)
+        return path
+
+    def acknowledge(self) -> None:
+        self.acknowledged = datetime.now(UTC).isoformat(timespec="seconds")
+
+    def add_recent(self, path: str) -> None:
+        self.recent = [path] + [p for p in self.recent if p != path][: MAX_RECENT - 1]
+
+    def engine_settings(self) -> EngineSettings:
+        return EngineSettings(n_ctx=self.context_size, n_threads=self.threads, n_gpu_layers=self.gpu_layers)
+
+    def sampling(self) -> SamplingSettings:
+        if self.greedy:
+            return SamplingSettings.greedy_decoding(self.max_new_tokens)
+        return SamplingSettings(temperature=self.temperature, repetition_penalty=self.repetition_penalty,
+                                max_new_tokens=self.max_new_tokens)
+
+
+def _compatible(default, value) -> bool:
+    """A saved value is used only if it has the setting's type (a hand-edited file cannot break the app)."""
+    if default is None:
+        return value is None or isinstance(value, (int, str)) and not isinstance(value, bool)
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, type(default)) and not isinstance(value, bool)

@@ -1,0 +1,451 @@
+"""Conversations kept in a local SQLite file: questions, the images exactly as the model saw them, and answers.
+
+A conversation is linked to its study only through a salted hash (`Store.study_key`); identifying data is stored
+only when the caller passes it as `study_info`. Every write is its own short transaction, so an answer streamed
+piece by piece survives a crash up to its last piece. Deleting a conversation erases it from the file
+(`secure_delete`, search index rebuilt, `VACUUM`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from inference import prompt
+
+from .paths import data_dir
+
+SCHEMA_VERSION = 1
+FINISHED = ("stop", "length", "cancelled", "context_full")
+FINISH_STATES = ("pending", "error", *FINISHED)
+
+
+class StoreError(Exception):
+    """The conversation database cannot be opened or written; the message names the file and the reason."""
+
+
+@dataclass
+class ConversationSummary:
+    id: int
+    title: str
+    study_key: str | None
+    created: str
+    updated: str
+    n_turns: int
+    preview: str  # the start of the last question
+
+
+@dataclass
+class StoredImage:
+    sha256: str
+    png: bytes
+    label: str
+
+
+@dataclass
+class StoredTurn:
+    id: int
+    index: int
+    question: str
+    image_shas: list[str]
+    answer: str
+    finish: str  # "pending" (still generating, or interrupted by a crash) | "error" | one of FINISHED
+    answer_tokens: list[int] | None
+    timings: dict
+    created: str
+
+
+@dataclass
+class StoredConversation:
+    id: int
+    title: str
+    study_key: str | None
+    study_info: dict | None
+    model: dict
+    settings: dict
+    created: str
+    updated: str
+    turns: list[StoredTurn] = field(default_factory=list)
+    images: dict[str, StoredImage] = field(default_factory=dict)
+
+
+def model_identity(manifest) -> dict:
+    """What a conversation, the audit log and exports record of a model (a conversion.manifest.Manifest)."""
+    return {
+        "name": manifest.name,
+        "text": {"file": manifest.text.file, "sha256": manifest.text.sha256,
+                 "quantization": manifest.text.quantization},
+        "mmproj": {"file": manifest.mmproj.file, "sha256": manifest.mmproj.sha256,
+                   "quantization": manifest.mmproj.quantization},
+    }
+
+
+def to_history(conv: StoredConversation) -> list[prompt.Turn]:
+    """The stored turns as prompt turns, with their token ids, so the engine can continue after a restart.
+
+    A last turn that is still pending (interrupted) or failed comes back unanswered: reset it and ask the engine
+    to answer it, or drop it before adding a new question.
+    """
+    turns = []
+    for i, t in enumerate(conv.turns):
+        if i == len(conv.turns) - 1 and t.finish in ("pending", "error"):
+            turns.append(prompt.Turn(t.question, len(t.image_shas)))
+            continue
+        tokens = tuple(t.answer_tokens) if t.answer_tokens is not None and t.finish in FINISHED else None
+        turns.append(prompt.Turn(t.question, len(t.image_shas), t.answer, tokens))
+    return turns
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+_SCHEMA_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE conversations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    title TEXT NOT NULL,
+    study_key TEXT,
+    study_info TEXT,
+    model TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    changes INTEGER NOT NULL  -- orders by last change: timestamps of quick changes can be equal
+);
+CREATE INDEX conversations_study ON conversations(study_key);
+CREATE TABLE images (
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    sha256 TEXT NOT NULL,
+    png BLOB NOT NULL,
+    label TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, sha256)
+);
+CREATE TABLE turns (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a late write for a deleted turn cannot hit another
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    question TEXT NOT NULL,
+    image_shas TEXT NOT NULL,
+    answer TEXT NOT NULL DEFAULT '',
+    finish TEXT NOT NULL DEFAULT 'pending',
+    answer_tokens TEXT,
+    timings TEXT NOT NULL DEFAULT '{}',
+    created TEXT NOT NULL,
+    UNIQUE (conversation_id, idx)
+);
+"""
+
+
+def _migrate(db: sqlite3.Connection, version: int) -> None:
+    """Brings the schema from `version` up to SCHEMA_VERSION (one step per version)."""
+    if version < 1:
+        for statement in _SCHEMA_V1.split(";"):  # not executescript: it would commit the open transaction
+            if statement.strip():
+                db.execute(statement)
+        db.execute("INSERT INTO meta VALUES ('salt', ?)", (secrets.token_hex(32),))
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+class Store:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            # Autocommit mode: every write below opens and commits its own short transaction.
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the conversation database: {exc}") from exc
+        try:
+            self._setup()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StoreError(f"{self.path} is not a conversation database (damaged or not SQLite): {exc}") from exc
+        except StoreError:
+            self._db.close()
+            raise
+
+    @classmethod
+    def open_default(cls) -> Store:
+        path = data_dir() / "conversations.sqlite3"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return cls(path)
+
+    def _setup(self) -> None:
+        db = self._db
+        # Checked before any PRAGMA that would change the file: refuse what is not ours untouched.
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer version of the app (schema {version})")
+        if version == 0 and db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            raise StoreError(f"{self.path} is an SQLite file of another program, not a conversation database")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA secure_delete=ON")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA synchronous=NORMAL")
+        if version < SCHEMA_VERSION:
+            with self._write():
+                _migrate(db, version)
+        self._salt = bytes.fromhex(db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()[0])
+        self._fts = _has_trigram_search()
+        if self._fts:
+            self._ensure_search_index()
+
+    def _ensure_search_index(self) -> None:
+        """A trigram full-text index of finished turns: trigrams find any substring of three or more
+        characters, Chinese included (the default unicode61 tokenizer does not split Chinese into words)."""
+        if self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'turn_index'").fetchone():
+            return
+        with self._write() as db:
+            db.execute("CREATE VIRTUAL TABLE turn_index "
+                       "USING fts5(conversation_id UNINDEXED, body, tokenize='trigram')")
+            db.execute("INSERT INTO turn_index(rowid, conversation_id, body) SELECT id, conversation_id, "
+                       "question || char(10) || answer FROM turns WHERE finish != 'pending'")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; on any error it is rolled back, so earlier data stays as it was."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                if self._db.in_transaction:  # SQLite may already have rolled back (e.g. when the disk is full)
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if exc.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                raise StoreError(f"disk full: {self.path}: {exc}; nothing was changed") from exc
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    def study_key(self, identifier: str) -> str:
+        """The only link between a conversation and its study: a salted hash of the StudyInstanceUID (or the
+        resolved path of a plain image). The salt is random per installation, so the key reveals nothing."""
+        return hashlib.sha256(self._salt + identifier.encode()).hexdigest()
+
+    # --- conversations
+
+    def create_conversation(self, title: str, study_key: str | None = None, study_info: dict | None = None,
+                            model: dict | None = None, settings: dict | None = None) -> int:
+        now = _now()
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT INTO conversations (title, study_key, study_info, model, settings, created, updated, changes) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(changes), 0) + 1 FROM conversations))",
+                (title, study_key, _json(study_info) if study_info is not None else None, _json(model or {}),
+                 _json(settings or {}), now, now))
+        return cur.lastrowid
+
+    _SUMMARY = """
+        SELECT c.id, c.title, c.study_key, c.created, c.updated,
+               (SELECT count(*) FROM turns t WHERE t.conversation_id = c.id),
+               coalesce((SELECT question FROM turns t WHERE t.conversation_id = c.id ORDER BY idx DESC LIMIT 1), '')
+        FROM conversations c
+    """
+
+    def conversations(self, study_key: str | None = None) -> list[ConversationSummary]:
+        """Newest first (by last change); only those of one study when study_key is given."""
+        if study_key is None:
+            rows = self._db.execute(self._SUMMARY + " ORDER BY c.changes DESC")
+        else:
+            rows = self._db.execute(self._SUMMARY + " WHERE c.study_key = ? ORDER BY c.changes DESC",
+                                    (study_key,))
+        return [_summary(row) for row in rows]
+
+    def search(self, text: str) -> list[ConversationSummary]:
+        """Conversations whose title, questions or answers contain `text` (case-insensitive substring)."""
+        text = text.strip()
+        if not text:
+            return self.conversations()
+        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        matches = ["SELECT id FROM conversations WHERE title LIKE :like ESCAPE '\\'"]
+        if self._fts and len(text) >= 3:  # a trigram index finds substrings of three characters or more
+            matches.append("SELECT conversation_id FROM turn_index WHERE turn_index MATCH :phrase")
+            # Answers still being written (or interrupted) are not in the index yet.
+            matches.append("SELECT conversation_id FROM turns WHERE finish = 'pending' "
+                           "AND (question LIKE :like ESCAPE '\\' OR answer LIKE :like ESCAPE '\\')")
+        else:
+            matches.append("SELECT conversation_id FROM turns "
+                           "WHERE question LIKE :like ESCAPE '\\' OR answer LIKE :like ESCAPE '\\'")
+        query = (self._SUMMARY + " WHERE c.id IN (" + " UNION ".join(matches) + ")"
+                 " ORDER BY c.changes DESC")
+        rows = self._db.execute(query, {"like": like, "phrase": '"' + text.replace('"', '""') + '"'})
+        return [_summary(row) for row in rows]
+
+    def rename(self, conversation_id: int, title: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
+            _changed(db, conversation_id)
+
+    def load(self, conversation_id: int) -> StoredConversation:
+        row = self._db.execute("SELECT id, title, study_key, study_info, model, settings, created, updated "
+                               "FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no conversation {conversation_id} in {self.path}")
+        conv = StoredConversation(row[0], row[1], row[2], json.loads(row[3]) if row[3] is not None else None,
+                                  json.loads(row[4]), json.loads(row[5]), row[6], row[7])
+        for t in self._db.execute("SELECT id, idx, question, image_shas, answer, finish, answer_tokens, timings, "
+                                  "created FROM turns WHERE conversation_id = ? ORDER BY idx", (conversation_id,)):
+            conv.turns.append(StoredTurn(t[0], t[1], t[2], json.loads(t[3]), t[4], t[5],
+                                         json.loads(t[6]) if t[6] is not None else None, json.loads(t[7]), t[8]))
+        for sha, png, label in self._db.execute(
+                "SELECT sha256, png, label FROM images WHERE conversation_id = ?", (conversation_id,)):
+            conv.images[sha] = StoredImage(sha, png, label)
+        return conv
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        """Deletes for real: the rows are overwritten (secure_delete), the search index is rebuilt without them,
+        and the file is vacuumed and its write-ahead log emptied, so no copy of the text or images remains."""
+        with self._write() as db:
+            if self._fts:
+                db.execute("DELETE FROM turn_index WHERE conversation_id = ?", (conversation_id,))
+            db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))  # cascades to turns, images
+            if self._fts:  # merge the index segments so that deleted entries are dropped, not just marked
+                db.execute("INSERT INTO turn_index(turn_index) VALUES ('optimize')")
+        self._compact()
+
+    def _compact(self) -> None:
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: the deleted data could not be erased from the file: {exc}") from exc
+
+    # --- images and turns
+
+    def add_image(self, conversation_id: int, png: bytes, label: str = "") -> str:
+        """Stores an image (as the model saw it) once per conversation; returns its sha256."""
+        sha = hashlib.sha256(png).hexdigest()
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO images (conversation_id, sha256, png, label) VALUES (?, ?, ?, ?)",
+                       (conversation_id, sha, png, label))
+        return sha
+
+    def add_turn(self, conversation_id: int, question: str, image_shas: list[str]) -> int:
+        with self._write() as db:
+            _changed(db, conversation_id)
+            known = {r[0] for r in db.execute("SELECT sha256 FROM images WHERE conversation_id = ?",
+                                               (conversation_id,))}
+            missing = [s for s in image_shas if s not in known]
+            if missing:
+                raise ValueError(f"images not stored in conversation {conversation_id}: {', '.join(missing)}")
+            idx = db.execute("SELECT coalesce(max(idx) + 1, 0) FROM turns WHERE conversation_id = ?",
+                             (conversation_id,)).fetchone()[0]
+            cur = db.execute("INSERT INTO turns (conversation_id, idx, question, image_shas, created) "
+                             "VALUES (?, ?, ?, ?, ?)", (conversation_id, idx, question, _json(image_shas), _now()))
+        return cur.lastrowid
+
+    def append_answer(self, turn_id: int, piece: str) -> None:
+        """One streamed piece, committed at once so that a crash keeps the answer up to here."""
+        with self._write() as db:
+            if db.execute("UPDATE turns SET answer = answer || ? WHERE id = ?", (piece, turn_id)).rowcount == 0:
+                raise KeyError(f"no turn {turn_id} in {self.path}")
+
+    def finish_answer(self, turn_id: int, finish: str, answer_tokens: list[int] | None = None,
+                      timings: dict | None = None, text: str | None = None) -> None:
+        if finish not in FINISH_STATES or finish == "pending":
+            raise ValueError(f"unknown finish {finish!r}; expected one of {', '.join(FINISH_STATES[1:])}")
+        with self._write() as db:
+            if text is not None:
+                db.execute("UPDATE turns SET answer = ? WHERE id = ?", (text, turn_id))
+            db.execute("UPDATE turns SET finish = ?, answer_tokens = ?, timings = ? WHERE id = ?",
+                       (finish, _json(list(answer_tokens)) if answer_tokens is not None else None,
+                        _json(timings or {}), turn_id))
+            self._touch(db, turn_id)
+            self._index(db, turn_id)
+
+    def reset_answer(self, turn_id: int) -> None:
+        """Regenerate: the answer starts again, empty and pending."""
+        with self._write() as db:
+            db.execute("UPDATE turns SET answer = '', finish = 'pending', answer_tokens = NULL, timings = '{}' "
+                       "WHERE id = ?", (turn_id,))
+            self._touch(db, turn_id)
+            self._index(db, turn_id)
+
+    def edit_question(self, turn_id: int, question: str) -> None:
+        """Edit and resend: the new question replaces the old one, its answer starts again and every later turn
+        of the conversation is deleted (the model will not have seen them)."""
+        with self._write() as db:
+            self._delete_after(db, turn_id)
+            db.execute("UPDATE turns SET question = ?, answer = '', finish = 'pending', answer_tokens = NULL, "
+                       "timings = '{}' WHERE id = ?", (question, turn_id))
+            self._touch(db, turn_id)
+            self._index(db, turn_id)
+
+    def delete_turns_after(self, turn_id: int) -> None:
+        with self._write() as db:
+            self._delete_after(db, turn_id)
+            self._touch(db, turn_id)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- helpers inside a transaction
+
+    def _turn(self, db: sqlite3.Connection, turn_id: int) -> tuple[int, int]:
+        row = db.execute("SELECT conversation_id, idx FROM turns WHERE id = ?", (turn_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no turn {turn_id} in {self.path}")
+        return row
+
+    def _delete_after(self, db: sqlite3.Connection, turn_id: int) -> None:
+        conversation_id, idx = self._turn(db, turn_id)
+        if self._fts:
+            db.execute("DELETE FROM turn_index WHERE rowid IN "
+                       "(SELECT id FROM turns WHERE conversation_id = ? AND idx > ?)", (conversation_id, idx))
+        db.execute("DELETE FROM turns WHERE conversation_id = ? AND idx > ?", (conversation_id, idx))
+
+    def _touch(self, db: sqlite3.Connection, turn_id: int) -> None:
+        _changed(db, self._turn(db, turn_id)[0])
+
+    def _index(self, db: sqlite3.Connection, turn_id: int) -> None:
+        """Keeps the search index of one turn current (pending turns are searched directly instead)."""
+        if not self._fts:
+            return
+        db.execute("DELETE FROM turn_index WHERE rowid = ?", (turn_id,))
+        db.execute("INSERT INTO turn_index(rowid, conversation_id, body) "
+                   "SELECT id, conversation_id, question || char(10) || answer FROM turns "
+                   "WHERE id = ? AND finish != 'pending'", (turn_id,))
+
+
+def _changed(db: sqlite3.Connection, conversation_id: int) -> None:
+    """Marks the conversation as changed now (for the newest-first order); KeyError if there is none."""
+    if db.execute("UPDATE conversations SET updated = ?, changes = (SELECT max(changes) + 1 FROM conversations) "
+                  "WHERE id = ?", (_now(), conversation_id)).rowcount == 0:
+        raise KeyError(f"no conversation {conversation_id}")
+
+
+def _has_trigram_search() -> bool:
+    """Whether this SQLite has FTS5 with the trigram tokenizer (3.34+); without it search uses LIKE."""
+    probe = sqlite3.connect(":memory:")
+    try:
+        probe.execute("CREATE VIRTUAL TABLE probe USING fts5(x, tokenize='trigram')")
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def _json(value) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _summary(row) -> ConversationSummary:
+    return ConversationSummary(row[0], row[1], row[2], row[3], row[4], row[5], row[6][:120])

@@ -1,0 +1,108 @@
+"""The engine seen from the GUI: requests run on a background thread, results come back as Qt signals.
+
+The engine itself already runs llama.cpp in a child process; this class only keeps its blocking client
+calls (loading, waiting for the next streamed piece) off the GUI thread. One request at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from inference.engine import Answer, ContextFull, Engine, EngineCrashed, EngineError, EngineSettings, PreparedImage
+from inference.gguf_check import ModelFileError
+from inference.prompt import Turn
+from inference.sampling import SamplingSettings
+
+
+class EngineRunner(QObject):
+    loaded = Signal(dict)  # the worker's load report (context size, GPU layers, note)
+    stage = Signal(str, int, int)  # "loading" | "image" | "prompt" | "generating", done, total
+    text = Signal(str)  # a streamed piece of the answer
+    finished = Signal(object)  # inference.engine.Answer
+    failed = Signal(str, str)  # kind ("no_model" | "model_file" | "crashed" | "context_full" | "error"), message
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.engine: Engine | None = None
+        self.folder: Path | None = None
+        self.settings = EngineSettings()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def set_model(self, folder: Path | None, settings: EngineSettings | None = None) -> None:
+        """Use this model folder for the next request (the worker starts lazily, on the first question)."""
+        if folder == self.folder and (settings is None or settings == self.settings) and self.engine is not None:
+            return
+        self.shutdown()
+        self.folder = Path(folder) if folder is not None else None
+        self.settings = settings or self.settings
+        self.engine = None
+
+    def image_size(self) -> int | None:
+        return self.engine.pair.image_size if self.engine is not None else None
+
+    def ask(self, turns: list[Turn], images: list[bytes | PreparedImage], sampling: SamplingSettings | None) -> bool:
+        """Answer the last turn on a background thread. False (and `failed`) when a request is running already."""
+        if self.busy:
+            self.failed.emit("error", "the model is still answering; stop it first")
+            return False
+        self._thread = threading.Thread(target=self._run, args=(list(turns), list(images), sampling),
+                                        name="huatuo-engine-client", daemon=True)
+        self._thread.start()
+        return True
+
+    def stop(self) -> None:
+        """Stop the running request; the partial answer arrives through `finished` (finish = "cancelled")."""
+        if self.engine is not None:
+            self.engine.cancel()
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        self.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.engine is not None:
+            self.engine.close()
+
+    def _run(self, turns, images, sampling) -> None:
+        try:
+            engine = self._ensure_engine()
+            prepared = [img if isinstance(img, PreparedImage) else engine.prepare_image(img) for img in images]
+            for event in engine.generate(turns, prepared, sampling):
+                kind = event["type"]
+                if kind == "progress":
+                    self.stage.emit(event["stage"], event.get("done", 0), event.get("total", 0))
+                elif kind == "tokens":
+                    self.text.emit(event["text"])
+                elif kind == "done":
+                    self.finished.emit(Answer(event["text"], event["finish"], event.get("timings", {}),
+                                              event.get("token_ids", [])))
+        except ContextFull as exc:
+            self.failed.emit("context_full", str(exc))
+        except EngineCrashed as exc:
+            self.failed.emit("crashed", str(exc))
+        except ModelFileError as exc:
+            self.failed.emit("model_file", str(exc))
+        except _NoModel as exc:
+            self.failed.emit("no_model", str(exc))
+        except (EngineError, OSError, ValueError) as exc:
+            self.failed.emit("error", str(exc))
+
+    def _ensure_engine(self) -> Engine:
+        if self.engine is None:
+            if self.folder is None:
+                raise _NoModel("no model is installed: open the model manager to get one")
+            self.engine = Engine.from_folder(self.folder, self.settings)
+        if self.engine.pid is None:
+            self.stage.emit("loading", 0, 1)
+            self.loaded.emit(self.engine.start())
+        return self.engine
+
+
+class _NoModel(Exception):
+    pass

@@ -1,0 +1,109 @@
+"""Screenshots of the real windows for the documentation.
+
+    xvfb-run -s "-screen 0 1600x1000x24" python docs/screenshots.py [--model DIR]
+
+Opens the app on a real CT image, asks a question through the real engine and saves the main window with the
+streamed answer, the model manager and practice mode as PNG files in docs/. Without --model the answer comes
+from a tiny random-weight test model (built here; needs the dev extras), so its text is not meaningful prose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument("--theme", default="light")
+    args = parser.parse_args()
+
+    import os
+
+    work = Path(tempfile.mkdtemp())
+    os.environ["HUATUO_DATA_DIR"] = str(work / "data")
+    from pydicom.data import get_testdata_file
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.settings import Settings
+    from app.ui.main import MainWindow
+    from app.ui.theme import apply_theme
+
+    model = args.model
+    if model is None:
+        from conversion.synthetic import tiny_model
+
+        model = tiny_model(work)
+    shutil.copytree(model, work / "data" / "models" / "HuatuoGPT-Vision-7B")
+    settings = Settings(greedy=True, max_new_tokens=120, acknowledged="screenshots", theme=args.theme)
+    settings.save(work / "data")
+
+    app = QApplication([])
+    apply_theme(app, args.theme)
+    window = MainWindow(Settings.load())
+    window.resize(1500, 920)
+    window.show()
+
+    def wait(condition, timeout_ms=60_000):
+        loop_timer = QTimer()
+        loop = QEventLoop()
+        loop_timer.timeout.connect(lambda: condition() and loop.quit())
+        loop_timer.start(20)
+        QTimer.singleShot(timeout_ms, loop.quit)
+        loop.exec()
+
+    window.open_path(get_testdata_file("CT_small.dcm"))
+    wait(lambda: window.series_viewer.shown is not None)
+    window.attach_view(False)
+    window.chat.input.setPlainText("Describe this image: the imaging technique, the view and the structures you "
+                                   "can see.")
+    finished = []
+    window.runner.finished.connect(finished.append)
+    window.chat.send()
+    wait(lambda: bool(finished), 120_000)
+    wait(lambda: False, 300)
+    args.out.mkdir(parents=True, exist_ok=True)
+    window.grab().save(str(args.out / "main-window.png"))
+    print(f"saved {args.out / 'main-window.png'}")
+
+    try:
+        from app.ui.model_manager import ModelManagerDialog
+
+        manager = ModelManagerDialog(parent=window)
+        manager.resize(980, 620)
+        manager.show()
+        wait(lambda: False, 500)
+        manager.grab().save(str(args.out / "model-manager.png"))
+        print(f"saved {args.out / 'model-manager.png'}")
+        manager.close()
+    except ImportError as exc:
+        print(f"model manager not shown: {exc}")
+
+    try:
+        from app.ui.practice import open_practice
+
+        practice = open_practice(window.runner, window)
+        practice.resize(1200, 760)
+        practice.show()
+        wait(lambda: False, 500)
+        practice.grab().save(str(args.out / "practice-mode.png"))
+        print(f"saved {args.out / 'practice-mode.png'}")
+        practice.close()
+    except ImportError as exc:
+        print(f"practice mode not shown: {exc}")
+    window.close()
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""The whole app flow through the real engine with the tiny model: open a study, ask with two images, stream,
+stop, regenerate, edit, export, restart; an engine crash and a killed app lose nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from pydicom.data import get_testdata_file
+
+from app.settings import Settings
+from app.store import Store
+from app.ui.main import MainWindow
+
+PATIENT_NAME, PATIENT_ID = "CompressedSamples^CT1", "1CT1"  # what CT_small.dcm carries
+ANSWER_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch, converted):
+    folder = tmp_path / "data"
+    shutil.copytree(converted("qwen2", "original", "Q8_0"), folder / "models" / "tiny")
+    monkeypatch.setenv("HUATUO_DATA_DIR", str(folder))
+    settings = Settings(greedy=True, max_new_tokens=48, acknowledged="2026-01-01T00:00:00+00:00")
+    settings.save(folder)
+    return folder
+
+
+def open_window(qtbot) -> MainWindow:
+    window = MainWindow(Settings.load())
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def close_window(window: MainWindow) -> None:
+    window.close()
+
+
+def open_ct(window, qtbot):
+    window.open_path(get_testdata_file("CT_small.dcm"))
+    qtbot.waitUntil(lambda: window.series_viewer.shown is not None, timeout=10_000)
+
+
+def ask(window, qtbot, question: str):
+    window.chat.input.setPlainText(question)
+    with qtbot.waitSignal(window.runner.finished, timeout=ANSWER_TIMEOUT_MS) as blocker:
+        window.chat.send()
+    return blocker.args[0]
+
+
+def test_ask_stop_regenerate_edit_export_restart(data_dir, qtbot, tmp_path, no_network):
+    window = open_window(qtbot)
+    assert "tiny" in window.model_panel.text() or "Q8_0" in window.model_panel.text()
+    open_ct(window, qtbot)
+    window.attach_view(False)
+    window.series_viewer.scale(2.0, 2.0)  # the second image: only the zoomed region
+    window.attach_view(True)
+    assert len(window.chat.pending_images) == 2
+
+    pieces = []
+    window.runner.text.connect(pieces.append)
+    first = ask(window, qtbot, "Describe this image. 请描述。")
+    assert first.finish in ("stop", "length") and pieces and "".join(pieces) == first.text
+    conv = window.chat.conversation
+    assert len(conv.turns) == 1 and len(conv.turns[0].image_shas) == 2 and conv.turns[0].answer == first.text
+    assert "Describe this image" in window.chat.transcript_text()
+
+    # Stop as soon as the first piece arrives: the partial answer is kept and marked.
+    window.settings.max_new_tokens = 400
+    window.chat.input.setPlainText("And the second question?")
+    stopped = []
+    window.runner.finished.connect(stopped.append)
+    window.runner.text.connect(lambda _piece: window.chat.stop())
+    window.chat.send()
+    qtbot.waitUntil(lambda: bool(stopped), timeout=ANSWER_TIMEOUT_MS)
+    window.runner.text.disconnect()
+    assert stopped[0].finish == "cancelled"
+    assert window.chat.conversation.turns[-1].finish == "cancelled"
+    window.settings.max_new_tokens = 48
+
+    with qtbot.waitSignal(window.runner.finished, timeout=ANSWER_TIMEOUT_MS) as regenerated:
+        window.chat.regenerate()
+    assert regenerated.args[0].finish in ("stop", "length")
+    assert len(window.chat.conversation.turns) == 2
+
+    window.chat.edit_last()
+    assert window.chat.input.toPlainText() == "And the second question?"
+    edited = ask(window, qtbot, "An edited second question")
+    turns = window.chat.conversation.turns
+    assert [t.question for t in turns] == ["Describe this image. 请描述。", "An edited second question"]
+    assert turns[-1].answer == edited.text
+
+    exports = {}
+    for fmt in ("md", "html", "pdf"):
+        exports[fmt] = tmp_path / f"conversation.{fmt}"
+        window.chat.export(exports[fmt], fmt)
+        assert exports[fmt].stat().st_size > 0
+    html = exports["html"].read_text(encoding="utf-8")
+    assert "An edited second question" in html and "not for diagnosis" in html and html.count("<img") >= 2
+    for fmt in ("md", "html"):
+        text = exports[fmt].read_text(encoding="utf-8")
+        assert PATIENT_NAME not in text and PATIENT_ID not in text
+    assert PATIENT_NAME.encode() not in exports["pdf"].read_bytes()
+    conversation_id = window.chat.conversation.id
+    close_window(window)
+
+    # The audit log has one record per question, with hashes only.
+    audit = (data_dir / "audit.jsonl").read_text(encoding="utf-8")
+    assert audit.count("\n") == 4 and "edited" not in audit and PATIENT_NAME not in audit
+    assert PATIENT_NAME.encode() not in (data_dir / "conversations.sqlite3").read_bytes()
+
+    restarted = open_window(qtbot)
+    open_ct(restarted, qtbot)
+    assert restarted.chat.conversation is not None and restarted.chat.conversation.id == conversation_id
+    assert "An edited second question" in restarted.chat.transcript_text()
+    close_window(restarted)
+
+
+def test_engine_crash_mid_answer_keeps_the_conversation(data_dir, qtbot):
+    window = open_window(qtbot)
+    open_ct(window, qtbot)
+    window.attach_view(False)
+    window.settings.max_new_tokens = 400
+    failures = []
+    window.runner.failed.connect(lambda kind, message: failures.append((kind, message)))
+
+    killed = []
+
+    def kill_engine(_piece):
+        if not killed:
+            killed.append(window.runner.engine.pid)
+            os.kill(killed[0], signal.SIGKILL)
+
+    window.runner.text.connect(kill_engine)
+    window.chat.input.setPlainText("First question")
+    window.chat.send()
+    qtbot.waitUntil(lambda: bool(failures), timeout=ANSWER_TIMEOUT_MS)
+    assert failures[0][0] == "crashed" and "stopped unexpectedly" in window.chat.status.text()
+    turn = window.chat.conversation.turns[-1]
+    assert turn.finish == "error" and turn.question == "First question"
+
+    window.settings.max_new_tokens = 24
+    with qtbot.waitSignal(window.runner.finished, timeout=ANSWER_TIMEOUT_MS) as answered:
+        window.chat.regenerate()  # the engine restarts for the next request
+    assert answered.args[0].finish in ("stop", "length")
+    assert window.chat.conversation.turns[-1].answer == answered.args[0].text
+    close_window(window)
+
+
+KILLED_APP = textwrap.dedent("""
+    import os, signal, sys
+    from PySide6.QtWidgets import QApplication
+    from pydicom.data import get_testdata_file
+    from app.settings import Settings
+    from app.ui.main import MainWindow
+
+    app = QApplication([])
+    window = MainWindow(Settings.load())
+    window.show()
+    window.open_path(get_testdata_file("CT_small.dcm"))
+    while window.series_viewer.shown is None:
+        app.processEvents()
+    window.settings.max_new_tokens = 400
+    window.attach_view(False)
+    seen = []
+
+    def on_text(piece):
+        seen.append(piece)
+        if len(seen) == 5:
+            print("KILLING", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    window.runner.text.connect(on_text)
+    window.chat.input.setPlainText("A question the app dies during")
+    window.chat.send()
+    app.exec()
+""")
+
+
+def test_killed_app_keeps_the_partial_answer(data_dir):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HUATUO_DATA_DIR=str(data_dir))
+    done = subprocess.run([sys.executable, "-c", KILLED_APP], env=env, capture_output=True, text=True, timeout=180,
+                          cwd=os.getcwd())
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    store = Store(data_dir / "conversations.sqlite3")
+    [summary] = store.conversations()
+    turn = store.load(summary.id).turns[-1]
+    store.close()
+    assert turn.question == "A question the app dies during"
+    assert turn.finish == "pending" and len(turn.answer) > 0  # the pieces streamed before the kill
