@@ -298,6 +298,10 @@ class ChatPanel(QWidget):
         question = self.input.toPlainText().strip()
         if not question or self.runner.busy:
             return
+        if self.model_folder is None:
+            self.status.setText("No model is installed: open Models → Model manager to download, convert or "
+                                "import one.")
+            return
         if self._editing_turn is not None:
             turn_id, self._editing_turn = self._editing_turn, None
             self.store.edit_question(turn_id, question)

@@ -29,6 +29,7 @@ from app.imaging import ImageOpenError, open_image
 from app.paths import data_dir, models_dir
 from app.settings import Settings
 from app.store import Store
+from app.studies.deid import burned_in_warning
 from app.studies.scan import Library, looks_like_dicom, scan
 from app.ui.chat import INTENDED_USE, ChatPanel
 from app.ui.engine_runner import EngineRunner
@@ -266,6 +267,9 @@ class MainWindow(QMainWindow):
         """Give the chat the image exactly as shown (for a plain image: the file's pixels)."""
         if self.views.currentWidget() is self.series_viewer and self.series_viewer.shown is not None:
             png = self.series_viewer.model_view_png(zoomed_region)
+            warning = burned_in_warning(self.series_viewer.header)
+            if warning:
+                self.statusBar().showMessage(f"Attached, but {warning}.")
             position = self.series_viewer.position + 1
             label = f"{self.current_series.modality} {self.current_series.description} " \
                     f"{position}/{len(self.series_viewer.frames)}".strip()

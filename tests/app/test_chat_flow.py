@@ -16,6 +16,7 @@ from pydicom.data import get_testdata_file
 from app.settings import Settings
 from app.store import Store
 from app.ui.main import MainWindow
+from tests.network_guard import no_network  # noqa: F401 (fixture)
 
 PATIENT_NAME, PATIENT_ID = "CompressedSamples^CT1", "1CT1"  # what CT_small.dcm carries
 ANSWER_TIMEOUT_MS = 120_000
@@ -120,6 +121,7 @@ def test_ask_stop_regenerate_edit_export_restart(data_dir, qtbot, tmp_path, no_n
     assert restarted.chat.conversation is not None and restarted.chat.conversation.id == conversation_id
     assert "An edited second question" in restarted.chat.transcript_text()
     close_window(restarted)
+    assert no_network == []  # nothing tried to leave the machine
 
 
 def test_engine_crash_mid_answer_keeps_the_conversation(data_dir, qtbot):
