@@ -39,8 +39,14 @@ def main(argv: list[str] | None = None) -> int:
 
     render_cli.add_arguments(sub.add_parser("render", help="render a DICOM or image file as the viewer shows it"))
 
+    from training.evaluation import cli as eval_cli
+
+    eval_cli.add_arguments(sub.add_parser("eval", help="run the medical VQA benchmarks (VQA-RAD, SLAKE, PathVQA, …)"))
+
     args = parser.parse_args(argv)
     try:
+        if args.command == "eval":
+            return eval_cli.run(args)
         if args.command == "render":
             return render_cli.run(args)
         if args.command == "ask":

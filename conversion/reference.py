@@ -77,9 +77,12 @@ def image_features(model, image):
     return features.reshape(-1, features.shape[-1])
 
 
-def greedy_reference(model, pieces, tokenize, max_new_tokens: int, eos_ids) -> list[int]:
+def greedy_reference(
+    model, pieces, tokenize, max_new_tokens: int, eos_ids, repetition_penalty: float = 1.0
+) -> list[int]:
     """Greedy generation in transformers from prompt pieces: text (tokenized with `tokenize`), token ids,
-    or a prepared PIL image (its projected features are spliced in, as the official code does)."""
+    or a prepared PIL image (its projected features are spliced in, as the official code does). Like the
+    official code it passes only embeddings, so a repetition penalty sees the generated tokens alone."""
     import torch
 
     embed = model.get_input_embeddings()
@@ -93,6 +96,7 @@ def greedy_reference(model, pieces, tokenize, max_new_tokens: int, eos_ids) -> l
         output = model.generate(
             inputs_embeds=inputs, attention_mask=torch.ones(inputs.shape[:2], dtype=torch.long),
             max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=list(eos_ids), pad_token_id=eos_ids[0],
+            repetition_penalty=repetition_penalty,
         )
     generated = [int(t) for t in output[0]]
     while generated and generated[-1] in eos_ids:

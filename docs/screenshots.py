@@ -93,6 +93,14 @@ def main() -> int:
 
         practice = open_practice(window.runner, window)
         practice.resize(1200, 760)
+        from app.practice import sample_deck_path
+
+        practice.open_deck(sample_deck_path())
+        practice.option_buttons[0].click()
+        done = []
+        window.runner.finished.connect(done.append)
+        practice.reveal()
+        wait(lambda: bool(done), 120_000)
         practice.show()
         wait(lambda: False, 500)
         practice.grab().save(str(args.out / "practice-mode.png"))

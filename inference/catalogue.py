@@ -95,11 +95,14 @@ def load_catalogue(path: str | Path | None = None) -> list[CatalogueEntry]:
         raise CatalogueError(f"{path}: unknown catalogue format {version!r} (this app reads {CATALOGUE_FORMAT})")
     entries = []
     for i, model in enumerate(data.get("models", [])):
-        where = f"{path}: model {i + 1} ({model.get('name', 'no name') if isinstance(model, dict) else model!r})"
+        label = model.get("name", "no name") if isinstance(model, dict) else repr(model)
+        where = f"{path}: model {i + 1} ({label})"
         try:
             entries.extend(_expand(model, data))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CatalogueError(f"{where}: {type(exc).__name__}: {exc}") from None
+        except KeyError as exc:
+            raise CatalogueError(f"{where}: the field {exc} is missing") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise CatalogueError(f"{where}: {exc}") from None
     return entries
 
 

@@ -264,7 +264,7 @@ class _Job:
             raise Cancelled("download cancelled; what was downloaded is kept and the next download continues it")
 
     def pause(self, seconds: float) -> None:
-        if self.cancel.wait(seconds):
+        if seconds > 0 and self.cancel.wait(seconds):
             self.check_cancel()
 
     def retrying(self, what: str, call):
@@ -280,9 +280,10 @@ class _Job:
                 problem = _describe(exc)
             except hub_http.TransportError as exc:
                 problem = _describe(exc)
-            if time.monotonic() - started >= self.stall_timeout_s:
+            waited = time.monotonic() - started
+            if waited >= self.stall_timeout_s:
                 raise DownloadError(f"{what}: no answer from the Hub for {self.stall_timeout_s:g} s ({problem})")
-            self.pause(RETRY_WAIT_S)
+            self.pause(min(RETRY_WAIT_S, self.stall_timeout_s - waited))
 
     def locate(self, repo_id: str, path: str, revision: str, sha256: str | None = None) -> _Remote:
         url = hf_hub_url(repo_id, path, revision=revision, endpoint=self.endpoint)
@@ -370,7 +371,7 @@ class _Job:
                 problem = _describe(exc)
             if offset < size:
                 location = None
-                self.pause(RETRY_WAIT_S)
+                self.pause(min(RETRY_WAIT_S, self.stall_timeout_s - (time.monotonic() - last_data)))
 
     def _headers(self, url: str, offset: int) -> dict[str, str]:
         # The login token (if any) goes to the Hub only, never to the storage host it redirects to.

@@ -7,6 +7,7 @@ becomes an `EngineCrashed` error for the caller, and the next request starts a n
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import signal
@@ -110,7 +111,8 @@ class Engine:
         self._cancel = context.Event()
         self._process = context.Process(target=worker_main, args=(child, self._cancel), daemon=True,
                                         name="huatuo-engine")
-        self._process.start()
+        with _interrupts_ignored_by_children():
+            self._process.start()
         child.close()
         self._conn = parent
         s = self.settings
@@ -250,6 +252,20 @@ class Engine:
             if self._stage == "image" and process is self._process and process.is_alive():
                 self._killed_by_cancel = True
                 process.kill()
+
+
+@contextlib.contextmanager
+def _interrupts_ignored_by_children():
+    """Start the worker with Ctrl-C ignored (an ignored signal stays ignored across exec): Ctrl-C in a terminal
+    then reaches only the caller, which cancels the request, instead of killing the worker with it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can be changed only on the main thread; a GUI has no terminal Ctrl-C anyway
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _describe_exit(code: int | None) -> str:

@@ -1,7 +1,8 @@
 """Sampling settings with the official semantics (applied in the engine by inference/sampler_chain.py).
 
-The official command line samples with transformers' generate: repetition penalty 1.2 over every token
-seen (prompt included), temperature 0.2, top-k 50 (transformers' default), at most 512 new tokens.
+The official command line samples with transformers' generate from embeddings: repetition penalty 1.2 over
+the tokens generated so far (the prompt is passed as embeddings, so the penalty never sees it), temperature
+0.2, top-k 50 (transformers' default), at most 512 new tokens.
 """
 
 from __future__ import annotations

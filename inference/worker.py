@@ -159,11 +159,10 @@ class Session:
             done = n_past - reused
             self.send({"type": "progress", "id": rid, "stage": "prompt", "done": done, "total": total_new})
 
+        # The official code generates from embeddings only, so its repetition penalty sees the answer's own
+        # tokens, never the prompt's: the sampler starts with an empty history.
         sampler = SamplerChain(settings, self.model.n_vocab, self.model.n_ctx)
         try:
-            for u in self.units:
-                if isinstance(u, int):
-                    sampler.accept(u)
             self._stream(rid, settings, sampler, started, reused, total_new, len(new_images))
         finally:
             sampler.close()

@@ -387,6 +387,8 @@ class ChatPanel(QWidget):
 
     # --- engine events ---------------------------------------------------------------------------
     def _on_stage(self, stage: str, done: int, total: int) -> None:
+        if self._turn_id is None:
+            return
         text = {"loading": "Loading the model…", "image": f"Encoding image {done + 1} of {total}…",
                 "prompt": "Reading the conversation…", "queued": "Starting…"}.get(stage, "Answering…")
         self.status.setText(text)
@@ -427,13 +429,14 @@ class ChatPanel(QWidget):
         self._refresh_list()
 
     def _on_failed(self, kind: str, message: str) -> None:
-        if self._turn_id is not None:
-            turn_id, self._turn_id = self._turn_id, None
-            finish = "context_full" if kind == "context_full" else "error"
-            self.store.finish_answer(turn_id, finish, text=self._answer)
-            self._record_audit(self._answer, finish)
-            self.conversation = self.store.load(self.conversation.id)
-            self._render()
+        if self._turn_id is None:  # another window's request (the runner is shared)
+            return
+        turn_id, self._turn_id = self._turn_id, None
+        finish = "context_full" if kind == "context_full" else "error"
+        self.store.finish_answer(turn_id, finish, text=self._answer)
+        self._record_audit(self._answer, finish)
+        self.conversation = self.store.load(self.conversation.id)
+        self._render()
         self._set_busy(False)
         if kind == "crashed":
             message += " Your conversation is kept: ask again, or regenerate, to continue."

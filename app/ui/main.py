@@ -33,6 +33,7 @@ from app.studies.deid import burned_in_warning
 from app.studies.scan import Library, looks_like_dicom, scan
 from app.ui.chat import INTENDED_USE, ChatPanel
 from app.ui.engine_runner import EngineRunner
+from app.ui.practice import open_practice
 from app.ui.series_strip import SeriesStrip
 from app.ui.settings_dialog import FirstRunDialog, SettingsDialog
 from app.ui.study_browser import StudyBrowser
@@ -172,6 +173,10 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.identifiers_action)
         self.window_menu = self.menuBar().addMenu("&Window")
         self.window_menu.aboutToShow.connect(self._fill_window_menu)
+        practice_action = QAction("&Practice cases…", self, shortcut=QKeySequence("Ctrl+P"))
+        practice_action.triggered.connect(lambda: open_practice(self.runner, self))
+        view_menu.addSeparator()
+        view_menu.addAction(practice_action)
         self.models_menu = self.menuBar().addMenu("&Models")
         self.models_menu.addAction("&Refresh", self.refresh_models)
         help_menu = self.menuBar().addMenu("&Help")

@@ -30,7 +30,7 @@ def image(engine):
     return engine.prepare_image(sample_image())
 
 
-def _reference_answer(checkpoint, turns, pil_image, eos_ids, keep_answer_tokens):
+def _reference_answer(checkpoint, turns, pil_image, eos_ids, keep_answer_tokens, repetition_penalty=1.0):
     """transformers' greedy answer to the conversation, built exactly as the official code builds it
     (earlier answers as their generated ids where the engine keeps those)."""
     ckpt = Checkpoint(checkpoint)
@@ -39,7 +39,17 @@ def _reference_answer(checkpoint, turns, pil_image, eos_ids, keep_answer_tokens)
     wire = [{"question": t.question, "images": ["x"] * t.n_images, "answer": t.answer,
              "answer_tokens": t.answer_tokens} for t in turns]
     pieces = [pil_image if isinstance(p, ImageUnit) else p for p in conversation_pieces(wire, keep_answer_tokens)]
-    return greedy_reference(model, pieces, tokenize, GREEDY.max_new_tokens, eos_ids)
+    return greedy_reference(model, pieces, tokenize, GREEDY.max_new_tokens, eos_ids, repetition_penalty)
+
+
+def test_repetition_penalty_sees_only_the_answer_as_the_official_code(tiny_checkpoints, engine, image):
+    """The official generate() gets embeddings only: its penalty covers generated tokens, not the prompt."""
+    pil = prepare(sample_image(), engine.pair.image_size)
+    penalised = SamplingSettings(greedy=True, repetition_penalty=1.5, max_new_tokens=GREEDY.max_new_tokens)
+    answer = engine.ask([Turn(Q1, 1)], [image], penalised)
+    want = _reference_answer(tiny_checkpoints("qwen2", "original"), [Turn(Q1, 1)], pil, _eos_ids(engine), False, 1.5)
+    assert answer.token_ids == want
+    assert answer.token_ids != engine.ask([Turn(Q1, 1)], [image], GREEDY).token_ids  # the penalty did act
 
 
 @pytest.mark.parametrize("flavour,layout,history", [

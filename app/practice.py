@@ -1,0 +1,338 @@
+"""Practice mode without Qt: case decks, the model's question for an item, scoring, and saved progress.
+
+A deck is a JSON file in the format of the HuatuoGPT-Vision evaluation set (FreedomIntelligence/
+Medical_Multimodal_Evaluation_Data): items with `question`, `image` (paths relative to the deck file),
+`options` and `answer` (the text of the correct option) for multiple choice, or only `answer` (a reference)
+for free text. The file is either that list of items or an object with `title` and `items`.
+
+Progress is kept per deck in `practice.sqlite3` in the data folder, keyed by the SHA-256 of the deck file, so
+a moved or renamed deck keeps its progress and an edited deck starts afresh.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import io
+import json
+import re
+import sqlite3
+import string
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+from app.imaging import open_image
+from app.paths import data_dir
+from inference.prompt import MAX_IMAGES_PER_CONVERSATION
+
+# The official evaluation prompt for multiple choice (HuatuoGPT-Vision eval.py): question, lettered options, this.
+MC_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+LETTERS = string.ascii_uppercase
+PROGRESS_NAME = "practice.sqlite3"
+
+
+class DeckError(Exception):
+    """The deck cannot be used; the message names the file and, where it applies, the item."""
+
+
+@dataclass(frozen=True)
+class Item:
+    number: int  # 1-based position in the deck, as shown to the trainee
+    question: str
+    images: tuple[Path, ...]
+    options: tuple[str, ...] = ()
+    correct: int | None = None  # index of the correct option; None for free text or an unkeyed choice
+    reference: str | None = None  # the deck's reference answer (free text), when it has one
+    source: str | None = None  # the benchmark or collection the item comes from
+
+    @property
+    def is_multiple_choice(self) -> bool:
+        return bool(self.options)
+
+    @property
+    def auto_scored(self) -> bool:
+        return self.correct is not None
+
+    def option_label(self, index: int) -> str:
+        return f"{LETTERS[index]}. {self.options[index]}"
+
+    def reference_text(self) -> str | None:
+        return self.option_label(self.correct) if self.correct is not None else self.reference
+
+
+@dataclass(frozen=True)
+class Deck:
+    path: Path
+    title: str
+    items: tuple[Item, ...]
+    sha256: str  # of the file's bytes: the key of its progress
+
+
+def sample_deck_path() -> Path:
+    """The small built-in deck of drawn, synthetic images."""
+    return Path(str(resources.files("resources").joinpath("decks", "sample_deck.json")))
+
+
+def load_deck(path: str | Path) -> Deck:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DeckError(f"{path}: cannot read the deck ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise DeckError(f"{path.name}: not a text file (a deck is UTF-8 JSON)") from None
+    except json.JSONDecodeError as exc:
+        raise DeckError(f"{path.name}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    title = path.stem.replace("_", " ")
+    if isinstance(data, dict):
+        title = str(data.get("title") or title)
+        data = data.get("items")
+    if not isinstance(data, list):
+        raise DeckError(f"{path.name}: expected a list of items, or an object with a list under \"items\"")
+    if not data:
+        raise DeckError(f"{path.name}: the deck has no items")
+    items = tuple(_parse_item(raw_item, number, path) for number, raw_item in enumerate(data, start=1))
+    return Deck(path, title, items, hashlib.sha256(raw).hexdigest())
+
+
+def _parse_item(raw: object, number: int, deck_path: Path) -> Item:
+    where = f"{deck_path.name}, item {number}"
+    if not isinstance(raw, dict):
+        raise DeckError(f"{where}: expected an object with a question, got {type(raw).__name__}")
+    question = raw.get("question")
+    if not isinstance(question, str) or not question.strip():
+        raise DeckError(f"{where}: the item has no question")
+    images = _parse_images(raw.get("image", raw.get("images")), where, deck_path.parent)
+    options = _parse_options(raw.get("options"), where)
+    answer = raw.get("answer")
+    reference = None if answer is None or str(answer).strip() in ("", "?") else str(answer).strip()
+    correct = _correct_index(raw, options, reference, where) if options else None
+    source = raw.get("dataset") or raw.get("source")
+    return Item(number, question.strip(), images, options, correct, None if options else reference,
+                str(source) if source else None)
+
+
+def _parse_images(value: object, where: str, folder: Path) -> tuple[Path, ...]:
+    names = [value] if isinstance(value, str) else value
+    if not names or not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise DeckError(f"{where}: no image (\"image\" names a file, or a list of files, relative to the deck)")
+    if len(names) > MAX_IMAGES_PER_CONVERSATION:
+        raise DeckError(f"{where}: {len(names)} images; the model reads at most {MAX_IMAGES_PER_CONVERSATION}")
+    paths = []
+    for name in names:
+        full = folder / name
+        if not full.is_file():
+            raise DeckError(f"{where}: image not found: {name} (looked for {full})")
+        paths.append(full)
+    return tuple(paths)
+
+
+def _parse_options(value: object, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):  # the evaluation set stores some option lists as Python literals
+        try:
+            value = ast.literal_eval(value) if value.strip() else []
+        except (ValueError, SyntaxError):
+            raise DeckError(f"{where}: \"options\" is text that is not a list") from None
+    if isinstance(value, dict):  # {"A": "...", "B": "..."}, in letter order
+        value = [value[key] for key in sorted(value)]
+    if not isinstance(value, list | tuple) or any(isinstance(o, dict | list) for o in value):
+        raise DeckError(f"{where}: \"options\" must be a list of answer texts")
+    if len(value) > len(LETTERS):
+        raise DeckError(f"{where}: {len(value)} options; at most {len(LETTERS)} can be lettered")
+    return tuple(str(o).strip() for o in value)
+
+
+def _correct_index(raw: dict, options: tuple[str, ...], answer: str | None, where: str) -> int | None:
+    """The correct option from `answer_idx` (a letter or a 0-based index) or `answer` (the option's text, as
+    the evaluation set has it, or its letter). None when the deck gives no answer ("?" in the evaluation set)."""
+    key = raw.get("answer_idx")
+    if isinstance(key, int) and not isinstance(key, bool):
+        if 0 <= key < len(options):
+            return key
+        raise DeckError(f"{where}: answer_idx {key} is outside its {len(options)} options")
+    if isinstance(key, str) and key.strip():
+        answer = key.strip()
+    if answer is None:
+        return None
+    for match in (lambda o: o == answer, lambda o: o.casefold() == answer.casefold()):
+        found = [i for i, option in enumerate(options) if match(option)]
+        if found:
+            return found[0]
+    letter = answer.rstrip(".)").upper()
+    if len(letter) == 1 and letter in LETTERS[: len(options)]:
+        return LETTERS.index(letter)
+    raise DeckError(f"{where}: the answer {answer!r} is not one of its options")
+
+
+def build_question(item: Item) -> str:
+    """What the model is asked: the evaluation prompt for multiple choice, the question as written otherwise."""
+    if not item.is_multiple_choice:
+        return item.question
+    options = "\n".join(item.option_label(i) for i in range(len(item.options)))
+    return f"{item.question}\n{options}\n{MC_INSTRUCTION}"
+
+
+def image_png(path: Path) -> bytes:
+    """A deck image as PNG bytes for the model (PNG, JPEG, TIFF or DICOM on disk)."""
+    buffer = io.BytesIO()
+    open_image(path).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def score_choice(item: Item, choice: int) -> bool | None:
+    """Whether the chosen option is the deck's answer; None when the item cannot be scored automatically."""
+    return None if item.correct is None else choice == item.correct
+
+
+def model_choice(item: Item, text: str) -> int | None:
+    """The option a model's reply names, read strictly: a reply that is an option's letter alone or followed by
+    ".", ")" or ":" ("B", "B. …", "(B) …"), or exactly an option's text. None otherwise: the reply then speaks
+    for itself (guessing a letter out of prose, as the evaluation scorer does, misreads replies like "I think")."""
+    reply = text.strip()
+    match = re.match(r"^\(?([A-Z])(?:$|[.):])", reply)
+    if match and LETTERS.index(match.group(1)) < len(item.options):
+        return LETTERS.index(match.group(1))
+    exact = [i for i, option in enumerate(item.options) if option.casefold() == reply.rstrip(".").casefold()]
+    return exact[0] if exact else None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    number: int
+    answer: str  # the trainee's own read, or the chosen option ("B. text")
+    choice: int | None
+    correct: bool | None  # scored (multiple choice) or self-marked; None until marked
+    self_marked: bool
+    seconds: float | None  # from showing the item to revealing the model's answer
+    answered_at: str  # UTC ISO time
+    model_answer: str | None
+
+
+@dataclass(frozen=True)
+class Summary:
+    total: int
+    answered: int
+    correct: int
+    scored: int  # answered multiple-choice items with a known answer
+    scored_correct: int
+    marked_right: int
+    marked_wrong: int
+    unmarked: int
+
+    @property
+    def scored_percent(self) -> float | None:
+        return 100.0 * self.scored_correct / self.scored if self.scored else None
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS attempts (
+    deck_sha256 TEXT NOT NULL,
+    item INTEGER NOT NULL,
+    answer TEXT NOT NULL,
+    choice INTEGER,
+    correct INTEGER,
+    self_marked INTEGER NOT NULL DEFAULT 0,
+    seconds REAL,
+    answered_at TEXT NOT NULL,
+    model_answer TEXT,
+    PRIMARY KEY (deck_sha256, item)
+);
+CREATE TABLE IF NOT EXISTS decks (
+    deck_sha256 TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    title TEXT NOT NULL,
+    opened_at TEXT NOT NULL
+);
+"""
+
+
+class Progress:
+    """The trainee's answers per deck, in a small SQLite file (WAL: a crash loses at most the last answer)."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = path or data_dir() / PROGRESS_NAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=10)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def record(self, deck: Deck, item: Item, answer: str, choice: int | None = None,
+               seconds: float | None = None) -> Attempt:
+        """Save the trainee's answer to an item (a multiple-choice answer is scored here)."""
+        correct = score_choice(item, choice) if choice is not None else None
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO attempts (deck_sha256, item, answer, choice, correct, self_marked, seconds, "
+                "answered_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
+                (deck.sha256, item.number, answer, choice, _bool_to_db(correct), seconds, _now()))
+        return self.attempts(deck)[item.number]
+
+    def mark(self, deck: Deck, number: int, correct: bool) -> None:
+        """The trainee's own judgement of a free-text answer against the reference."""
+        with self._db:
+            self._db.execute("UPDATE attempts SET correct = ?, self_marked = 1 WHERE deck_sha256 = ? AND item = ?",
+                             (int(correct), deck.sha256, number))
+
+    def set_model_answer(self, deck: Deck, number: int, text: str) -> None:
+        with self._db:
+            self._db.execute("UPDATE attempts SET model_answer = ? WHERE deck_sha256 = ? AND item = ?",
+                             (text, deck.sha256, number))
+
+    def attempts(self, deck: Deck) -> dict[int, Attempt]:
+        rows = self._db.execute(
+            "SELECT item, answer, choice, correct, self_marked, seconds, answered_at, model_answer FROM attempts "
+            "WHERE deck_sha256 = ? ORDER BY item", (deck.sha256,))
+        return {row[0]: Attempt(row[0], row[1], row[2], None if row[3] is None else bool(row[3]), bool(row[4]),
+                                row[5], row[6], row[7]) for row in rows}
+
+    def first_unanswered(self, deck: Deck) -> Item | None:
+        done = self.attempts(deck)
+        return next((item for item in deck.items if item.number not in done), None)
+
+    def summary(self, deck: Deck) -> Summary:
+        done = self.attempts(deck)
+        auto = {item.number for item in deck.items if item.auto_scored}
+        scored = [a for n, a in done.items() if n in auto]
+        marked = [a for n, a in done.items() if n not in auto]
+        return Summary(
+            total=len(deck.items), answered=len(done), correct=sum(bool(a.correct) for a in done.values()),
+            scored=len(scored), scored_correct=sum(bool(a.correct) for a in scored),
+            marked_right=sum(a.correct is True for a in marked), marked_wrong=sum(a.correct is False for a in marked),
+            unmarked=sum(a.correct is None for a in marked))
+
+    def reset(self, deck: Deck) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM attempts WHERE deck_sha256 = ?", (deck.sha256,))
+
+    def remember_deck(self, deck: Deck) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO decks (deck_sha256, path, title, opened_at) VALUES (?, ?, ?, ?)",
+                             (deck.sha256, str(deck.path.resolve()), deck.title, _now()))
+
+    def recent_decks(self, limit: int = 5) -> list[tuple[Path, str]]:
+        """Recently opened decks that are still where they were: (path, title), newest first."""
+        rows = self._db.execute("SELECT path, title FROM decks ORDER BY opened_at DESC, rowid DESC")
+        found: list[tuple[Path, str]] = []
+        for path, title in rows:
+            if Path(path).is_file() and all(Path(path) != p for p, _ in found):
+                found.append((Path(path), title))
+            if len(found) == limit:
+                break
+        return found
+
+
+def _bool_to_db(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

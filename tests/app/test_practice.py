@@ -1,0 +1,319 @@
+"""Practice mode: decks in the evaluation-set format, scoring, saved progress, and the window with the real
+engine (tiny model) streaming beside the trainee's own read."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+import pytest
+from PIL import Image
+from PySide6.QtWidgets import QWidget
+
+from app.practice import (
+    MC_INSTRUCTION,
+    DeckError,
+    Progress,
+    build_question,
+    image_png,
+    load_deck,
+    model_choice,
+    sample_deck_path,
+)
+from app.ui.engine_runner import EngineRunner
+from app.ui.practice import NO_MODEL_TEXT, PracticeWindow, open_practice
+from inference.prompt import Turn
+from inference.sampling import SamplingSettings
+
+ANSWER_TIMEOUT_MS = 60_000
+SHORT = SamplingSettings.greedy_decoding(12)
+
+
+def write_deck(folder, items, title="Test deck"):
+    """A deck next to its images, the way a teacher would lay one out."""
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    for name in ("a.png", "b.png"):
+        Image.new("L", (48, 40), 90 if name == "a.png" else 160).save(folder / "images" / name)
+    path = folder / "deck.json"
+    path.write_text(json.dumps({"title": title, "items": items}), encoding="utf-8")
+    return path
+
+
+MC = {"question": "Which side is brighter?", "options": ["Left", "Right"], "answer": "Right",
+      "image": ["images/a.png"], "dataset": "Test"}
+FREE = {"question": "Describe the image.", "answer": "A uniform grey square.", "image": ["images/a.png",
+                                                                                        "images/b.png"]}
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch):
+    folder = tmp_path / "data"
+    monkeypatch.setenv("HUATUO_DATA_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model_folder(converted):
+    return converted("qwen2", "original", "Q8_0")
+
+
+@pytest.fixture
+def runner(model_folder):
+    runner = EngineRunner()
+    runner.set_model(model_folder)
+    yield runner
+    runner.shutdown()
+
+
+def open_window(qtbot, runner) -> PracticeWindow:
+    window = PracticeWindow(runner, sampling=SHORT)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+# --- decks ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("content,expected", [
+    ("{not json", "deck.json: not valid JSON (line 1"),
+    ({"items": []}, "deck.json: the deck has no items"),
+    ([MC, {"options": ["x"], "image": "images/a.png"}], "deck.json, item 2: the item has no question"),
+    ([{**MC, "image": ["images/missing.png"]}], "deck.json, item 1: image not found: images/missing.png"),
+    ([MC, MC, {**MC, "image": []}], "deck.json, item 3: no image"),
+    ([{**MC, "answer": "Up"}], "deck.json, item 1: the answer 'Up' is not one of its options"),
+    ({"title": "x"}, "deck.json: expected a list of items"),
+])
+def test_a_bad_deck_is_explained_by_file_and_item(tmp_path, content, expected):
+    path = write_deck(tmp_path, [])
+    path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
+    with pytest.raises(DeckError) as error:
+        load_deck(path)
+    assert str(error.value).startswith(expected)
+
+
+def test_reads_the_evaluation_set_format(tmp_path):
+    # As in medical_multimodel_evaluation_data.json: a bare list, options sometimes a Python literal,
+    # the answer as the option's text, "?" where the answer is unknown.
+    items = [{"question": "Is this an MRI?", "options": "['yes', 'no']", "answer": "no", "image": ["images/a.png"],
+              "dataset": "VQA-RAD"},
+             {"question": "Which?", "options": {"A": "one", "B": "two"}, "answer_idx": "B", "image": "images/b.png"},
+             {"question": "Which one?", "options": ["one", "two"], "answer": "?", "image": ["images/a.png"]},
+             FREE]
+    path = write_deck(tmp_path, [])
+    path.write_text(json.dumps(items), encoding="utf-8")
+    deck = load_deck(path)
+    assert deck.title == "deck" and len(deck.items) == 4
+    first, second, unkeyed, free = deck.items
+    assert first.options == ("yes", "no") and first.correct == 1 and first.source == "VQA-RAD"
+    assert second.correct == 1 and second.images == (tmp_path / "images" / "b.png",)
+    assert unkeyed.is_multiple_choice and not unkeyed.auto_scored and unkeyed.reference_text() is None
+    assert not free.is_multiple_choice and free.reference == "A uniform grey square." and len(free.images) == 2
+
+    # The official evaluation prompt for multiple choice; free text goes as written.
+    assert build_question(first) == f"Is this an MRI?\nA. yes\nB. no\n{MC_INSTRUCTION}"
+    assert MC_INSTRUCTION == "Answer with the option's letter from the given choices directly."
+    assert build_question(free) == "Describe the image."
+    assert image_png(free.images[1]).startswith(b"\x89PNG")
+    assert [model_choice(first, reply) for reply in ("B", "(A) yes", "no.", "I think so", "A cat")] == \
+        [1, 0, 1, None, None]
+
+
+def test_the_sample_deck_is_small_synthetic_and_valid():
+    deck = load_deck(sample_deck_path())
+    assert 4 <= len(deck.items) <= 6
+    assert any(i.is_multiple_choice for i in deck.items) and any(not i.is_multiple_choice for i in deck.items)
+    for item in deck.items:
+        assert item.reference_text()
+        for path in item.images:
+            with Image.open(path) as image:
+                assert image.size == (320, 320)
+
+
+# --- progress ------------------------------------------------------------------------------------
+
+def test_scoring_and_progress_follow_the_deck_content_not_its_path(tmp_path):
+    deck = load_deck(write_deck(tmp_path / "here", [MC, FREE, MC]))
+    progress = Progress(tmp_path / "practice.sqlite3")
+    assert progress.first_unanswered(deck).number == 1
+    right = progress.record(deck, deck.items[0], "B. Right", choice=1, seconds=4.2)
+    assert right.correct is True and not right.self_marked and right.seconds == 4.2 and right.answered_at
+    assert progress.record(deck, deck.items[2], "A. Left", choice=0).correct is False
+    free = progress.record(deck, deck.items[1], "grey, uniform")
+    assert free.correct is None
+    progress.mark(deck, 2, True)
+    progress.set_model_answer(deck, 2, "A grey square.")
+    progress.close()
+
+    # The deck moved to another folder (same bytes): its progress comes along; WAL keeps the file consistent.
+    shutil.copytree(tmp_path / "here", tmp_path / "there")
+    moved = load_deck(tmp_path / "there" / "deck.json")
+    reopened = Progress(tmp_path / "practice.sqlite3")
+    attempts = reopened.attempts(moved)
+    assert attempts[2].correct is True and attempts[2].self_marked and attempts[2].model_answer == "A grey square."
+    assert reopened.first_unanswered(moved) is None
+    s = reopened.summary(moved)
+    assert (s.answered, s.correct, s.scored, s.scored_correct, s.scored_percent) == (3, 2, 2, 1, 50.0)
+    assert (s.marked_right, s.marked_wrong, s.unmarked) == (1, 0, 0)
+    assert sqlite3.connect(tmp_path / "practice.sqlite3").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+    # An edited deck is another deck; reset forgets only this deck's answers.
+    edited = load_deck(write_deck(tmp_path / "edited", [MC, FREE, MC], title="Edited"))
+    assert edited.sha256 != moved.sha256 and reopened.attempts(edited) == {}
+    reopened.record(edited, edited.items[0], "B. Right", choice=1)
+    reopened.reset(moved)
+    assert reopened.attempts(moved) == {} and len(reopened.attempts(edited)) == 1
+
+
+# --- the window ----------------------------------------------------------------------------------
+
+def test_reveal_waits_for_the_trainee_then_shows_both_sides_streamed(qtbot, data, tmp_path, runner):
+    deck_path = write_deck(tmp_path / "deck", [FREE, MC])
+    window = open_window(qtbot, runner)
+    assert window.pages.currentWidget() is window.start_page
+    assert window.open_deck(deck_path)
+    assert window.intended_use.text() == "For education and research; not for diagnosis."
+    assert window.intended_use.isVisible()
+    assert window.item.number == 1 and window.counter.text() == "Case 1 of 2 · 0 of 2 answered"
+    assert window.thumb_group.buttons() and len(window.thumb_group.buttons()) == 2  # two images
+
+    # Nothing to reveal before the trainee has written a read (blank does not count).
+    assert not window.reveal_button.isEnabled()
+    window.read_edit.setPlainText("   ")
+    assert not window.reveal_button.isEnabled()
+    window.reveal()
+    assert window.compare.currentWidget() is window.compare_hint and not window.attempts
+    window.read_edit.setPlainText("A flat grey field, nothing focal.")
+    assert window.reveal_button.isEnabled()
+
+    pieces: list[str] = []
+    shown: list[str] = []  # the model's column as each piece arrives
+    runner.text.connect(pieces.append)
+    runner.text.connect(lambda _piece: shown.append(window.model_view.toPlainText()))
+    with qtbot.waitSignal(runner.finished, timeout=ANSWER_TIMEOUT_MS) as done:
+        window.reveal_button.click()
+        assert window.read_edit.isReadOnly() and window.stop_button.isVisible()
+    answer = done.args[0]
+    assert answer.finish in ("stop", "length") and answer.text.strip() and "".join(pieces) == answer.text
+    # Side by side: the trainee's read | the model's answer as streamed; the reference below.
+    assert window.your_read.text() == "A flat grey field, nothing focal."
+    assert shown == ["".join(pieces[: n + 1]) for n in range(len(pieces))]  # it grew piece by piece
+    assert window.model_view.toPlainText() == answer.text
+    assert window.reference_label.text() == "A uniform grey square."
+    assert window.mark_row.isVisible() and not window.stop_button.isVisible()
+
+    # Free text is self-assessed; the mark is saved with the answer and the model's answer.
+    window.right_button.click()
+    saved = Progress(data / "practice.sqlite3").attempts(window.deck)[1]
+    assert saved.answer == "A flat grey field, nothing focal." and saved.correct is True and saved.self_marked
+    assert saved.model_answer == answer.text and saved.seconds is not None
+    assert "marked this right" in window.your_result.text()
+
+
+def test_choices_are_scored_and_progress_resumes_after_a_restart(qtbot, data, tmp_path, runner):
+    deck_path = write_deck(tmp_path / "deck", [MC, FREE, {**MC, "question": "Again: which side?"}])
+    window = open_window(qtbot, runner)
+    window.open_deck(deck_path)
+    assert window.option_buttons and window.options_box.isVisible() and not window.read_edit.isVisible()
+    assert not window.reveal_button.isEnabled()
+    window.option_buttons[0].click()  # "Left": not the deck's answer
+    assert window.reveal_button.isEnabled()
+    with qtbot.waitSignal(runner.finished, timeout=ANSWER_TIMEOUT_MS):
+        window.reveal()
+    assert window.your_read.text() == "A. Left"
+    assert window.your_result.text() == "Not correct: the deck's answer is B. Right."
+    assert window.reference_label.text() == "B. Right" and not window.mark_row.isVisible()
+    assert not any(button.isEnabled() for button in window.option_buttons)  # locked in
+
+    window.next_item()
+    assert window.item.number == 2 and window.compare.currentWidget() is window.compare_hint
+    window.close()
+
+    # A new window (the app restarted) reopens the recent deck at the first unanswered case.
+    again = open_window(qtbot, runner)
+    assert again.deck is not None and again.deck.path.resolve() == deck_path.resolve()
+    assert again.item.number == 2 and again.progress_bar.value() == 1
+    again.show_item(1)  # an answered case shows what was saved, without asking the model again
+    assert again.your_read.text() == "A. Left" and again.option_buttons[0].isChecked()
+    assert not again.reveal_button.isVisible() and again.model_view.toPlainText()
+    again.show_item(3)
+    again.option_buttons[1].click()
+    with qtbot.waitSignal(runner.finished, timeout=ANSWER_TIMEOUT_MS):
+        again.reveal()
+    assert again.your_result.text() == "Correct."
+
+    again.show_summary()
+    assert again.pages.currentWidget() is again.summary_page
+    assert "Answered 2 of 3" in again.summary_text.text()
+    assert "Multiple choice: 1 of 2 correct (50 %)" in again.summary_text.text()
+    assert again.summary_table.item(0, 3).text() == "wrong" and again.summary_table.item(2, 3).text() == "right"
+
+    again.reset_progress()
+    assert again.item.number == 1 and not again.attempts and again.progress_bar.value() == 0
+    assert again.reveal_button.isVisible() and not again.reveal_button.isEnabled()
+    assert Progress(data / "practice.sqlite3").attempts(again.deck) == {}
+
+
+def test_leaving_a_case_stops_its_answer_and_the_next_one_waits_its_turn(qtbot, data, tmp_path, runner):
+    window = PracticeWindow(runner, sampling=SamplingSettings.greedy_decoding(400))
+    qtbot.addWidget(window)
+    window.open_deck(write_deck(tmp_path / "deck", [FREE, MC]))
+    window.read_edit.setPlainText("grey")
+    answers = []
+    runner.finished.connect(answers.append)
+
+    def move_on(_piece):  # as soon as the answer to case 1 streams: go to case 2 and answer it at once
+        if window.item.number == 1:
+            window.next_item()
+            window.option_buttons[1].click()
+            window.reveal()
+
+    runner.text.connect(move_on)
+    window.reveal()
+    qtbot.waitUntil(lambda: len(answers) == 2, timeout=ANSWER_TIMEOUT_MS)
+    assert answers[0].finish == "cancelled" and answers[1].finish in ("stop", "length") and answers[1].text.strip()
+    assert window.item.number == 2 and window.model_view.toPlainText() == answers[1].text
+    saved = Progress(data / "practice.sqlite3").attempts(window.deck)
+    assert saved[1].model_answer is None and saved[2].model_answer == answers[1].text
+
+
+def test_a_question_from_elsewhere_in_the_app_is_left_to_finish(qtbot, data, tmp_path, runner):
+    window = open_window(qtbot, runner)
+    window.open_deck(write_deck(tmp_path / "deck", [FREE]))
+    window.read_edit.setPlainText("grey")
+    answers = []
+    runner.finished.connect(answers.append)
+    runner.ask([Turn("Describe the image.", 0)], [], SamplingSettings.greedy_decoding(24))  # e.g. the chat panel
+    window.reveal()
+    assert window.model_status.text() == "Waiting for the model to finish its previous answer…"
+    qtbot.waitUntil(lambda: len(answers) == 2, timeout=ANSWER_TIMEOUT_MS)
+    assert answers[0].finish in ("stop", "length")  # not interrupted
+    assert window.model_view.toPlainText() == answers[1].text != answers[0].text
+
+
+def test_without_a_model_the_trainee_still_sees_the_reference(qtbot, data, tmp_path):
+    runner = EngineRunner()  # no model installed
+    window = open_window(qtbot, runner)
+    window.open_deck(write_deck(tmp_path / "deck", [FREE]))
+    window.read_edit.setPlainText("grey")
+    with qtbot.waitSignal(runner.failed, timeout=10_000) as failed:
+        window.reveal()
+    assert failed.args[0] == "no_model"
+    assert window.model_status.text() == NO_MODEL_TEXT and window.model_view.toPlainText() == ""
+    assert window.reference_label.text() == "A uniform grey square." and window.your_read.text() == "grey"
+    runner.shutdown()
+
+
+def test_a_broken_deck_keeps_the_window_and_the_sample_deck_opens(qtbot, data, tmp_path):
+    runner = EngineRunner()
+    parent = QWidget()  # the main window, in the app
+    qtbot.addWidget(parent)
+    window = open_practice(runner, parent)
+    assert open_practice(runner, parent) is window and window.isVisible()
+    broken = tmp_path / "broken.json"
+    broken.write_text("[1, 2", encoding="utf-8")
+    assert not window.open_deck(broken)
+    assert window.statusBar().currentMessage().startswith("broken.json: not valid JSON")
+    assert window.open_deck(sample_deck_path()) and window.item.number == 1
+    assert window.image.pixmap() is not None and not window.image.pixmap().isNull()
+    runner.shutdown()

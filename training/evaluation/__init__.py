@@ -1,0 +1,1 @@
+"""The medical VQA evaluation harness: benchmarks run through the engine or the transformers reference."""
