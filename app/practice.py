@@ -17,7 +17,6 @@ import io
 import json
 import re
 import sqlite3
-import string
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -25,11 +24,9 @@ from pathlib import Path
 
 from app.imaging import open_image
 from app.paths import data_dir
-from inference.prompt import MAX_IMAGES_PER_CONVERSATION
+from inference.prompt import MAX_IMAGES_PER_CONVERSATION, MC_OPTION_LETTERS, multiple_choice
 
-# The official evaluation prompt for multiple choice (HuatuoGPT-Vision eval.py): question, lettered options, this.
-MC_INSTRUCTION = "Answer with the option's letter from the given choices directly."
-LETTERS = string.ascii_uppercase
+LETTERS = MC_OPTION_LETTERS  # the evaluation prompt letters at most 11 options
 PROGRESS_NAME = "practice.sqlite3"
 
 
@@ -174,8 +171,7 @@ def build_question(item: Item) -> str:
     """What the model is asked: the evaluation prompt for multiple choice, the question as written otherwise."""
     if not item.is_multiple_choice:
         return item.question
-    options = "\n".join(item.option_label(i) for i in range(len(item.options)))
-    return f"{item.question}\n{options}\n{MC_INSTRUCTION}"
+    return multiple_choice(item.question, item.options)
 
 
 def image_png(path: Path) -> bytes:

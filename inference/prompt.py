@@ -82,3 +82,14 @@ CHAT_TEMPLATE = (
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- '<|assistant|>\n' -}}{%- endif -%}"
 )
+
+
+# The official evaluation's multiple-choice question (HuatuoGPT-Vision eval.py, TestDataset.llava_prompt):
+# the question, one "X. option" line per option (at most 11: its letters end at K), then the instruction.
+MC_OPTION_LETTERS = "ABCDEFGHIJK"
+MC_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+
+
+def multiple_choice(question: str, options: Sequence[str]) -> str:
+    lines = "\n".join(f"{letter}. {text}" for letter, text in zip(MC_OPTION_LETTERS, options, strict=False))
+    return f"{question}\n{lines}\n{MC_INSTRUCTION}"

@@ -12,7 +12,6 @@ from PIL import Image
 from PySide6.QtWidgets import QWidget
 
 from app.practice import (
-    MC_INSTRUCTION,
     DeckError,
     Progress,
     build_question,
@@ -23,7 +22,7 @@ from app.practice import (
 )
 from app.ui.engine_runner import EngineRunner
 from app.ui.practice import NO_MODEL_TEXT, PracticeWindow, open_practice
-from inference.prompt import Turn
+from inference.prompt import MC_INSTRUCTION, Turn
 from inference.sampling import SamplingSettings
 
 ANSWER_TIMEOUT_MS = 60_000

@@ -45,18 +45,18 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-OPTION_LETTERS = "ABCDEFGHIJK"  # opt_title: the prompt shows at most 11 options
+from inference import prompt
+
+OPTION_LETTERS = prompt.MC_OPTION_LETTERS  # opt_title: the prompt shows at most 11 options
 MAX_IMAGES = 6  # HuatuoChatbot.max_image_num
 MAX_NEW_TOKENS = 256  # eval.py --max_new_tokens default
-QUERY_TEMPLATE = "{}\n{}\nAnswer with the option's letter from the given choices directly."
 LETTER_PATTERN = re.compile(r"(is |是|\*|\W|\ |\(|为|^|'|\"|#)(?![aA] )([abcdefghijklmnABCDEFGHIJKLMN])(\W|$)", re.S)
 _MODERATED = ("<image>", "<s>", "</s>")
 
 
 def query(question: str, options: Sequence[str]) -> str:
     """llava_prompt: the question, one "X. option" line per option (at most 11), the instruction."""
-    option_str = "\n".join(f"{letter}. {text}" for letter, text in zip(OPTION_LETTERS, options, strict=False))
-    return QUERY_TEMPLATE.format(question, option_str)
+    return prompt.multiple_choice(question, options)
 
 
 def user_text(question: str, options: Sequence[str], n_images: int) -> str:
