@@ -1,1 +1,8 @@
 """Huatuo Vision Desktop: the desktop app and the `huatuo` command line."""
+
+import os
+
+# Offline by default: huggingface_hub reads these once, when first imported; the model manager lifts the
+# flag only while a download the user started runs (inference.downloads.hub_online).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

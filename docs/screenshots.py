@@ -79,11 +79,12 @@ def main() -> int:
         from app.ui.model_manager import ModelManagerDialog
 
         manager = ModelManagerDialog(parent=window)
-        manager.resize(980, 620)
+        manager.resize(1100, 640)
         manager.show()
-        wait(lambda: False, 500)
+        wait(lambda: False, 4000)  # the fit labels are measured in the background
         manager.grab().save(str(args.out / "model-manager.png"))
         print(f"saved {args.out / 'model-manager.png'}")
+        manager.shutdown()
         manager.close()
     except ImportError as exc:
         print(f"model manager not shown: {exc}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import sys
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from app.studies.deid import burned_in_warning
 from app.studies.scan import Library, looks_like_dicom, scan
 from app.ui.chat import INTENDED_USE, ChatPanel
 from app.ui.engine_runner import EngineRunner
+from app.ui.model_manager import ModelManagerDialog
 from app.ui.practice import open_practice
 from app.ui.series_strip import SeriesStrip
 from app.ui.settings_dialog import FirstRunDialog, SettingsDialog
@@ -40,11 +40,12 @@ from app.ui.study_browser import StudyBrowser
 from app.ui.tag_browser import TagBrowser
 from app.ui.theme import apply_theme
 from app.ui.viewer import Viewer
-from inference.models import installed_models
+from inference.models import default_model, installed_models
 
 NO_MODEL_HELP = (
-    "<b>No model installed.</b><br><br>Images and DICOM files open without one. To ask questions, convert a "
-    "HuatuoGPT-Vision checkpoint into the models folder:<br><br>"
+    "<b>No model installed.</b> Images and DICOM files open without one. To ask questions, open "
+    "<b>Models › Manage models…</b>: download HuatuoGPT-Vision and convert it here, convert a checkpoint folder "
+    "you have, or import a GGUF pair. From a terminal: "
     '<code>huatuo convert CHECKPOINT_FOLDER "{models}/HuatuoGPT-Vision-7B" --quant Q4_K_M</code>'
 )
 
@@ -149,6 +150,7 @@ class MainWindow(QMainWindow):
         self.current_series = None
         self.library: Library | None = None
         self.installed: list = []
+        self.model_manager: ModelManagerDialog | None = None
         self.refresh_models()
 
     def _build_menu(self) -> None:
@@ -178,6 +180,7 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         view_menu.addAction(practice_action)
         self.models_menu = self.menuBar().addMenu("&Models")
+        self.models_menu.addAction("&Manage models…", self.show_model_manager)
         self.models_menu.addAction("&Refresh", self.refresh_models)
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction("Intended use…", lambda: FirstRunDialog(self).exec())
@@ -201,7 +204,16 @@ class MainWindow(QMainWindow):
         self.chat.set_model(chosen.folder if chosen is not None else None)
 
     def _chosen_model(self, models):
-        return models[0] if models else None
+        default = default_model(models_dir())
+        return next((m for m in models if m.folder == default), models[0] if models else None)
+
+    def show_model_manager(self) -> None:
+        if self.model_manager is None:
+            self.model_manager = ModelManagerDialog(models_dir(), parent=self)
+            self.model_manager.models_changed.connect(self.refresh_models)
+        self.model_manager.show()
+        self.model_manager.raise_()
+        self.model_manager.activateWindow()
 
     def edit_settings(self) -> None:
         dialog = SettingsDialog(self.settings, self)
@@ -321,13 +333,14 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if self.model_manager is not None:
+            self.model_manager.shutdown()
         self.runner.shutdown()
         self.store.close()
         super().closeEvent(event)
 
 
 def run_gui(paths: list[str]) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network unless the user starts a download
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Huatuo Vision")
     settings = Settings.load()

@@ -16,7 +16,7 @@ from pydicom.data import get_testdata_file
 from app.settings import Settings
 from app.store import Store
 from app.ui.main import MainWindow
-from tests.network_guard import no_network  # noqa: F401 (fixture)
+from tests.network_guard import no_network  # noqa: F401 (a fixture)
 
 PATIENT_NAME, PATIENT_ID = "CompressedSamples^CT1", "1CT1"  # what CT_small.dcm carries
 ANSWER_TIMEOUT_MS = 120_000
@@ -55,7 +55,7 @@ def ask(window, qtbot, question: str):
     return blocker.args[0]
 
 
-def test_ask_stop_regenerate_edit_export_restart(data_dir, qtbot, tmp_path, no_network):
+def test_ask_stop_regenerate_edit_export_restart(data_dir, qtbot, tmp_path, no_network):  # noqa: F811
     window = open_window(qtbot)
     assert "tiny" in window.model_panel.text() or "Q8_0" in window.model_panel.text()
     open_ct(window, qtbot)

@@ -1,0 +1,449 @@
+"""The model manager: installed models and the catalogue, with download, convert, import, default and delete.
+
+Downloads, conversions and imports run in a worker thread with a progress bar and a Cancel button; the GUI
+thread only draws. Whether each model fits this machine is worked out in the background as well.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+from app import model_jobs
+from app.paths import models_dir
+from conversion.convert import QUANTS
+from conversion.quantize import Cancelled
+from inference.catalogue import CatalogueEntry, CatalogueError, fit_label, load_catalogue
+from inference.hardware import Fit
+from inference.models import (
+    InstalledModel,
+    default_model,
+    delete_model,
+    installed_models,
+    model_fit,
+    set_default_model,
+)
+
+GB = 1e9
+GIB = 1024**3
+PROGRESS_STEPS = 1000
+PROGRESS_INTERVAL_S = 0.1  # at most ten progress updates a second reach the GUI thread
+
+
+class _JobSignals(QObject):
+    progress = Signal(str, int, int)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal(str)
+
+
+class _Job(QRunnable):
+    """Runs work(report, cancel) off the GUI thread and tells the dialog how it went."""
+
+    def __init__(self, work: Callable[[model_jobs.Report, threading.Event], object]):
+        super().__init__()
+        self.setAutoDelete(False)  # the dialog owns it
+        self.work = work
+        self.cancel = threading.Event()
+        self.signals = _JobSignals()
+        self._last_emit = 0.0
+        self._last_stage = ""
+
+    def report(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if stage != self._last_stage or done >= total or now - self._last_emit >= PROGRESS_INTERVAL_S:
+            self._last_stage, self._last_emit = stage, now
+            self.signals.progress.emit(stage, done, total)
+
+    def run(self) -> None:
+        try:
+            result = self.work(self.report, self.cancel)
+        except Cancelled as exc:
+            self.signals.cancelled.emit(str(exc))
+        except Exception as exc:  # every failure is shown in the dialog; a worker thread must not die silently
+            self.signals.failed.emit(str(exc) or type(exc).__name__)
+        else:
+            self.signals.finished.emit(result)
+
+
+class _FitSignals(QObject):
+    ready = Signal(object, object)  # key, Fit or error message
+
+
+class _FitJob(QRunnable):
+    """Fit verdicts for installed models (their files are read) and catalogue entries (estimated)."""
+
+    def __init__(self, items: list[tuple[object, Callable[[], Fit]]]):
+        super().__init__()
+        self.setAutoDelete(False)  # the dialog owns it
+        self.items = items
+        self.signals = _FitSignals()
+
+    def run(self) -> None:
+        for key, assess in self.items:
+            try:
+                result: Fit | str = assess()
+            except Exception as exc:  # a damaged file: its row says why instead of a verdict
+                result = str(exc)
+            self.signals.ready.emit(key, result)
+
+
+class ModelManagerDialog(QDialog):
+    models_changed = Signal()
+
+    def __init__(
+        self,
+        models_root: Path | None = None,
+        catalogue: list[CatalogueEntry] | None = None,
+        endpoint: str | None = None,
+        bandwidth_gb_s: float | None = None,
+        stall_timeout_s: float = 60,
+        parent=None,
+    ):
+        super().__init__(parent)
+        self.setWindowTitle("Models")
+        self.setModal(False)
+        self.resize(1000, 640)
+        self.root = Path(models_root) if models_root is not None else models_dir()
+        self.endpoint = endpoint
+        self.bandwidth_gb_s = bandwidth_gb_s
+        self.stall_timeout_s = stall_timeout_s
+        self.pool = QThreadPool(self)
+        self.models: list[InstalledModel] = []
+        self.job: _Job | None = None
+        # Every runnable stays referenced while the dialog lives: none may be freed while its thread still runs.
+        self._runnables: list[QRunnable] = []
+        self._fits: dict[object, Fit | str | None] = {}  # None: being worked out
+        catalogue_problem = ""
+        if catalogue is None:
+            try:
+                catalogue = load_catalogue()
+            except CatalogueError as exc:
+                catalogue, catalogue_problem = [], str(exc)
+        self.catalogue = catalogue
+        self._build(catalogue_problem)
+        self.refresh()
+
+    # --- layout ----------------------------------------------------------------------------------------------
+    def _build(self, catalogue_problem: str) -> None:
+        layout = QVBoxLayout(self)
+        self.folder_label = QLabel(f"Models folder: {self.root}")
+        self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.folder_label)
+
+        layout.addWidget(QLabel("<b>Installed</b>"))
+        self.installed_table = self._table(["Model", "Quantization", "Size", "Fits this machine?", "Default"])
+        layout.addWidget(self.installed_table, 1)
+        self.problems_label = QLabel()
+        self.problems_label.setWordWrap(True)
+        layout.addWidget(self.problems_label)
+        row = QHBoxLayout()
+        self.default_button = QPushButton("Set default")
+        self.delete_button = QPushButton("Delete…")
+        self.import_button = QPushButton("Import GGUF pair…")
+        self.convert_button = QPushButton("Convert checkpoint folder…")
+        for button, slot in ((self.default_button, self._on_set_default), (self.delete_button, self._on_delete),
+                             (self.import_button, self._on_import), (self.convert_button, self._on_convert)):
+            button.clicked.connect(slot)
+            row.addWidget(button)
+        row.addStretch(1)
+        layout.addLayout(row)
+
+        layout.addWidget(QLabel("<b>Available</b>"))
+        self.catalogue_table = self._table(["Model", "Quantization", "Size", "RAM needed", "Fits this machine?",
+                                            "Source", "State"])
+        layout.addWidget(self.catalogue_table, 1)
+        if catalogue_problem:
+            layout.addWidget(QLabel(f"The model list could not be read: {catalogue_problem}"))
+        row = QHBoxLayout()
+        self.download_button = QPushButton("Download")
+        self.download_button.clicked.connect(self._on_download)
+        row.addWidget(self.download_button)
+        row.addStretch(1)
+        layout.addLayout(row)
+        self.catalogue_table.itemSelectionChanged.connect(self._update_buttons)
+        self.installed_table.itemSelectionChanged.connect(self._update_buttons)
+
+        job_row = QHBoxLayout()
+        self.status_label = QLabel()
+        self.status_label.setWordWrap(True)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, PROGRESS_STEPS)
+        self.progress_bar.setVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel_job)
+        job_row.addWidget(self.status_label, 2)
+        job_row.addWidget(self.progress_bar, 2)
+        job_row.addWidget(self.cancel_button)
+        layout.addLayout(job_row)
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #b00020")
+        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.error_label)
+
+    @staticmethod
+    def _table(headers: list[str]) -> QTableWidget:
+        table = QTableWidget(0, len(headers))
+        table.setHorizontalHeaderLabels(headers)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.verticalHeader().setVisible(False)
+        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        table.horizontalHeader().setStretchLastSection(True)
+        return table
+
+    # --- contents --------------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        self.models, problems = installed_models(self.root)
+        default = default_model(self.root)
+        table = self.installed_table
+        table.setRowCount(len(self.models))
+        for i, model in enumerate(self.models):
+            m = model.manifest
+            self._set_row(table, i, [m.name, f"{m.text.quantization} (projector {m.mmproj.quantization})",
+                                     _size(model.size_bytes), self._fit_text(model.folder),
+                                     "★ default" if model.folder == default else ""])
+        self.problems_label.setText("Could not read: " + "; ".join(problems) if problems else "")
+        table = self.catalogue_table
+        table.setRowCount(len(self.catalogue))
+        for i, entry in enumerate(self.catalogue):
+            approx = "≈ " if entry.size_is_estimate else ""
+            source = (f"GGUF pair from {entry.repo_id}" if entry.kind == "gguf" else
+                      f"converted here from {entry.repo_id} ({approx}{_size(entry.download_bytes)} download)")
+            self._set_row(table, i, [entry.name, entry.quantization, approx + _size(entry.size_bytes),
+                                     f"{approx}{entry.ram_needed_bytes / GIB:.1f} GiB", self._fit_text(entry.id),
+                                     source, self._state(entry)])
+            if entry.notes:
+                table.item(i, 5).setToolTip(entry.notes)
+        self._update_buttons()
+        self._assess_fits()
+
+    @staticmethod
+    def _set_row(table: QTableWidget, row: int, values: list[str]) -> None:
+        for column, value in enumerate(values):
+            item = QTableWidgetItem(value)
+            item.setToolTip(value)
+            table.setItem(row, column, item)
+
+    def _fit_text(self, key) -> str:
+        fit = self._fits.get(key)
+        if fit is None:
+            return "checking…"
+        if isinstance(fit, str):
+            return f"cannot tell: {fit}"
+        return f"{fit.verdict}: {fit.reasons[0]}" if fit.reasons else fit.verdict
+
+    def _state(self, entry: CatalogueEntry) -> str:
+        if any(m.folder == model_jobs.entry_folder(self.root, entry) for m in self.models):
+            return "installed"
+        on_disk = sum(_bytes_under(folder) for folder in (model_jobs.entry_folder(self.root, entry),
+                                                           model_jobs.checkpoint_folder(self.root, entry)))
+        if on_disk:
+            return f"partly downloaded ({_size(on_disk)} of {_size(entry.download_bytes)}); download continues"
+        return ""
+
+    def _assess_fits(self) -> None:
+        bandwidth = self.bandwidth_gb_s
+        items = [(m.folder, lambda m=m: model_fit(m, bandwidth)) for m in self.models if m.folder not in self._fits]
+        items += [(e.id, lambda e=e: fit_label(e, bandwidth)) for e in self.catalogue if e.id not in self._fits]
+        if not items:
+            return
+        for key, _ in items:
+            self._fits[key] = None  # being worked out: not queued twice
+        job = _FitJob(items)
+        job.signals.ready.connect(self._on_fit)
+        self._runnables.append(job)
+        self.pool.start(job)
+
+    def _on_fit(self, key, fit) -> None:
+        self._fits[key] = fit
+        text = self._fit_text(key)
+        for i, model in enumerate(self.models):
+            if model.folder == key:
+                self._update_cell(self.installed_table, i, 3, text)
+        for i, entry in enumerate(self.catalogue):
+            if entry.id == key:
+                self._update_cell(self.catalogue_table, i, 4, text)
+
+    @staticmethod
+    def _update_cell(table: QTableWidget, row: int, column: int, text: str) -> None:
+        item = table.item(row, column)
+        if item is not None:
+            item.setText(text)
+            item.setToolTip(text)
+
+    def selected_model(self) -> InstalledModel | None:
+        rows = self.installed_table.selectionModel().selectedRows()
+        return self.models[rows[0].row()] if rows else None
+
+    def selected_entry(self) -> CatalogueEntry | None:
+        rows = self.catalogue_table.selectionModel().selectedRows()
+        return self.catalogue[rows[0].row()] if rows else None
+
+    def _update_buttons(self) -> None:
+        busy = self.is_busy()
+        model, entry = self.selected_model(), self.selected_entry()
+        self.default_button.setEnabled(model is not None and not busy)
+        self.delete_button.setEnabled(model is not None and not busy)
+        self.import_button.setEnabled(not busy)
+        self.convert_button.setEnabled(not busy)
+        self.download_button.setText("Download and convert" if entry is not None and entry.kind == "checkpoint"
+                                     else "Download")
+        self.download_button.setEnabled(entry is not None and not busy and self._state(entry) != "installed")
+
+    # --- actions ---------------------------------------------------------------------------------------------
+    def download(self, entry: CatalogueEntry) -> None:
+        self._start(f"Downloading {entry.id}", lambda report, cancel: model_jobs.install_from_catalogue(
+            entry, self.root, report, cancel, endpoint=self.endpoint, stall_timeout_s=self.stall_timeout_s))
+
+    def convert_folder(self, folder: str | Path, quant: str) -> None:
+        self._start(f"Converting {Path(folder).name} to {quant}", lambda report, cancel: model_jobs.convert_checkpoint(
+            folder, self.root, quant, report, cancel))
+
+    def import_files(self, text_gguf: str | Path, mmproj_gguf: str | Path, copy: bool = True) -> None:
+        self._start(f"Importing {Path(text_gguf).name}", lambda report, cancel: model_jobs.import_gguf_pair(
+            text_gguf, mmproj_gguf, self.root, report, cancel, copy=copy))
+
+    def set_default(self, model: InstalledModel) -> None:
+        set_default_model(self.root, model.folder)
+        self.refresh()
+        self.models_changed.emit()
+
+    def delete(self, model: InstalledModel) -> None:
+        delete_model(model)
+        self._fits.pop(model.folder, None)
+        self.status_label.setText(f"Deleted {model.label}")
+        self.refresh()
+        self.models_changed.emit()
+
+    def is_busy(self) -> bool:
+        return self.job is not None
+
+    def cancel_job(self) -> None:
+        if self.job is not None:
+            self.job.cancel.set()
+            self.status_label.setText("Cancelling…")
+            self.cancel_button.setEnabled(False)
+
+    def shutdown(self, timeout_ms: int = 30000) -> bool:
+        """Cancel a running job and wait for every worker thread (on quit, or before a test ends)."""
+        self.cancel_job()
+        return self.pool.waitForDone(timeout_ms)
+
+    # --- buttons ---------------------------------------------------------------------------------------------
+    def _on_download(self) -> None:
+        entry = self.selected_entry()
+        if entry is not None:
+            self.download(entry)
+
+    def _on_convert(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a HuatuoGPT-Vision checkpoint folder")
+        if not folder:
+            return
+        quant, ok = QInputDialog.getItem(self, "Quantization", "Quantize the text model to:", list(QUANTS),
+                                         QUANTS.index("Q4_K_M"), False)
+        if ok:
+            self.convert_folder(folder, quant)
+
+    def _on_import(self) -> None:
+        gguf = "GGUF files (*.gguf);;All files (*)"
+        text, _ = QFileDialog.getOpenFileName(self, "Choose the text model (GGUF)", "", gguf)
+        if not text:
+            return
+        mmproj, _ = QFileDialog.getOpenFileName(self, "Choose its vision projector (mmproj GGUF)",
+                                                str(Path(text).parent), gguf)
+        if mmproj:
+            self.import_files(text, mmproj)
+
+    def _on_set_default(self) -> None:
+        model = self.selected_model()
+        if model is not None:
+            self.set_default(model)
+
+    def _on_delete(self) -> None:
+        model = self.selected_model()
+        if model is None:
+            return
+        answer = QMessageBox.question(
+            self, "Delete model",
+            f"Delete {model.label}?\n\nIts files in {model.folder} are removed from the disk.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        if answer == QMessageBox.StandardButton.Yes:
+            self.delete(model)
+
+    # --- the running job -------------------------------------------------------------------------------------
+    def _start(self, description: str, work) -> None:
+        if self.is_busy():
+            return
+        job = _Job(work)
+        job.signals.progress.connect(self._on_progress)
+        job.signals.finished.connect(self._on_finished)
+        job.signals.failed.connect(self._on_failed)
+        job.signals.cancelled.connect(self._on_cancelled)
+        self.job = job
+        self._runnables.append(job)
+        self.error_label.clear()
+        self.status_label.setText(description + "…")
+        self.progress_bar.setRange(0, 0)  # busy until the first measured progress
+        self.progress_bar.setVisible(True)
+        self.cancel_button.setEnabled(True)
+        self._update_buttons()
+        self.pool.start(job)
+
+    def _on_progress(self, stage: str, done: int, total: int) -> None:
+        if total > 0:
+            self.progress_bar.setRange(0, PROGRESS_STEPS)
+            self.progress_bar.setValue(min(PROGRESS_STEPS, done * PROGRESS_STEPS // total))
+            unit, scale = ("GB", GB) if total >= GB else ("MB", 1e6)
+            self.progress_bar.setFormat(f"%p %  ({done / scale:,.1f} of {total / scale:,.1f} {unit})")
+        else:
+            self.progress_bar.setRange(0, 0)
+        self.status_label.setText(stage[:1].upper() + stage[1:])
+
+    def _on_finished(self, model: InstalledModel) -> None:
+        self._end_job(f"Installed {model.label}")
+        self.models_changed.emit()
+
+    def _on_failed(self, message: str) -> None:
+        self.error_label.setText(message)
+        self._end_job("Failed")
+
+    def _on_cancelled(self, message: str) -> None:
+        self._end_job(f"Cancelled: {message}")
+
+    def _end_job(self, status: str) -> None:
+        self.job = None
+        self.progress_bar.setVisible(False)
+        self.cancel_button.setEnabled(False)
+        self.status_label.setText(status)
+        self.refresh()
+
+
+def _size(n: int) -> str:
+    return f"{n / GB:.1f} GB" if n >= 0.1 * GB else f"{n / 1e6:.1f} MB"
+
+
+def _bytes_under(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0

@@ -1,0 +1,179 @@
+"""The model manager dialog, offscreen with real widgets: import, default, delete, download from a local Hub with
+progress, cancel, failures, and the convert route (from the catalogue and from a picked folder)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+from app.model_jobs import CHECKPOINTS
+from app.ui.model_manager import PROGRESS_STEPS, ModelManagerDialog
+from conversion.manifest import Manifest
+from inference.catalogue import load_catalogue
+from inference.gguf_check import check_folder
+from inference.models import default_model
+from tests.fake_hub import Fault, fake_hub, gguf_catalogue_model, publish  # noqa: F401 (fixture)
+from tests.network_guard import no_network  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("no_network")
+REPO = "huatuo-test/tiny-gguf"
+CLICK = Qt.MouseButton.LeftButton
+
+
+@pytest.fixture
+def root(tmp_path):
+    return tmp_path / "models"
+
+
+@pytest.fixture
+def make_manager(qtbot, root, fake_hub):  # noqa: F811 (the fixture above)
+    """Dialogs built here are shut down (job cancelled, worker threads joined) before the local Hub stops."""
+    made = []
+
+    def make(catalogue=()):
+        dialog = ModelManagerDialog(root, catalogue=list(catalogue), endpoint=fake_hub.endpoint, bandwidth_gb_s=20.0,
+                              stall_timeout_s=5)
+        qtbot.addWidget(dialog)
+        dialog.show()
+        made.append(dialog)
+        return dialog
+
+    yield make
+    for dialog in made:
+        assert dialog.shutdown(20000), "a worker thread did not finish"
+
+
+@pytest.fixture
+def tiny(converted):
+    return converted("qwen2", "original", "F32")
+
+
+@pytest.fixture
+def published(fake_hub, tiny, tmp_path):  # noqa: F811
+    """The tiny pair served by the local Hub, and a catalogue that offers it."""
+    publish(fake_hub, tiny, REPO)
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps({"format": 1, "models": [gguf_catalogue_model(tiny, REPO)]}))
+    return load_catalogue(path)
+
+
+def test_import_set_default_and_delete(make_manager, qtbot, tiny, root, monkeypatch):
+    manifest = Manifest.read(tiny)
+    dialog = make_manager()
+    picks = iter([(str(tiny / manifest.text.file), ""), (str(tiny / manifest.mmproj.file), "")])
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: next(picks))
+    with qtbot.waitSignal(dialog.models_changed, timeout=15000):
+        qtbot.mouseClick(dialog.import_button, CLICK)
+    table = dialog.installed_table
+    assert table.rowCount() == 1 and table.item(0, 1).text().startswith("F32")
+    assert "Installed" in dialog.status_label.text() and not dialog.progress_bar.isVisible()
+    qtbot.waitUntil(lambda: table.item(0, 3).text().startswith("fits: needs"), timeout=10000)
+    [model] = dialog.models
+    check_folder(model.folder)
+
+    table.selectRow(0)
+    with qtbot.waitSignal(dialog.models_changed):
+        qtbot.mouseClick(dialog.default_button, CLICK)
+    assert default_model(root) == model.folder and table.item(0, 4).text() == "★ default"
+
+    table.selectRow(0)
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.No)
+    qtbot.mouseClick(dialog.delete_button, CLICK)
+    assert model.folder.exists() and table.rowCount() == 1  # the user said no
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(dialog.models_changed):
+        qtbot.mouseClick(dialog.delete_button, CLICK)
+    assert table.rowCount() == 0 and not model.folder.exists() and default_model(root) is None
+
+
+def test_a_download_shows_its_progress_and_installs_the_model(make_manager, qtbot, fake_hub, published, root):  # noqa: F811
+    fake_hub.rate = 8_000_000  # bytes/s: about a second, long enough to see progress
+    dialog = make_manager(published)
+    values = []
+    dialog.progress_bar.valueChanged.connect(values.append)
+    qtbot.waitUntil(lambda: dialog.catalogue_table.item(0, 4).text().startswith("fits"), timeout=10000)
+    dialog.catalogue_table.selectRow(0)
+    assert dialog.download_button.text() == "Download" and dialog.download_button.isEnabled()
+    with qtbot.waitSignal(dialog.models_changed, timeout=30000):
+        qtbot.mouseClick(dialog.download_button, CLICK)
+        assert dialog.progress_bar.isVisible() and dialog.cancel_button.isEnabled()
+        assert not dialog.import_button.isEnabled()  # one job at a time
+    assert any(0 < v < PROGRESS_STEPS for v in values) and max(values) == PROGRESS_STEPS
+    assert dialog.installed_table.rowCount() == 1 and dialog.catalogue_table.item(0, 6).text() == "installed"
+    assert not dialog.download_button.isEnabled()
+    check_folder(root / "Tiny-F32")
+
+
+def test_cancel_stops_the_download_and_keeps_it_resumable(make_manager, qtbot, fake_hub, published, root):  # noqa: F811
+    fake_hub.rate = 2_000_000
+    dialog = make_manager(published)
+    dialog.catalogue_table.selectRow(0)
+    qtbot.mouseClick(dialog.download_button, CLICK)
+    qtbot.waitUntil(lambda: dialog.progress_bar.maximum() == PROGRESS_STEPS and dialog.progress_bar.value() > 0,
+                    timeout=10000)
+    qtbot.mouseClick(dialog.cancel_button, CLICK)
+    qtbot.waitUntil(lambda: not dialog.is_busy(), timeout=10000)
+    assert dialog.status_label.text().startswith("Cancelled") and dialog.error_label.text() == ""
+    folder = root / "Tiny-F32"
+    assert not (folder / "manifest.json").exists() and all(p.name.endswith(".part") for p in folder.iterdir())
+    assert dialog.catalogue_table.item(0, 6).text().startswith("partly downloaded")
+    assert dialog.installed_table.rowCount() == 0 and dialog.download_button.isEnabled()
+
+
+def test_a_failed_download_is_explained_in_the_dialog(make_manager, qtbot, fake_hub, published, root):  # noqa: F811
+    fake_hub.faults[published[0].text_file] = Fault(corrupt=True)
+    dialog = make_manager(published)
+    dialog.catalogue_table.selectRow(0)
+    qtbot.mouseClick(dialog.download_button, CLICK)
+    qtbot.waitUntil(lambda: not dialog.is_busy(), timeout=15000)
+    assert "does not match the Hub's checksum" in dialog.error_label.text()
+    assert dialog.status_label.text() == "Failed" and dialog.installed_table.rowCount() == 0
+    assert dialog.import_button.isEnabled()
+
+
+def test_a_checkpoint_entry_is_downloaded_and_converted(make_manager, qtbot, fake_hub, tiny_checkpoints, root,  # noqa: F811
+                                                        tmp_path):
+    src = tiny_checkpoints("qwen2", "original")
+    fake_hub.add_repo("huatuo-test/tiny-checkpoint",
+                      {p.relative_to(src).as_posix(): p for p in src.rglob("*") if p.is_file()})
+    catalogue = tmp_path / "models.json"  # the architecture numbers only feed the fit column
+    catalogue.write_text(json.dumps({"format": 1, "bytes_per_weight": {"F16": 2.0}, "models": [{
+        "name": "Tiny", "base": "tiny qwen2", "kind": "checkpoint", "repo_id": "huatuo-test/tiny-checkpoint",
+        "text_parameters": 2_000_000, "vision_parameters": 200_000, "quantizations": ["F16"],
+        "architecture": {"architecture": "qwen2", "context_length": 4096, "hidden_size": 64, "n_layers": 2,
+                         "n_kv_heads": 2, "head_dim": 16, "image_size": 336, "image_tokens": 576}}]}))
+    dialog = make_manager(load_catalogue(catalogue))
+    dialog.catalogue_table.selectRow(0)
+    assert dialog.download_button.text() == "Download and convert"
+    with qtbot.waitSignal(dialog.models_changed, timeout=60000):
+        qtbot.mouseClick(dialog.download_button, CLICK)
+    [model] = dialog.models
+    assert model.folder == root / "Tiny-F16" and model.manifest.text.quantization == "F16"
+    assert model.manifest.text.file == "Tiny-F16.gguf"
+    check_folder(model.folder)
+    assert not (root / CHECKPOINTS / "Tiny").exists()  # converted, so the download was removed
+
+
+def test_a_picked_checkpoint_folder_is_converted(make_manager, qtbot, tiny_checkpoints, root, monkeypatch):
+    src = tiny_checkpoints("qwen2", "original")
+    dialog = make_manager()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(src))
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *args, **kwargs: ("F16", True))
+    with qtbot.waitSignal(dialog.models_changed, timeout=60000):
+        qtbot.mouseClick(dialog.convert_button, CLICK)
+    [model] = dialog.models
+    assert model.folder == root / f"{src.name}-F16"
+    check_folder(model.folder)
+
+
+def test_a_broken_checkpoint_folder_is_explained(make_manager, qtbot, tmp_path, root):
+    broken = tmp_path / "not-a-checkpoint"
+    broken.mkdir()
+    dialog = make_manager()
+    dialog.convert_folder(broken, "F16")
+    qtbot.waitUntil(lambda: not dialog.is_busy(), timeout=10000)
+    assert "no config.json" in dialog.error_label.text()
+    assert not (root / "not-a-checkpoint-F16").exists()
