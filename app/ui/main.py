@@ -32,7 +32,6 @@ from app.studies.deid import burned_in_warning
 from app.studies.scan import Library, looks_like_dicom, scan
 from app.ui.chat import INTENDED_USE, ChatPanel
 from app.ui.engine_runner import EngineRunner
-from app.ui.model_manager import ModelManagerDialog
 from app.ui.practice import open_practice
 from app.ui.series_strip import SeriesStrip
 from app.ui.settings_dialog import FirstRunDialog, SettingsDialog
@@ -150,7 +149,7 @@ class MainWindow(QMainWindow):
         self.current_series = None
         self.library: Library | None = None
         self.installed: list = []
-        self.model_manager: ModelManagerDialog | None = None
+        self.model_manager = None  # created when first opened
         self.refresh_models()
 
     def _build_menu(self) -> None:
@@ -208,6 +207,8 @@ class MainWindow(QMainWindow):
         return next((m for m in models if m.folder == default), models[0] if models else None)
 
     def show_model_manager(self) -> None:
+        from app.ui.model_manager import ModelManagerDialog  # imported on use: the Hub client is not needed to start
+
         if self.model_manager is None:
             self.model_manager = ModelManagerDialog(models_dir(), parent=self)
             self.model_manager.models_changed.connect(self.refresh_models)

@@ -171,7 +171,7 @@ class ModelManagerDialog(QDialog):
         layout.addWidget(QLabel("<b>Available</b>"))
         self.catalogue_table = self._table(["Model", "Quantization", "Size", "RAM needed", "Fits this machine?",
                                             "Source", "State"])
-        layout.addWidget(self.catalogue_table, 1)
+        layout.addWidget(self.catalogue_table, 2)
         if catalogue_problem:
             layout.addWidget(QLabel(f"The model list could not be read: {catalogue_problem}"))
         row = QHBoxLayout()
