@@ -39,12 +39,21 @@ def main(argv: list[str] | None = None) -> int:
 
     render_cli.add_arguments(sub.add_parser("render", help="render a DICOM or image file as the viewer shows it"))
 
+    from training.pubmedvision import cli as pubmedvision_cli
+
+    data = sub.add_parser("data", help="build training data")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    pubmedvision_cli.add_arguments(
+        data_sub.add_parser("build", help="PubMedVision-style data from PubMed image-caption records"))
+
     from training.evaluation import cli as eval_cli
 
     eval_cli.add_arguments(sub.add_parser("eval", help="run the medical VQA benchmarks (VQA-RAD, SLAKE, PathVQA, …)"))
 
     args = parser.parse_args(argv)
     try:
+        if args.command == "data":
+            return pubmedvision_cli.run(args)
         if args.command == "eval":
             return eval_cli.run(args)
         if args.command == "render":

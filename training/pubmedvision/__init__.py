@@ -1,0 +1,1 @@
+"""PubMedVision-style data construction: filter, deduplicate and reformat image-caption pairs."""

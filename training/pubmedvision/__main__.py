@@ -1,0 +1,5 @@
+import sys
+
+from training.pubmedvision.cli import main
+
+sys.exit(main())
