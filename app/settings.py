@@ -39,10 +39,10 @@ class Settings:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return cls()
-        known = {f.name for f in fields(cls)}
+        types = {f.name: str(f.type) for f in fields(cls)}
         settings = cls()
         for key, value in data.items() if isinstance(data, dict) else ():
-            if key in known and _compatible(getattr(settings, key), value):
+            if key in types and _compatible(types[key], value):
                 setattr(settings, key, value)
         return settings
 
@@ -71,12 +71,12 @@ class Settings:
                                 max_new_tokens=self.max_new_tokens)
 
 
-def _compatible(default, value) -> bool:
+def _compatible(annotation: str, value) -> bool:
     """A saved value is used only if it has the setting's type (a hand-edited file cannot break the app)."""
-    if default is None:
-        return value is None or isinstance(value, (int, str)) and not isinstance(value, bool)
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, type(default)) and not isinstance(value, bool)
+    if value is None:
+        return "None" in annotation
+    if isinstance(value, bool):
+        return annotation.startswith("bool")
+    kinds = {"int": int, "float": (int, float), "str": str, "list": list}
+    return any(isinstance(value, kind) for name, kind in kinds.items() if annotation.startswith(name)
+               or f"{name} |" in annotation)
