@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
 
     render_cli.add_arguments(sub.add_parser("render", help="render a DICOM or image file as the viewer shows it"))
 
+    from training import cli as training_cli
+
+    training_cli.add_arguments(sub.add_parser("train", help="train one stage of HuatuoGPT-Vision (torchrun for GPUs)"))
+    training_cli.add_export_arguments(
+        sub.add_parser("export-checkpoint", help="a training run -> a checkpoint in the original layout"))
+
     from training.pubmedvision import cli as pubmedvision_cli
 
     data = sub.add_parser("data", help="build training data")
@@ -52,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
+        if args.command in ("train", "export-checkpoint"):
+            return training_cli.run(args)
         if args.command == "data":
             return pubmedvision_cli.run(args)
         if args.command == "eval":

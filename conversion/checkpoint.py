@@ -294,3 +294,29 @@ def _canonical(stored: dict[str, StoredTensor], layout: str) -> dict[str, Stored
         # anything else (e.g. rotary caches of old exports) is not part of the model
     tensors.pop("vision.embeddings.position_ids", None)
     return tensors
+
+
+# Canonical name prefix -> the prefix a checkpoint of each layout stores it under.
+STORED_PREFIXES = {
+    "original": [
+        ("projector.", "model.mm_projector."),
+        ("vision.", "model.vision_tower.vision_tower.vision_model."),
+        ("text.model.", "model."),
+        ("text.lm_head.", "lm_head."),
+    ],
+    "hf": [  # as transformers 4.x saved the released -hf checkpoints
+        ("projector.0.", "multi_modal_projector.linear_1."),
+        ("projector.2.", "multi_modal_projector.linear_2."),
+        ("vision.", "vision_tower.vision_model."),
+        ("text.model.", "language_model.model."),
+        ("text.lm_head.", "language_model.lm_head."),
+    ],
+}
+
+
+def stored_name(canonical: str, layout: str) -> str:
+    """The name a canonical tensor has in a checkpoint of this layout (the inverse of reading one)."""
+    for prefix, stored in STORED_PREFIXES[layout]:
+        if canonical.startswith(prefix):
+            return stored + canonical[len(prefix) :]
+    raise KeyError(canonical)

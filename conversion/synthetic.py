@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import stored_name
 from .medical_texts import SENTENCES
 from .text_gguf import QWEN2_SPLIT_PATTERN
 
@@ -366,30 +367,6 @@ def _random_tensors(rng: np.random.Generator, flavour: str, s: TinyShapes) -> It
     yield "projector.2.bias", vector(s.hidden_size)
 
 
-_FILE_NAMES = {
-    "original": [
-        ("projector.", "model.mm_projector."),
-        ("vision.", "model.vision_tower.vision_tower.vision_model."),
-        ("text.model.", "model."),
-        ("text.lm_head.", "lm_head."),
-    ],
-    "hf": [  # as transformers 4.x saved the released -hf checkpoints
-        ("projector.0.", "multi_modal_projector.linear_1."),
-        ("projector.2.", "multi_modal_projector.linear_2."),
-        ("vision.", "vision_tower.vision_model."),
-        ("text.model.", "language_model.model."),
-        ("text.lm_head.", "language_model.lm_head."),
-    ],
-}
-
-
-def file_name(canonical: str, layout: str) -> str:
-    for prefix, stored in _FILE_NAMES[layout]:
-        if canonical.startswith(prefix):
-            return stored + canonical[len(prefix) :]
-    raise KeyError(canonical)
-
-
 def _write_weights(out: Path, tensors: Iterator[tuple[str, np.ndarray]], layout: str, shard_bytes: int) -> None:
     import torch
     from safetensors.torch import save_file
@@ -408,7 +385,7 @@ def _write_weights(out: Path, tensors: Iterator[tuple[str, np.ndarray]], layout:
         if pending and size + array.size * 2 > shard_bytes:
             flush()
             size = 0
-        pending[file_name(name, layout)] = torch.from_numpy(array).to(torch.bfloat16)
+        pending[stored_name(name, layout)] = torch.from_numpy(array).to(torch.bfloat16)
         size += array.size * 2
         total += array.size * 2
     flush()

@@ -6,11 +6,10 @@ import shutil
 import numpy as np
 import pytest
 
-from conversion.checkpoint import Checkpoint
+from conversion.checkpoint import Checkpoint, stored_name
 from conversion.convert import convert
 from conversion.errors import ConversionError
 from conversion.safetensors_reader import bf16_to_f32
-from conversion.synthetic import file_name
 
 
 @pytest.mark.parametrize(
@@ -109,7 +108,7 @@ def test_projector_width_mismatch_is_explained(tiny_checkpoints, tmp_path):
     path = _copy(tiny_checkpoints("qwen2", "original"), tmp_path)
     index = json.loads((path / "model.safetensors.index.json").read_text())
     for name in ("projector.2.weight", "projector.2.bias"):
-        stored = file_name(name, "original")
+        stored = stored_name(name, "original")
         shard = path / index["weight_map"][stored]
         tensors = load_file(shard)
         shape = list(tensors[stored].shape)

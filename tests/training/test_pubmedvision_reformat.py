@@ -270,3 +270,27 @@ def test_retry_after_accepts_seconds_and_dates() -> None:
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     assert 25 <= retry_after_seconds(when) <= 30
     assert retry_after_seconds("100000") == 600.0
+
+
+def test_exports_feed_the_training_loader_without_conversion(prepared: Path, tiny_checkpoints) -> None:
+    from training.data import IMAGE_TOKEN_INDEX, DatasetSpec, RecordStore, SupervisedDataset, load_tokenizer
+
+    root = prepared
+    copy_work(root, "work-train")
+    with LoopbackChatServer() as server:
+        config = load_config(write_config(root, "work-train", server))
+        Pipeline(config, progress=False, log=lambda _: None).run(["reformat", "export"])
+    shard = root / "work-train" / "shard-00000-of-00001"
+    folder = tiny_checkpoints("qwen2", "original")
+    eos = json.loads((folder / "config.json").read_text())["eos_token_id"]
+    tokenizer = load_tokenizer(folder, "qwen2", eos)
+    for name in ("alignment", "instruction"):
+        store = RecordStore([DatasetSpec(json=str(shard / f"{name}.jsonl"), images=str(root))], max_images=None)
+        dataset = SupervisedDataset(store, tokenizer, n_image_tokens=16, image_size=56, max_length=4096)
+        assert len(dataset) == N
+        for index in range(len(dataset)):
+            row, _ = store[index]
+            sample = dataset[index]
+            assert int((sample["input_ids"] == IMAGE_TOKEN_INDEX).sum()) == 16 * len(row["image"])
+            assert sample["pixel_values"].shape[0] == len(row["image"])
+            assert int((sample["labels"] != -100).sum()) > 0  # the answer is learned

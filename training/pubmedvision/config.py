@@ -119,7 +119,8 @@ class ReformatConfig:
 
 @dataclass(frozen=True)
 class OutputConfig:
-    image_tags: bool = False  # released PubMedVision rows carry no tag (the loader puts one per image); True: LLaVA style
+    # Released PubMedVision rows carry no tag (the loader puts one per image); True writes LLaVA-style tags.
+    image_tags: bool = False
 
 
 @dataclass(frozen=True)
