@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 TORCH ?= torch==2.13.0
 
-.PHONY: run test lint llama-cpp clean
+.PHONY: run test lint llama-cpp clean installer-test
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ lint: $(VENV)/.dev
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	QT_QPA_PLATFORM=offscreen $(BIN)/pytest
+
+# Packaging checks: freeze, build and sign the Linux packages and the Windows installer
+# (apt-get install binutils desktop-file-utils dpkg-dev gnupg nsis osslsigncode shellcheck).
+installer-test: $(VENV)/.dev
+	$(PY) -m pip install --quiet pyinstaller
+	HUATUO_INSTALLER_TEST=1 QT_QPA_PLATFORM=offscreen $(BIN)/pytest -m installer tests/installer
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -11,7 +11,13 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="huatuo", description="Offline medical-image assistant (HuatuoGPT-Vision)")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["--selftest"], ["--startup-probe"]):  # checks of an installation (app/selftest.py)
+        from app.selftest import main as selftest_main
+
+        return selftest_main(argv)
+    parser = argparse.ArgumentParser(prog="huatuo", description="Offline medical-image assistant (HuatuoGPT-Vision)",
+                                     epilog="huatuo --selftest [--model DIR] [--json] checks this installation")
     sub = parser.add_subparsers(dest="command")
 
     gui = sub.add_parser("gui", help="open the desktop app (the default)")
@@ -57,6 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     eval_cli.add_arguments(sub.add_parser("eval", help="run the medical VQA benchmarks (VQA-RAD, SLAKE, PathVQA, …)"))
 
     args = parser.parse_args(argv)
+    from app.cpu_check import unsupported_cpu_message
+
+    cpu_problem = unsupported_cpu_message()  # before llama.cpp is ever loaded: no illegal-instruction crash
+    loads_llama = args.command in ("ask", "chat", "verify", "eval") or (
+        args.command == "convert" and args.quant not in ("F32", "F16"))
+    if cpu_problem and loads_llama:
+        print(f"error: {cpu_problem}", file=sys.stderr)
+        return EXIT_FAILED
     try:
         if args.command in ("train", "export-checkpoint"):
             return training_cli.run(args)
@@ -76,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             return _verify(args)
         from app.ui.main import run_gui
 
+        if cpu_problem:
+            print(f"warning: {cpu_problem}", file=sys.stderr)
         return run_gui(getattr(args, "paths", []))
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from app.imaging import ImageOpenError, open_image
 from inference.engine import Answer, Engine, EngineError, EngineSettings
 from inference.gguf_check import ModelFileError, check_folder
 from inference.hardware import assess
@@ -48,8 +49,6 @@ def _sampling(args) -> SamplingSettings:
 
 def load_image(engine: Engine, path: Path):
     """An image file or a DICOM file (rendered with its own window) as the model will see it."""
-    from app.imaging import open_image
-
     return engine.prepare_image(open_image(path))
 
 
@@ -79,7 +78,7 @@ def ask(args) -> int:
         with _engine(args) as engine:
             images = [load_image(engine, p) for p in args.image]
             answer = _stream(engine, [Turn(args.question, len(images))], images, _sampling(args), args.json)
-    except (ModelFileError, EngineError, OSError) as exc:
+    except (ModelFileError, EngineError, ImageOpenError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -120,9 +119,14 @@ def chat(args) -> int:
                 turns, images, pending = [], [], []
                 continue
             if line.startswith("/image "):
-                pending.append(load_image(engine, Path(line[7:].strip())))
+                try:
+                    pending.append(load_image(engine, Path(line[7:].strip())))
+                except (ImageOpenError, OSError) as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                    continue
                 print(f"[{len(pending)} image(s) attached to the next question]", file=sys.stderr)
                 continue
+            before = list(turns), list(images), list(pending)  # restored if this question fails
             if line == "/regen":
                 if not turns:
                     continue
@@ -140,16 +144,16 @@ def chat(args) -> int:
             except KeyboardInterrupt:
                 engine.cancel()
                 print("\n[stopped]", file=sys.stderr)
-                turns.pop()
+                turns, images, pending = before
                 continue
             except EngineError as exc:
                 print(f"error: {exc}", file=sys.stderr)
-                turns.pop()
+                turns, images, pending = before
                 continue
             turns[-1] = answer.as_history(turns[-1].question, turns[-1].n_images)
             if args.json:
                 print(_report(answer, args))
-    except (ModelFileError, EngineError, OSError) as exc:
+    except (ModelFileError, EngineError, ImageOpenError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -69,7 +69,7 @@ class Deck:
 
 def sample_deck_path() -> Path:
     """The small built-in deck of drawn, synthetic images."""
-    return Path(str(resources.files("resources").joinpath("decks", "sample_deck.json")))
+    return Path(str(resources.files("resources") / "decks" / "sample_deck.json"))
 
 
 def load_deck(path: str | Path) -> Deck:

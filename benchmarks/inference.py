@@ -35,55 +35,67 @@ def images(n: int, size: int):
     return [prepare_png(sample_image((300 + 7 * i, 220 + 3 * i)), size) for i in range(n)]
 
 
-def run_ours(folder: Path, pngs: list[bytes], tokens: int, threads: int) -> dict:
-    from inference.engine import Engine, EngineSettings, PreparedImage
-    from inference.prompt import Turn
-    from inference.sampling import SamplingSettings
+class Ours:
+    """Our engine, loaded once; one round = a first question about a new image and a follow-up."""
 
-    greedy = SamplingSettings.greedy_decoding(tokens)
-    first, follow, decode = [], [], []
-    with Engine.from_folder(folder, EngineSettings(n_threads=threads)) as engine:
-        warm = engine.prepare_image(pngs[-1])
-        engine.ask([Turn("warm-up", 1)], [warm], greedy)
-        for png in pngs[:-1]:
-            image = PreparedImage.from_any(png, engine.pair.image_size)
-            a1 = engine.ask([Turn(Q1, 1)], [image], greedy)
-            a2 = engine.ask([a1.as_history(Q1, 1), Turn(Q2)], [image], greedy)
-            first.append(a1.timings["ttft_s"])
-            follow.append(a2.timings["ttft_s"])
-            decode += [a.timings["tokens_per_s"] for a in (a1, a2) if a.timings["generated_tokens"] > 8]
-    return {"first_ttft_s": statistics.median(first), "followup_ttft_s": statistics.median(follow),
-            "decode_tok_s": statistics.median(decode) if decode else 0.0}
+    def __init__(self, folder: Path, warm_png: bytes, tokens: int, threads: int):
+        from inference.engine import Engine, EngineSettings
+        from inference.prompt import Turn
+        from inference.sampling import SamplingSettings
+
+        self.greedy = SamplingSettings.greedy_decoding(tokens)
+        self.engine = Engine.from_folder(folder, EngineSettings(n_threads=threads))
+        self.engine.start()
+        self.engine.ask([Turn("warm-up", 1)], [self.engine.prepare_image(warm_png)], self.greedy)
+
+    def round(self, png: bytes) -> tuple[float, float, list[float]]:
+        from inference.engine import PreparedImage
+        from inference.prompt import Turn
+
+        image = PreparedImage.from_any(png, self.engine.pair.image_size)
+        a1 = self.engine.ask([Turn(Q1, 1)], [image], self.greedy)
+        a2 = self.engine.ask([a1.as_history(Q1, 1), Turn(Q2)], [image], self.greedy)
+        rates = [a.timings["tokens_per_s"] for a in (a1, a2) if a.timings["generated_tokens"] > 8]
+        return a1.timings["ttft_s"], a2.timings["ttft_s"], rates
+
+    def close(self) -> None:
+        self.engine.close()
 
 
-def run_baseline(folder: Path, pngs: list[bytes], tokens: int, threads: int) -> dict:
-    import llama_cpp
-    from llama_cpp.llama_chat_format import Llava15ChatHandler
+class Baseline:
+    """llama-cpp-python's Llava15ChatHandler with the HuatuoGPT-Vision format, loaded once."""
 
-    from conversion.manifest import Manifest
-    from inference.native import quiet_native_logs
+    def __init__(self, folder: Path, warm_png: bytes, tokens: int, threads: int):
+        import llama_cpp
+        from llama_cpp.llama_chat_format import Llava15ChatHandler
 
-    class HuatuoFormatHandler(Llava15ChatHandler):
-        DEFAULT_SYSTEM_MESSAGE = None
-        CHAT_FORMAT = (
-            "{% for message in messages %}"
-            "{% if message.role == 'user' %}<|user|>\n"
-            "{% if message.content is string %}{{ message.content }}\n{% else %}"
-            "{% for c in message.content %}{% if c.type == 'image_url' %}{{ c.image_url.url }}\n{% endif %}{% endfor %}"
-            "{% for c in message.content %}{% if c.type == 'text' %}{{ c.text }}\n{% endif %}{% endfor %}"
-            "{% endif %}"
-            "{% elif message.role == 'assistant' %}<|assistant|>\n{{ message.content }} \n{% endif %}"
-            "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-        )
+        from conversion.manifest import Manifest
+        from inference.native import quiet_native_logs
 
-    quiet_native_logs()
-    manifest = Manifest.read(folder)
-    text_path, mmproj_path = manifest.paths(folder)
-    handler = HuatuoFormatHandler(clip_model_path=str(mmproj_path), verbose=False)
-    llm = llama_cpp.Llama(str(text_path), chat_handler=handler, n_ctx=manifest.context_length, n_threads=threads,
-                          n_threads_batch=threads, n_batch=512, verbose=False)
+        class HuatuoFormatHandler(Llava15ChatHandler):
+            DEFAULT_SYSTEM_MESSAGE = None
+            CHAT_FORMAT = (
+                "{% for message in messages %}"
+                "{% if message.role == 'user' %}<|user|>\n"
+                "{% if message.content is string %}{{ message.content }}\n{% else %}"
+                "{% for c in message.content %}{% if c.type == 'image_url' %}{{ c.image_url.url }}\n{% endif %}"
+                "{% endfor %}"
+                "{% for c in message.content %}{% if c.type == 'text' %}{{ c.text }}\n{% endif %}{% endfor %}"
+                "{% endif %}"
+                "{% elif message.role == 'assistant' %}<|assistant|>\n{{ message.content }} \n{% endif %}"
+                "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+            )
 
-    def complete(messages):
+        quiet_native_logs()
+        manifest = Manifest.read(folder)
+        text_path, mmproj_path = manifest.paths(folder)
+        handler = HuatuoFormatHandler(clip_model_path=str(mmproj_path), verbose=False)
+        self.llama_cpp, self.tokens = llama_cpp, tokens
+        self.llm = llama_cpp.Llama(str(text_path), chat_handler=handler, n_ctx=manifest.context_length,
+                                   n_threads=threads, n_threads_batch=threads, n_batch=512, verbose=False)
+        self._complete([self._user(warm_png, "warm-up")])
+
+    def _complete(self, messages) -> tuple[str, float, float, int]:
         # Timed at each sampling step (a logits processor), the same moment our engine times: streamed chunks
         # are not tokens (llama-cpp-python holds back incomplete UTF-8, so a chunk can come much later).
         stamps: list[float] = []
@@ -93,31 +105,51 @@ def run_baseline(folder: Path, pngs: list[bytes], tokens: int, threads: int) -> 
             return scores
 
         start = time.perf_counter()
-        reply = llm.create_chat_completion(messages=messages, max_tokens=tokens, temperature=0.0, repeat_penalty=1.0,
-                                           top_k=1, logits_processor=llama_cpp.LogitsProcessorList([stamp]))
+        reply = self.llm.create_chat_completion(
+            messages=messages, max_tokens=self.tokens, temperature=0.0, repeat_penalty=1.0, top_k=1,
+            logits_processor=self.llama_cpp.LogitsProcessorList([stamp]))
         ttft = stamps[0] - start
         rate = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
         return reply["choices"][0]["message"]["content"] or "", ttft, rate, len(stamps)
 
-    def user(png, text):
+    @staticmethod
+    def _user(png: bytes, text: str) -> dict:
         url = "data:image/png;base64," + base64.b64encode(png).decode()
         return {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
                                             {"type": "text", "text": text}]}
 
+    def round(self, png: bytes) -> tuple[float, float, list[float]]:
+        answer, ttft1, rate1, n1 = self._complete([self._user(png, Q1)])
+        _, ttft2, rate2, n2 = self._complete([self._user(png, Q1), {"role": "assistant", "content": answer},
+                                              {"role": "user", "content": Q2}])
+        return ttft1, ttft2, [r for r, n in ((rate1, n1), (rate2, n2)) if n > 8]
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+def compare(folder: Path, pngs: list[bytes], tokens: int, threads: int) -> dict:
+    """Both loaded side by side (the GGUF's pages are shared), rounds alternating which goes first, so that a
+    drift of the machine (heat, other load) falls on both alike."""
+    ours = Ours(folder, pngs[-1], tokens, threads)
+    base = Baseline(folder, pngs[-1], tokens, threads)
+    results = {"ours": ([], [], []), "base": ([], [], [])}
     try:
-        complete([user(pngs[-1], "warm-up")])
-        first, follow, decode = [], [], []
-        for png in pngs[:-1]:
-            answer, ttft1, rate1, n1 = complete([user(png, Q1)])
-            _, ttft2, rate2, n2 = complete([user(png, Q1), {"role": "assistant", "content": answer},
-                                            {"role": "user", "content": Q2}])
-            first.append(ttft1)
-            follow.append(ttft2)
-            decode += [r for r, n in ((rate1, n1), (rate2, n2)) if n > 8]
+        for i, png in enumerate(pngs[:-1]):
+            order = (("ours", ours), ("base", base)) if i % 2 == 0 else (("base", base), ("ours", ours))
+            for name, runner in order:
+                first, follow, rates = runner.round(png)
+                results[name][0].append(first)
+                results[name][1].append(follow)
+                results[name][2].extend(rates)
     finally:
-        llm.close()
-    return {"baseline_first_ttft_s": statistics.median(first), "baseline_followup_ttft_s": statistics.median(follow),
-            "baseline_decode_tok_s": statistics.median(decode) if decode else 0.0}
+        base.close()
+        ours.close()
+    median = lambda values: statistics.median(values) if values else 0.0  # noqa: E731
+    (f1, u1, d1), (f2, u2, d2) = results["ours"], results["base"]
+    return {"first_ttft_s": median(f1), "followup_ttft_s": median(u1), "decode_tok_s": median(d1),
+            "baseline_first_ttft_s": median(f2), "baseline_followup_ttft_s": median(u2),
+            "baseline_decode_tok_s": median(d2), "decode_tok_s_runs": d1, "baseline_decode_tok_s_runs": d2}
 
 
 def build_model(work: Path, seven_b: Path | None) -> Path:
@@ -155,15 +187,15 @@ def main() -> int:
         folder = args.model or build_model(Path(tmp), args.build_7b)
         manifest = Manifest.read(folder)
         pngs = images(args.runs + 1, manifest.image_size)
-        ours = run_ours(folder, pngs, args.tokens, threads)
-        base = run_baseline(folder, pngs, args.tokens, threads)
+        measured = compare(folder, pngs, args.tokens, threads)
     bandwidth = memory_bandwidth_gb_s()
     result = {
         "model": manifest.name, "quantization": manifest.text.quantization, "threads": threads, "runs": args.runs,
-        **ours, **base,
-        "first_ttft_ratio": ours["first_ttft_s"] / base["baseline_first_ttft_s"],
-        "followup_ttft_ratio": ours["followup_ttft_s"] / base["baseline_followup_ttft_s"],
-        "decode_ratio": ours["decode_tok_s"] / base["baseline_decode_tok_s"] if base["baseline_decode_tok_s"] else None,
+        **measured,
+        "first_ttft_ratio": measured["first_ttft_s"] / measured["baseline_first_ttft_s"],
+        "followup_ttft_ratio": measured["followup_ttft_s"] / measured["baseline_followup_ttft_s"],
+        "decode_ratio": (measured["decode_tok_s"] / measured["baseline_decode_tok_s"]
+                         if measured["baseline_decode_tok_s"] else None),
         "memory_bandwidth_gb_s": bandwidth,
         "decode_limit_tok_s": bandwidth * 1e9 / manifest.text.size_bytes,
     }

@@ -54,3 +54,17 @@ def test_chat_keeps_the_conversation(converted, png):
     assert reports[1]["timings"]["images_encoded"] == 0  # the follow-up reused the image
     assert reports[2]["answer"] == reports[1]["answer"]  # greedy regenerate gives the same answer
     assert reports[2]["timings"]["prompt_tokens"] <= 2
+
+
+def test_a_missing_or_broken_image_is_one_clear_error(converted, tmp_path, png):
+    model = str(converted("qwen2", "original", "Q8_0"))
+    done = _huatuo("ask", "--model", model, "--image", str(tmp_path / "missing.png"), "What?")
+    assert done.returncode == 1 and done.stderr.startswith("error:") and "Traceback" not in done.stderr
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    script = f"/image {broken}\n/image {png}\nWhat is this?\n/quit\n"
+    done = _huatuo("chat", "--model", model, "--greedy", "--max-tokens", "4", "--json", stdin=script)
+    assert done.returncode == 0, done.stderr
+    assert "error:" in done.stderr and "broken.png" in done.stderr  # said, and the chat went on
+    [report] = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert report["timings"]["images_encoded"] == 1

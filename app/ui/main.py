@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QGraphicsView,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QSplitter,
     QStackedWidget,
     QVBoxLayout,
@@ -353,6 +354,10 @@ def run_gui(paths: list[str]) -> int:
         settings.save()
     window = MainWindow(settings)
     window.show()
+    from app.cpu_check import unsupported_cpu_message
+
+    if problem := unsupported_cpu_message():  # the engine could not run here; say so instead of crashing later
+        QMessageBox.warning(window, "Processor not supported", problem)
     for path in paths[:1]:
         window.open_path(path)
     return app.exec()
