@@ -7,6 +7,7 @@ calls (loading, waiting for the next streamed piece) off the GUI thread. One req
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -15,6 +16,8 @@ from inference.engine import Answer, ContextFull, Engine, EngineCrashed, EngineE
 from inference.gguf_check import ModelFileError
 from inference.prompt import Turn
 from inference.sampling import SamplingSettings
+
+TEXT_BATCH_S = 0.03
 
 
 class EngineRunner(QObject):
@@ -73,12 +76,22 @@ class EngineRunner(QObject):
         try:
             engine = self._ensure_engine()
             prepared = [img if isinstance(img, PreparedImage) else engine.prepare_image(img) for img in images]
+            # A fast model streams thousands of pieces a second: they go to the GUI in batches, at most one
+            # per TEXT_BATCH_S, so its event loop is never flooded (a slow model's pieces still go one by one).
+            pending, last_sent = [], 0.0
             for event in engine.generate(turns, prepared, sampling):
                 kind = event["type"]
+                if kind == "tokens":
+                    pending.append(event["text"])
+                    if time.monotonic() - last_sent >= TEXT_BATCH_S:
+                        self.text.emit("".join(pending))
+                        pending, last_sent = [], time.monotonic()
+                    continue
+                if pending:
+                    self.text.emit("".join(pending))
+                    pending = []
                 if kind == "progress":
                     self.stage.emit(event["stage"], event.get("done", 0), event.get("total", 0))
-                elif kind == "tokens":
-                    self.text.emit(event["text"])
                 elif kind == "done":
                     self.finished.emit(Answer(event["text"], event["finish"], event.get("timings", {}),
                                               event.get("token_ids", [])))
