@@ -67,6 +67,12 @@ class AuditLog:
             os.close(fd)  # also releases the lock
         return record
 
+    def record_question(self, *, study_key: str | None, image_sha256: list[str], model: dict, settings: dict,
+                        question: str, answer: str, finish: str) -> dict:
+        """append() for one answered question: the texts are hashed here, so they never reach the log."""
+        return self.append(study_key=study_key, image_sha256=image_sha256, model=model, settings=settings,
+                           question_sha256=sha256_text(question), answer_sha256=sha256_text(answer), finish=finish)
+
     def _tail(self) -> tuple[bytes | None, bool]:
         """The last line (None for an empty log) and whether the file ends with a newline."""
         with open(self.path, "rb") as f:

@@ -7,7 +7,6 @@ the audit log (hashes only).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict
 from importlib import resources
@@ -444,11 +443,10 @@ class ChatPanel(QWidget):
 
     def _record_audit(self, answer: str, finish: str) -> None:
         conv, turn = self.conversation, self.conversation.turns[-1]
-        self.audit.append(
+        self.audit.record_question(
             study_key=conv.study_key, image_sha256=[s for t in conv.turns for s in t.image_shas],
             model=model_of(self.model_folder), settings=asdict(self.settings.sampling()),
-            question_sha256=hashlib.sha256(turn.question.encode()).hexdigest(),
-            answer_sha256=hashlib.sha256(answer.encode()).hexdigest(), finish=finish)
+            question=turn.question, answer=answer, finish=finish)
 
     # --- display ---------------------------------------------------------------------------------
     def _set_busy(self, busy: bool, text: str = "") -> None:

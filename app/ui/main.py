@@ -176,7 +176,7 @@ class MainWindow(QMainWindow):
         self.window_menu = self.menuBar().addMenu("&Window")
         self.window_menu.aboutToShow.connect(self._fill_window_menu)
         practice_action = QAction("&Practice cases…", self, shortcut=QKeySequence("Ctrl+P"))
-        practice_action.triggered.connect(lambda: open_practice(self.runner, self))
+        practice_action.triggered.connect(lambda: open_practice(self.runner, self, self.audit))
         view_menu.addSeparator()
         view_menu.addAction(practice_action)
         self.models_menu = self.menuBar().addMenu("&Models")

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from PIL.ImageQt import ImageQt
@@ -35,6 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.audit import AuditLog
 from app.imaging import ImageOpenError, open_image
 from app.practice import (
     Attempt,
@@ -49,7 +52,7 @@ from app.practice import (
     sample_deck_path,
 )
 from app.settings import Settings
-from app.ui.chat import INTENDED_USE
+from app.ui.chat import INTENDED_USE, model_of
 from app.ui.engine_runner import EngineRunner
 from inference.prompt import Turn
 from inference.sampling import SamplingSettings
@@ -130,9 +133,10 @@ def _label(text: str = "", name: str | None = None, wrap: bool = True) -> QLabel
 
 class PracticeWindow(QMainWindow):
     def __init__(self, runner: EngineRunner, parent: QWidget | None = None, *, progress: Progress | None = None,
-                 sampling: SamplingSettings | None = None):
+                 sampling: SamplingSettings | None = None, audit: AuditLog | None = None):
         super().__init__(parent)
         self.runner = runner
+        self.audit = audit  # each question to the model is recorded (hashes only), as in the chat
         self.progress = progress or Progress()
         self.sampling = sampling  # None: the user's settings at the time of each question
         self.deck: Deck | None = None
@@ -147,6 +151,7 @@ class PracticeWindow(QMainWindow):
         self._wait_timer = QTimer(self, interval=20)
         self._wait_timer.timeout.connect(self._ask_when_free)
         self._model_text = ""
+        self._asked: tuple[str, list[str], dict] = ("", [], {})  # question, image hashes, sampling in flight
         self.setWindowTitle("Practice — Huatuo Vision")
         self.resize(1180, 820)
         self.setStyleSheet(STYLE)
@@ -615,7 +620,9 @@ class PracticeWindow(QMainWindow):
         self._asking, self._abandoned = (self.deck, item.number), False
         self._show_model_text("", "Starting…", busy=True)
         sampling = self.sampling or Settings.load().sampling()
-        self.runner.ask([Turn(build_question(item), n_images=len(images))], images, sampling)
+        question = build_question(item)
+        self._asked = (question, [hashlib.sha256(png).hexdigest() for png in images], asdict(sampling))
+        self.runner.ask([Turn(question, n_images=len(images))], images, sampling)
 
     def stop(self) -> None:
         if self._wait_timer.isActive():  # still waiting to ask: give up waiting
@@ -649,10 +656,18 @@ class PracticeWindow(QMainWindow):
         cursor.insertText(piece)
         self.model_view.ensureCursorVisible()
 
+    def _record_audit(self, deck: Deck, answer: str, finish: str) -> None:
+        if self.audit is not None:
+            question, image_shas, sampling = self._asked
+            self.audit.record_question(study_key=deck.sha256, image_sha256=image_shas,
+                                       model=model_of(self.runner.folder), settings=sampling, question=question,
+                                       answer=answer, finish=finish)
+
     def _on_finished(self, answer) -> None:
         if self._asking is None:
             return
         request, self._asking = self._asking, None
+        self._record_audit(request[0], answer.text, answer.finish)
         if answer.finish != "cancelled" and answer.text.strip():
             self.progress.set_model_answer(request[0], request[1], answer.text)
             if self.deck is not None and request[0].sha256 == self.deck.sha256:
@@ -665,6 +680,8 @@ class PracticeWindow(QMainWindow):
         if self._asking is None:
             return
         request, self._asking = self._asking, None
+        if kind != "no_model":
+            self._record_audit(request[0], self._model_text, "error")
         if self._is_current(request):
             if kind == "no_model":
                 self._show_model_text("", NO_MODEL_TEXT)
@@ -749,11 +766,11 @@ class PracticeWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def open_practice(runner: EngineRunner, parent: QWidget | None = None) -> PracticeWindow:
+def open_practice(runner: EngineRunner, parent: QWidget | None = None, audit: AuditLog | None = None) -> PracticeWindow:
     """Show the practice window (the one already open for this parent, if any)."""
     window = parent.findChild(PracticeWindow) if parent is not None else None
     if window is None:
-        window = PracticeWindow(runner, parent)
+        window = PracticeWindow(runner, parent, audit=audit)
     window.show()
     window.raise_()
     window.activateWindow()

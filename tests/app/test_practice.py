@@ -3,6 +3,7 @@ engine (tiny model) streaming beside the trainee's own read."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -11,6 +12,7 @@ import pytest
 from PIL import Image
 from PySide6.QtWidgets import QWidget
 
+from app.audit import AuditLog
 from app.practice import (
     DeckError,
     Progress,
@@ -185,6 +187,7 @@ def test_reveal_waits_for_the_trainee_then_shows_both_sides_streamed(qtbot, data
     window.read_edit.setPlainText("A flat grey field, nothing focal.")
     assert window.reveal_button.isEnabled()
 
+    window.audit = AuditLog(tmp_path / "audit.jsonl")
     pieces: list[str] = []
     shown: list[str] = []  # the model's column as each piece arrives
     runner.text.connect(pieces.append)
@@ -200,6 +203,11 @@ def test_reveal_waits_for_the_trainee_then_shows_both_sides_streamed(qtbot, data
     assert window.model_view.toPlainText() == answer.text
     assert window.reference_label.text() == "A uniform grey square."
     assert window.mark_row.isVisible() and not window.stop_button.isVisible()
+    # The question was audited like a chat question: hashes only, the chain intact.
+    [record] = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert record["answer_sha256"] == hashlib.sha256(answer.text.encode()).hexdigest()
+    assert len(record["image_sha256"]) == 2 and record["study_key"] == window.deck.sha256
+    assert window.audit.verify() == (True, None)
 
     # Free text is self-assessed; the mark is saved with the answer and the model's answer.
     window.right_button.click()
