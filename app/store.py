@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import sqlite3
 from collections.abc import Iterator
@@ -176,6 +177,22 @@ class Store:
         path = data_dir() / "conversations.sqlite3"
         path.parent.mkdir(parents=True, exist_ok=True)
         return cls(path)
+
+    @classmethod
+    def open_or_set_aside(cls, path: Path) -> tuple[Store, str | None]:
+        """Open the database; one that cannot be opened is renamed (kept whole, for recovery) and a new one
+        started, so the app still comes up. Returns the store and, when that happened, what to tell the user."""
+        try:
+            return cls(path), None
+        except StoreError as exc:
+            if not path.exists():
+                raise
+            stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+            aside = path.with_name(f"{path.name}.unreadable-{stamp}")
+            for suffix in ("", "-wal", "-shm"):
+                if Path(f"{path}{suffix}").exists():
+                    os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+            return cls(path), f"{exc}\n\nThe file was kept as {aside.name}; a new conversation database was started."
 
     def _setup(self) -> None:
         db = self._db

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 from app.audit import AuditLog
 from app.export import export_conversation
 from app.settings import Settings
-from app.store import Store, StoredConversation, model_identity, to_history
+from app.store import Store, StoredConversation, StoreError, model_identity, to_history
 from app.ui.engine_runner import EngineRunner
 from conversion.manifest import Manifest
 from inference.prompt import MAX_IMAGES_PER_CONVERSATION, Turn
@@ -301,30 +301,34 @@ class ChatPanel(QWidget):
             self.status.setText("No model is installed: open Models → Model manager to download, convert or "
                                 "import one.")
             return
-        if self._editing_turn is not None:
-            turn_id, self._editing_turn = self._editing_turn, None
-            self.store.edit_question(turn_id, question)
-            self.conversation = self.store.load(self.conversation.id)
-            self.input.clear()
-            self._ask_last()
+        try:
+            self._store_question(question)
+        except StoreError as exc:
+            self.status.setText(f"The question was not sent: {exc}. Free some space and send it again.")
             return
-        if self.conversation is None:
-            # Titles go into lists and exports: the modality and the question, never a description or file name
-            # (they can carry identifiers).
-            short = question if len(question) <= 48 else question[:47].rstrip() + "…"
-            title = f"{self.modality or 'Image'} · {short}"
-            self.conversation = self.store.load(self.store.create_conversation(
-                title, study_key=self.study_key, study_info=self.study_info,
-                model=model_of(self.model_folder), settings=asdict(self.settings.sampling())))
-        shas = [self.store.add_image(self.conversation.id, png, label) for label, png in self.pending_images]
-        self.store.add_turn(self.conversation.id, question, shas)
-        self.pending_images.clear()
-        self._show_attachments()
         self.input.clear()
-        self.conversation = self.store.load(self.conversation.id)
+        self._show_attachments()
         self._refresh_list()
         self.conversations_changed.emit()
         self._ask_last()
+
+    def _store_question(self, question: str) -> None:
+        """The question (a new one, or the edit of the last) and its images, stored before the model is asked."""
+        if self._editing_turn is not None:
+            self.store.edit_question(self._editing_turn, question)
+            self._editing_turn = None
+        else:
+            if self.conversation is None:
+                # Titles go into lists and exports: the modality and the question, never a description or file
+                # name (they can carry identifiers).
+                short = question if len(question) <= 48 else question[:47].rstrip() + "…"
+                self.conversation = self.store.load(self.store.create_conversation(
+                    f"{self.modality or 'Image'} · {short}", study_key=self.study_key, study_info=self.study_info,
+                    model=model_of(self.model_folder), settings=asdict(self.settings.sampling())))
+            shas = [self.store.add_image(self.conversation.id, png, label) for label, png in self.pending_images]
+            self.store.add_turn(self.conversation.id, question, shas)
+            self.pending_images.clear()
+        self.conversation = self.store.load(self.conversation.id)
 
     def _ask_last(self) -> None:
         """Answer the conversation's last turn: earlier turns are history (their cache is reused)."""
@@ -407,7 +411,7 @@ class ChatPanel(QWidget):
             self.status.setText("Answering…")
             self.progress.hide()
         self._answer += piece
-        self.store.append_answer(self._turn_id, piece)
+        self._save(self.store.append_answer, self._turn_id, piece)
         if not self._render_timer.isActive():
             self._render_timer.start()
 
@@ -415,15 +419,16 @@ class ChatPanel(QWidget):
         if self._turn_id is None:
             return
         turn_id, self._turn_id = self._turn_id, None
-        self.store.finish_answer(turn_id, answer.finish, answer_tokens=answer.token_ids, timings=answer.timings,
-                                 text=answer.text)
+        saved = self._save(self.store.finish_answer, turn_id, answer.finish, answer_tokens=answer.token_ids,
+                           timings=answer.timings, text=answer.text)
         self._record_audit(answer.text, answer.finish)
-        self.conversation = self.store.load(self.conversation.id)
+        self._reload(answer.text, answer.finish)
         self._set_busy(False)
         timings = answer.timings or {}
         speed = f" · {timings['tokens_per_s']:.1f} tokens/s" if timings.get("tokens_per_s") else ""
         note = FINISH_NOTES.get(answer.finish)
-        self.status.setText(f"Answer {note}." if note else f"Done{speed}.")
+        if saved:
+            self.status.setText(f"Answer {note}." if note else f"Done{speed}.")
         self._render()
         self._refresh_list()
 
@@ -432,17 +437,42 @@ class ChatPanel(QWidget):
             return
         turn_id, self._turn_id = self._turn_id, None
         finish = "context_full" if kind == "context_full" else "error"
-        self.store.finish_answer(turn_id, finish, text=self._answer)
+        self._save(self.store.finish_answer, turn_id, finish, text=self._answer)
         self._record_audit(self._answer, finish)
-        self.conversation = self.store.load(self.conversation.id)
+        self._reload(self._answer, finish)
         self._render()
         self._set_busy(False)
         if kind == "crashed":
             message += " Your conversation is kept: ask again, or regenerate, to continue."
         self.status.setText(message)
 
+    def _reload(self, answer: str, finish: str) -> None:
+        """The conversation as stored; if the store could not take the answer, the answer as it streamed."""
+        try:
+            self.conversation = self.store.load(self.conversation.id)
+        except StoreError as exc:
+            self.status.setText(f"Not saved: {exc}")
+        last = self.conversation.turns[-1]
+        if last.answer != answer:  # the disk was full: what is on screen stays whole
+            last.answer, last.finish = answer, finish
+
+    def _save(self, write, *args, **kwargs) -> bool:
+        """A store write; when it fails (a full disk) the user is told and the answer keeps streaming on screen."""
+        try:
+            write(*args, **kwargs)
+            return True
+        except StoreError as exc:
+            self.status.setText(f"Not saved: {exc}. Free some space; the answer on screen is kept.")
+            return False
+
     def _record_audit(self, answer: str, finish: str) -> None:
         conv, turn = self.conversation, self.conversation.turns[-1]
+        try:
+            self._write_audit(conv, turn, answer, finish)
+        except OSError as exc:
+            self.status.setText(f"The audit log could not be written: {exc}")
+
+    def _write_audit(self, conv, turn, answer: str, finish: str) -> None:
         self.audit.record_question(
             study_key=conv.study_key, image_sha256=[s for t in conv.turns for s in t.image_shas],
             model=model_of(self.model_folder), settings=asdict(self.settings.sampling()),

@@ -28,7 +28,7 @@ from app.audit import AuditLog
 from app.imaging import ImageOpenError, open_image
 from app.paths import data_dir, models_dir
 from app.settings import Settings
-from app.store import Store
+from app.store import Store, StoreError
 from app.studies.deid import burned_in_warning
 from app.studies.scan import Library, looks_like_dicom, scan
 from app.ui.chat import INTENDED_USE, ChatPanel
@@ -352,8 +352,15 @@ def run_gui(paths: list[str]) -> int:
             return 0
         settings.acknowledge()
         settings.save()
-    window = MainWindow(settings)
+    try:
+        store, note = Store.open_or_set_aside(data_dir() / "conversations.sqlite3")
+    except StoreError as exc:
+        QMessageBox.critical(None, "Conversations cannot be opened", str(exc))
+        return 1
+    window = MainWindow(settings, store=store)
     window.show()
+    if note:
+        QMessageBox.warning(window, "Conversation database could not be read", note)
     from app.cpu_check import unsupported_cpu_message
 
     if problem := unsupported_cpu_message():  # the engine could not run here; say so instead of crashing later

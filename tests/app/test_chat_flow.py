@@ -196,3 +196,32 @@ def test_killed_app_keeps_the_partial_answer(data_dir):
     store.close()
     assert turn.question == "A question the app dies during"
     assert turn.finish == "pending" and len(turn.answer) > 0  # the pieces streamed before the kill
+
+
+def test_a_full_disk_keeps_the_question_and_the_app_up(data_dir, qtbot):
+    window = open_window(qtbot)
+    open_ct(window, qtbot)
+    window.attach_view(False)
+    db = window.store._db  # a real SQLITE_FULL: the database may not grow past its current size
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+    window.chat.input.setPlainText("A question the disk has no room for")
+    window.chat.send()
+    assert "not sent" in window.chat.status.text() and "disk full" in window.chat.status.text()
+    assert window.chat.input.toPlainText() == "A question the disk has no room for"  # nothing typed is lost
+    assert len(window.chat.pending_images) == 1 and not window.runner.busy
+    db.execute("PRAGMA max_page_count = 1073741823")  # room again: the same question goes through
+    with qtbot.waitSignal(window.runner.finished, timeout=ANSWER_TIMEOUT_MS) as answered:
+        window.chat.send()
+    assert window.chat.conversation.turns[-1].answer == answered.args[0].text
+    close_window(window)
+
+
+def test_an_unreadable_database_is_set_aside_and_a_new_one_started(tmp_path):
+    path = tmp_path / "conversations.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    store, note = Store.open_or_set_aside(path)
+    store.create_conversation("works")
+    store.close()
+    [aside] = tmp_path.glob("conversations.sqlite3.unreadable-*")
+    assert aside.read_bytes() == b"this is not a database" * 100  # kept whole, for recovery
+    assert aside.name in note and "conversations.sqlite3" in note
