@@ -428,7 +428,7 @@ class ChatPanel(QWidget):
         speed = f" · {timings['tokens_per_s']:.1f} tokens/s" if timings.get("tokens_per_s") else ""
         note = FINISH_NOTES.get(answer.finish)
         if saved:
-            self.status.setText(f"Answer {note}." if note else f"Done{speed}.")
+            self.status.setText(f"{note[0].upper()}{note[1:]}." if note else f"Done{speed}.")
         self._render()
         self._refresh_list()
 
