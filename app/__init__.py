@@ -2,6 +2,9 @@
 
 import os
 
+# Shown on every answer, on screen and in exports.
+INTENDED_USE = "For education and research; not for diagnosis."
+
 # Offline by default: huggingface_hub reads these once, when first imported; the model manager lifts the
 # flag only while a download the user started runs (inference.downloads.hub_online).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

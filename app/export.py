@@ -36,9 +36,9 @@ from PySide6.QtGui import (
     QTextDocument,
 )
 
+from . import INTENDED_USE
 from .store import StoredConversation, StoredImage
 
-LABEL = "For education and research; not for diagnosis."
 FORMATS = ("md", "html", "pdf")
 # How an answer ended, when it did not end normally.
 FINISH_NOTES = {
@@ -118,7 +118,7 @@ def _markdown(conv: StoredConversation, path: Path, include_identifiers: bool) -
         folder.mkdir(exist_ok=True)
         for sha, name in files.items():
             (folder / name).write_bytes(conv.images[sha].png)
-    out = [f"# {conv.title}", "", f"> {LABEL}", ""]
+    out = [f"# {conv.title}", "", f"> {INTENDED_USE}", ""]
     out += [f"- **{name}:** {value}" for name, value in _facts(conv, include_identifiers)]
     for turn in conv.turns:
         out += ["", f"## Question {turn.index + 1}", "", turn.question, ""]
@@ -129,7 +129,7 @@ def _markdown(conv: StoredConversation, path: Path, include_identifiers: bool) -
         out += ["**Answer**", "", turn.answer or "*(no answer)*"]
         if turn.finish in FINISH_NOTES:
             out += ["", f"*{FINISH_NOTES[turn.finish]}*"]
-    out += ["", "---", "", f"> {LABEL}", ""]
+    out += ["", "---", "", f"> {INTENDED_USE}", ""]
     return "\n".join(out)
 
 
@@ -155,7 +155,7 @@ def _html(conv: StoredConversation, include_identifiers: bool,
     numbers = _numbered_images(conv)
     out = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">", f"<title>{esc(conv.title)}</title>",
            f"<style>{style}</style></head><body>", f"<h1>{esc(conv.title)}</h1>",
-           f"<p class=\"label\">{esc(LABEL)}</p>", "<table>"]
+           f"<p class=\"label\">{esc(INTENDED_USE)}</p>", "<table>"]
     out += [f"<tr><td><b>{esc(name)}</b></td><td>{esc(value)}</td></tr>"
             for name, value in _facts(conv, include_identifiers)]
     out.append("</table>")
@@ -170,7 +170,7 @@ def _html(conv: StoredConversation, include_identifiers: bool,
         out += ["<h3>Answer</h3>", _answer_html(turn.answer) if turn.answer else "<p><i>(no answer)</i></p>"]
         if turn.finish in FINISH_NOTES:
             out.append(f"<p><i>{esc(FINISH_NOTES[turn.finish])}</i></p>")
-    out += ["<hr>", f"<p class=\"label\">{esc(LABEL)}</p>", "</body></html>"]
+    out += ["<hr>", f"<p class=\"label\">{esc(INTENDED_USE)}</p>", "</body></html>"]
     return "\n".join(out)
 
 

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app import INTENDED_USE
 from app.audit import AuditLog
 from app.export import export_conversation
 from app.settings import Settings
@@ -42,7 +43,6 @@ from app.ui.engine_runner import EngineRunner
 from conversion.manifest import Manifest
 from inference.prompt import MAX_IMAGES_PER_CONVERSATION, Turn
 
-INTENDED_USE = "For education and research; not for diagnosis."
 THUMB_WIDTH = 112
 FINISH_NOTES = {
     "cancelled": "stopped", "length": "reached the answer length limit", "error": "interrupted by an error",

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app import INTENDED_USE
 from app.audit import AuditLog
 from app.imaging import ImageOpenError, open_image
 from app.paths import data_dir, models_dir
@@ -31,7 +32,7 @@ from app.settings import Settings
 from app.store import Store, StoreError
 from app.studies.deid import burned_in_warning
 from app.studies.scan import Library, looks_like_dicom, scan
-from app.ui.chat import INTENDED_USE, ChatPanel
+from app.ui.chat import ChatPanel
 from app.ui.engine_runner import EngineRunner
 from app.ui.practice import open_practice
 from app.ui.series_strip import SeriesStrip

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app import INTENDED_USE
 from app.audit import AuditLog
 from app.imaging import ImageOpenError, open_image
 from app.practice import (
@@ -52,7 +53,7 @@ from app.practice import (
     sample_deck_path,
 )
 from app.settings import Settings
-from app.ui.chat import INTENDED_USE, model_of
+from app.ui.chat import model_of
 from app.ui.engine_runner import EngineRunner
 from inference.prompt import Turn
 from inference.sampling import SamplingSettings

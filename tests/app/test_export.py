@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 from PySide6.QtGui import QFontDatabase
 
-from app.export import LABEL, export_conversation
+from app import INTENDED_USE
+from app.export import export_conversation
 from app.store import Store
 
 pypdf = pytest.importorskip("pypdf")
@@ -56,8 +57,8 @@ def common_checks(text: str, conv, *, identifiers: bool) -> None:
                    MODEL["mmproj"]["file"], MODEL["mmproj"]["sha256"], "temperature 0.2", "repetition_penalty 1.2",
                    *conv.images]:
         assert needed in text, needed
-    assert text.count(LABEL) >= 2
-    assert text.index(LABEL) < text.index("Question 1") and text.rindex(LABEL) > text.index(PARTIAL)
+    assert text.count(INTENDED_USE) >= 2
+    assert text.index(INTENDED_USE) < text.index("Question 1") and text.rindex(INTENDED_USE) > text.index(PARTIAL)
     assert conv.study_key not in text
     for identifier in PATIENT.values():
         assert (identifier in text) == identifiers, identifier
@@ -107,7 +108,7 @@ def test_pdf(conv, tmp_path, qapp, identifiers):
     text = pdf_text(path)
     first_page = re.sub(r"\s+", "", unicodedata.normalize("NFKC", reader.pages[0].extract_text()))
     nospace = lambda s: re.sub(r"\s+", "", s)  # noqa: E731
-    assert nospace(LABEL) in first_page and text.count(nospace(LABEL)) >= 2
+    assert nospace(INTENDED_USE) in first_page and text.count(nospace(INTENDED_USE)) >= 2
     for needed in ["What is shown?", "consolidation", "partial answer", "Interrupted", MODEL["text"]["file"],
                    MODEL["text"]["sha256"], MODEL["mmproj"]["sha256"], "temperature0.2", *conv.images,
                    "<script>alert(1)</script>"]:
