@@ -33,10 +33,19 @@ class EngineRunner(QObject):
         self.folder: Path | None = None
         self.settings = EngineSettings()
         self._thread: threading.Thread | None = None
+        # Busy from ask() until the request's last signal has reached the GUI thread (not merely been sent):
+        # connected first, these run before any other window's slots, so a new request can never be taken
+        # for the end of the previous one.
+        self._busy = False
+        self.finished.connect(self._request_ended)
+        self.failed.connect(self._request_ended)
 
     @property
     def busy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._busy
+
+    def _request_ended(self, *_args) -> None:
+        self._busy = False
 
     def set_model(self, folder: Path | None, settings: EngineSettings | None = None) -> None:
         """Use this model folder for the next request (the worker starts lazily, on the first question)."""
@@ -51,10 +60,11 @@ class EngineRunner(QObject):
         return self.engine.pair.image_size if self.engine is not None else None
 
     def ask(self, turns: list[Turn], images: list[bytes | PreparedImage], sampling: SamplingSettings | None) -> bool:
-        """Answer the last turn on a background thread. False (and `failed`) when a request is running already."""
-        if self.busy:
-            self.failed.emit("error", "the model is still answering; stop it first")
+        """Answer the last turn on a background thread; False when a request is running already. The request
+        ends with exactly one `finished` or `failed`."""
+        if self._busy:
             return False
+        self._busy = True
         self._thread = threading.Thread(target=self._run, args=(list(turns), list(images), sampling),
                                         name="huatuo-engine-client", daemon=True)
         self._thread.start()
@@ -95,6 +105,8 @@ class EngineRunner(QObject):
                 elif kind == "done":
                     self.finished.emit(Answer(event["text"], event["finish"], event.get("timings", {}),
                                               event.get("token_ids", [])))
+                    return
+            raise EngineError("the engine ended the request without an answer")
         except ContextFull as exc:
             self.failed.emit("context_full", str(exc))
         except EngineCrashed as exc:
@@ -105,6 +117,8 @@ class EngineRunner(QObject):
             self.failed.emit("no_model", str(exc))
         except (EngineError, OSError, ValueError) as exc:
             self.failed.emit("error", str(exc))
+        except Exception as exc:  # noqa: BLE001 - whatever happens, the request must end for its listeners
+            self.failed.emit("error", f"unexpected error in the engine client: {exc!r}")
 
     def _ensure_engine(self) -> Engine:
         if self.engine is None:
