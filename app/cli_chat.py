@@ -6,15 +6,24 @@ import json
 import sys
 from pathlib import Path
 
+from app.finish import finish_phrase
 from app.imaging import ImageOpenError, open_image
 from inference.engine import Answer, Engine, EngineError, EngineSettings
-from inference.gguf_check import ModelFileError, check_folder
 from inference.hardware import assess
 from inference.prompt import Turn
 from inference.sampling import SamplingSettings
+from inference.store.gguf_check import ModelFileError, check_folder
 
 
-def add_arguments(parser, interactive: bool) -> None:
+def add_ask_arguments(parser) -> None:
+    _add_arguments(parser, interactive=False)
+
+
+def add_chat_arguments(parser) -> None:
+    _add_arguments(parser, interactive=True)
+
+
+def _add_arguments(parser, interactive: bool) -> None:
     parser.add_argument("--model", required=True, type=Path, help="converted model folder (with manifest.json)")
     parser.add_argument("--image", action="append", default=[], type=Path,
                         help="PNG, JPEG or DICOM file (repeat for several)")
@@ -22,8 +31,8 @@ def add_arguments(parser, interactive: bool) -> None:
         parser.add_argument("question")
     parser.add_argument("--json", action="store_true", help="print JSON with the answer and timings")
     parser.add_argument("--greedy", action="store_true", help="deterministic (greedy) decoding")
-    parser.add_argument("--max-tokens", type=int, default=512)
-    parser.add_argument("--temperature", type=float, default=0.2)
+    parser.add_argument("--max-tokens", type=int, default=SamplingSettings.max_new_tokens)
+    parser.add_argument("--temperature", type=float, default=SamplingSettings.temperature)
     parser.add_argument("--threads", type=int, help="default: physical cores")
     parser.add_argument("--ctx", type=int, help="context size (default: the model's, 4096)")
     parser.add_argument("--gpu-layers", type=int, default=0)
@@ -60,9 +69,8 @@ def _stream(engine, turns, images, sampling, quiet: bool) -> Answer:
 
     answer = engine.ask(turns, images, sampling, on_text=show)
     if not quiet:
-        note = {"length": " [stopped at the token limit]", "context_full": " [the context is full]",
-                "cancelled": " [stopped]"}.get(answer.finish, "")
-        print(note)
+        phrase = finish_phrase(answer.finish)
+        print(f" [{phrase}]" if phrase else "")
     return answer
 
 

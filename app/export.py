@@ -37,17 +37,10 @@ from PySide6.QtGui import (
 )
 
 from . import INTENDED_USE
+from .finish import finish_sentence
 from .store import StoredConversation, StoredImage
 
 FORMATS = ("md", "html", "pdf")
-# How an answer ended, when it did not end normally.
-FINISH_NOTES = {
-    "pending": "Interrupted: the answer was not finished (the app stopped while it was being written).",
-    "cancelled": "Stopped before the answer was finished.",
-    "length": "Stopped at the length limit: the answer may be incomplete.",
-    "context_full": "Stopped: the conversation filled the model's context.",
-    "error": "The answer failed with an error: it may be incomplete.",
-}
 PDF_MARGIN_MM = 18
 
 
@@ -127,8 +120,8 @@ def _markdown(conv: StoredConversation, path: Path, include_identifiers: bool) -
             out += [f"![Image {number}]({quote(folder.name)}/{files[sha]})", "",
                     f"*{_caption(number, conv.images[sha])}*", ""]
         out += ["**Answer**", "", turn.answer or "*(no answer)*"]
-        if turn.finish in FINISH_NOTES:
-            out += ["", f"*{FINISH_NOTES[turn.finish]}*"]
+        if finish_sentence(turn.finish):
+            out += ["", f"*{finish_sentence(turn.finish)} The answer may be incomplete.*"]
     out += ["", "---", "", f"> {INTENDED_USE}", ""]
     return "\n".join(out)
 
@@ -168,8 +161,8 @@ def _html(conv: StoredConversation, include_identifiers: bool,
             out += [f"<p><img src=\"{esc(src)}\" alt=\"Image {numbers[sha]}\"{attributes}></p>",
                     f"<p class=\"caption\">{esc(_caption(numbers[sha], image))}</p>"]
         out += ["<h3>Answer</h3>", _answer_html(turn.answer) if turn.answer else "<p><i>(no answer)</i></p>"]
-        if turn.finish in FINISH_NOTES:
-            out.append(f"<p><i>{esc(FINISH_NOTES[turn.finish])}</i></p>")
+        if finish_sentence(turn.finish):
+            out.append(f"<p><i>{esc(finish_sentence(turn.finish))} The answer may be incomplete.</i></p>")
     out += ["<hr>", f"<p class=\"label\">{esc(INTENDED_USE)}</p>", "</body></html>"]
     return "\n".join(out)
 

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conversion.convert import convert
-from conversion.manifest import MANIFEST_NAME, Manifest
-from inference.catalogue import CatalogueEntry
-from inference.downloads import download_checkpoint, download_pair
-from inference.gguf_check import ModelFileError
-from inference.models import InstalledModel, folder_name, import_pair
+from inference.store.catalogue import CatalogueEntry
+from inference.store.downloads import download_checkpoint, download_pair
+from inference.store.gguf_check import ModelFileError
+from inference.store.manifest import MANIFEST_NAME, Manifest
+from inference.store.models import InstalledModel, folder_name, import_pair
 
 Report = Callable[[str, int, int], None]
 CHECKPOINTS = "checkpoints"  # under the models folder: downloaded checkpoints waiting to be converted

@@ -179,7 +179,7 @@ def check_resources() -> str:
     from importlib import resources
 
     from app.practice import image_png, load_deck, sample_deck_path
-    from inference.catalogue import load_catalogue
+    from inference.store.catalogue import load_catalogue
 
     catalogue = load_catalogue()
     questions = json.loads(resources.files("resources").joinpath("suggested_questions.json").read_text("utf-8"))

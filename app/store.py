@@ -78,7 +78,7 @@ class StoredConversation:
 
 
 def model_identity(manifest) -> dict:
-    """What a conversation, the audit log and exports record of a model (a conversion.manifest.Manifest)."""
+    """What a conversation, the audit log and exports record of a model (an inference.store.manifest.Manifest)."""
     return {
         "name": manifest.name,
         "text": {"file": manifest.text.file, "sha256": manifest.text.sha256,

@@ -121,7 +121,7 @@ def main() -> int:
         work = Path(tmp)
         data = work / "data"
         if args.model is None:
-            from conversion.synthetic import tiny_model
+            from tests.support.checkpoints import tiny_model
         model = args.model or tiny_model(work)
         shutil.copytree(model, data / "models" / model.name)
         Settings(greedy=True, max_new_tokens=512, acknowledged="benchmark").save(data)

@@ -45,9 +45,10 @@ def main() -> int:
             print(f"generating a {layers}-layer checkpoint in {src} …", file=sys.stderr)
             # In its own process: a child forked from a big parent would report the parent's memory as its own.
             build = (
-                "from dataclasses import replace; from conversion.synthetic import QWEN2_7B_SHAPES, build_checkpoint; "
+                "from dataclasses import replace; from conversion.shapes import QWEN2_7B; "
+                "from tests.support.checkpoints import build_checkpoint; "
                 f"build_checkpoint({str(src)!r}, 'qwen2', 'original', "
-                f"replace(QWEN2_7B_SHAPES, n_layers={layers}, shard_bytes=1024**3))"
+                f"replace(QWEN2_7B, n_layers={layers}, shard_bytes=1024**3))"
             )
             subprocess.run([sys.executable, "-c", build], check=True, cwd=ROOT)
         ckpt = Checkpoint(src)

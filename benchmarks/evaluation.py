@@ -26,9 +26,10 @@ def build_model(work: Path) -> Path:
     from dataclasses import replace
 
     from conversion.convert import convert
-    from conversion.synthetic import TinyShapes, build_checkpoint
+    from conversion.shapes import TINY
+    from tests.support.checkpoints import build_checkpoint
 
-    src = build_checkpoint(work / "tiny", "qwen2", "original", replace(TinyShapes(), n_layers=4))
+    src = build_checkpoint(work / "tiny", "qwen2", "original", replace(TINY, n_layers=4))
     convert(src, work / "tiny-gguf", "F16")
     return work / "tiny-gguf"
 
@@ -43,10 +44,10 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
+    from tests.support.evaluation_data import write_benchmark
     from training.evaluation import benchmark, runner
     from training.evaluation.backends import EngineBackend
     from training.evaluation.protocol import Protocol
-    from training.evaluation.synthetic import write_benchmark
 
     with tempfile.TemporaryDirectory(prefix="huatuo-eval-bench-") as tmp:
         work = Path(tmp)

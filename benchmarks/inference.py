@@ -69,8 +69,8 @@ class Baseline:
         import llama_cpp
         from llama_cpp.llama_chat_format import Llava15ChatHandler
 
-        from conversion.manifest import Manifest
         from inference.native import quiet_native_logs
+        from inference.store.manifest import Manifest
 
         class HuatuoFormatHandler(Llava15ChatHandler):
             DEFAULT_SYSTEM_MESSAGE = None
@@ -154,7 +154,8 @@ def compare(folder: Path, pngs: list[bytes], tokens: int, threads: int) -> dict:
 
 def build_model(work: Path, seven_b: Path | None) -> Path:
     from conversion.convert import convert
-    from conversion.synthetic import QWEN2_7B_SHAPES, build_checkpoint, tiny_model
+    from conversion.shapes import QWEN2_7B
+    from tests.support.checkpoints import build_checkpoint, tiny_model
 
     if seven_b is not None:
         out = seven_b / "gguf-Q4_K_M"
@@ -162,7 +163,7 @@ def build_model(work: Path, seven_b: Path | None) -> Path:
             src = seven_b / "HuatuoGPT-Vision-7B-random"
             if not (src / "config.json").is_file():
                 print("building a random-weight 7B checkpoint (15 GB) …", file=sys.stderr)
-                build_checkpoint(src, "qwen2", "original", QWEN2_7B_SHAPES)
+                build_checkpoint(src, "qwen2", "original", QWEN2_7B)
             print("converting to Q4_K_M …", file=sys.stderr)
             convert(src, out, "Q4_K_M")
         return out
@@ -179,8 +180,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    from conversion.manifest import Manifest
     from inference.hardware import memory_bandwidth_gb_s, physical_cores
+    from inference.store.manifest import Manifest
 
     threads = args.threads or physical_cores()
     with tempfile.TemporaryDirectory(prefix="huatuo-bench-") as tmp:

@@ -4,7 +4,7 @@
 
 Generates records with small JPEG images (352×352) and medical captions, then runs every stage with
 `training.pubmedvision.pipeline` and reports records per second from each stage's own report. The reformat stage
-talks over HTTP to the loopback chat server (`training.pubmedvision.loopback_server`, answering at once) running
+talks over HTTP to the loopback chat server (`tests.support.loopback_server`, answering at once) running
 in its own process, so the figure is the pipeline's own overhead per request: reading and encoding the image,
 the request, validating the reply, the cache and the output. A second run of the reformat stage in a fresh work
 folder shows the reply cache: every reply comes from the cache and no request is sent.
@@ -35,14 +35,14 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
+    from tests.support.pubmedvision_corpus import write_corpus
     from training.pubmedvision.config import load_config
     from training.pubmedvision.pipeline import Pipeline
     from training.pubmedvision.stage import STAGES
-    from training.pubmedvision.synthetic import write_corpus
 
     work = Path(tempfile.mkdtemp(prefix="huatuo-pmv-bench-"))
     root = args.keep or work / "corpus"
-    server = subprocess.Popen([sys.executable, "-m", "training.pubmedvision.loopback_server"], cwd=ROOT,
+    server = subprocess.Popen([sys.executable, "-m", "tests.support.loopback_server"], cwd=ROOT,
                               stdout=subprocess.PIPE, text=True)
     try:
         base_url = server.stdout.readline().strip()

@@ -10,12 +10,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from inference.cancellation import Cancelled
+from inference.store.manifest import Manifest, ModelFile, sha256_file
+
 from .checkpoint import Checkpoint
 from .errors import ConversionError
 from .gguf_stream import BF16, F16, F32
-from .manifest import Manifest, ModelFile, sha256_file
 from .mmproj_gguf import write_mmproj_gguf
-from .quantize import FILE_TYPES, Cancelled, quantize
+from .quantize import FILE_TYPES, quantize
 from .text_gguf import write_text_gguf
 
 QUANTS = ("F32", "F16", "Q8_0", "Q5_K_M", "Q4_K_M")

@@ -15,14 +15,12 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from inference.cancellation import Cancelled
+
 from .errors import ConversionError
 
 FILE_TYPES = {"Q8_0": 7, "Q4_K_M": 15, "Q5_K_M": 17}
 _PROGRESS = re.compile(rb"\[\s*(\d+)/\s*(\d+)\]")
-
-
-class Cancelled(Exception):
-    """The user cancelled a long operation; nothing was left under a final name."""
 
 
 def quantize(

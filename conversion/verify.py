@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import io
-import json
 import multiprocessing
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,10 +18,11 @@ from PIL import Image, ImageDraw
 
 from inference import prompt
 from inference.imageprep import prepare
+from inference.store.manifest import Manifest
 
 from .checkpoint import Checkpoint
-from .manifest import Manifest
 from .medical_texts import ALL as TEXTS
+from .tokenizer import reference_tokenizer
 
 # Thresholds for F32 files; other quantizations are reported, and must load and generate.
 F32_THRESHOLDS = {"tokenization_mismatches": 0, "top1_agreement": 1.0, "image_cosine_min": 0.999, "greedy_match": True}
@@ -76,7 +75,7 @@ def verify(src: str | Path, out: str | Path, new_tokens: int = 24) -> VerifyRepo
     png = io.BytesIO()
     image.save(png, format="PNG")
 
-    tokenize, tokenizer_name, notes = reference_tokenizer(ckpt)
+    tokenize, tokenizer_name, notes = reference_tokenizer(ckpt.path, ckpt.text.family)
     reference_ids = [tokenize(t) for t in TEXTS]
     logits_ids = [i for ids in reference_ids[:3] + reference_ids[12:14] for i in ids]
     pieces = _prompt_pieces(QUESTION)
@@ -137,46 +136,6 @@ def _prompt_pieces(question: str) -> list[str | None]:
     text = prompt.render([prompt.Turn(question, n_images=1)])
     before, after = text.split(prompt.IMAGE_PLACEHOLDER, 1)
     return [before, None, after]
-
-
-def reference_tokenizer(ckpt: Checkpoint):
-    """The tokenizer the released model was trained with: transformers' for byte-level BPE; for
-    Llama-family models what transformers' slow (legacy) LlamaTokenizer does: split at special and added
-    tokens, SentencePiece on each piece of text."""
-    if ckpt.text.family == "llama":
-        import sentencepiece as spm
-        from transformers import AutoTokenizer
-
-        sp = spm.SentencePieceProcessor(model_file=str(ckpt.path / "tokenizer.model"))
-        tokenizer_json = ckpt.path / "tokenizer.json"
-        added = json.loads(tokenizer_json.read_text()).get("added_tokens", []) if tokenizer_json.is_file() else []
-        special = {t["content"]: t["id"] for t in added}
-        special.update({sp.id_to_piece(i): i for i in range(sp.get_piece_size()) if sp.is_control(i)})
-        splitter = re.compile("(" + "|".join(map(re.escape, sorted(special, key=len, reverse=True))) + ")")
-
-        def encode(text: str) -> list[int]:
-            ids: list[int] = []
-            for part in splitter.split(text) if special else [text]:
-                if part in special:
-                    ids.append(special[part])
-                elif part:
-                    ids.extend(sp.encode(part))
-            return ids
-
-        notes = []
-        try:
-            fast = AutoTokenizer.from_pretrained(ckpt.path)
-            deviations = sum(fast(t, add_special_tokens=False).input_ids != encode(t) for t in TEXTS)
-            if deviations:
-                notes.append(f"transformers' converted fast tokenizer differs from SentencePiece on {deviations} "
-                             f"of {len(TEXTS)} texts (leading whitespace); SentencePiece is the reference")
-        except Exception as exc:  # the fast conversion is informational only
-            notes.append(f"transformers could not build a fast tokenizer: {exc}")
-        return encode, "sentencepiece", notes
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(ckpt.path)
-    return (lambda text: tok(text, add_special_tokens=False).input_ids), "transformers", []
 
 
 def _reference_side(ckpt, logits_ids, image, pieces, tokenize, new_tokens, eos_ids):

@@ -40,7 +40,7 @@ def main() -> int:
 
     model = args.model
     if model is None:
-        from conversion.synthetic import tiny_model
+        from tests.support.checkpoints import tiny_model
 
         model = tiny_model(work)
     shutil.copytree(model, work / "data" / "models" / "HuatuoGPT-Vision-7B")

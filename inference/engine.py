@@ -19,10 +19,10 @@ from pathlib import Path
 from PIL import Image
 
 from . import prompt
-from .gguf_check import PairInfo, check_folder, check_pair
 from .hardware import physical_cores
 from .imageprep import prepare_png
 from .sampling import SamplingSettings
+from .store.gguf_check import PairInfo, check_folder, check_pair
 
 
 class EngineError(Exception):

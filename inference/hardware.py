@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import psutil
 
-from .gguf_check import PairInfo
+from .store.gguf_check import PairInfo
 
 # What the portable build (native/llama-cpp/build-wheel.sh, GGML_NATIVE=OFF) is compiled for on x86-64.
 REQUIRED_X86_FEATURES = ("AVX", "AVX2", "FMA3", "F16C")

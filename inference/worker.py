@@ -18,6 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from . import prompt
+from .cancellation import Cancelled
 from .native import ContextFullError, EncodedImage, NativeModel, quiet_native_logs
 from .sampler_chain import SamplerChain
 from .sampling import SamplingSettings
@@ -26,10 +27,6 @@ IMAGE_SPLIT = "\ue000"  # private-use characters mark image and answer positions
 ANSWER_MARK = "\ue001"
 KEPT_IMAGES = 2 * prompt.MAX_IMAGES_PER_CONVERSATION  # encoded images kept (8 MB each for the 7B)
 _PIECE = re.compile(f"({IMAGE_SPLIT}|{ANSWER_MARK}\\d+{ANSWER_MARK})")
-
-
-class Cancelled(Exception):
-    pass
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ FLAVOURS = [("qwen2", "original"), ("qwen2", "hf"), ("llama", "original"), ("lla
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory):
     """Build a tiny checkpoint on first use, keyed by (flavour, layout)."""
-    from conversion.synthetic import build_checkpoint
+    from tests.support.checkpoints import build_checkpoint
 
     root = tmp_path_factory.mktemp("checkpoints")
     built: dict[tuple[str, str], object] = {}

@@ -14,7 +14,6 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -45,15 +44,15 @@ class TextTokenizer:
 
 
 def load_tokenizer(folder: Path, family: str, eos_id: int | None) -> TextTokenizer:
-    """Byte-level BPE through transformers; Llama-family (SentencePiece) exactly as `conversion.verify`
-    tokenizes for its reference, which is what the converted model in llama.cpp does."""
+    """Byte-level BPE through transformers; Llama-family (SentencePiece) through `conversion.tokenizer`, the
+    reference, which is what the converted model in llama.cpp does."""
     from transformers import AutoTokenizer
 
-    from conversion.verify import reference_tokenizer
+    from conversion.tokenizer import reference_tokenizer
 
     fast = AutoTokenizer.from_pretrained(folder)
     if family == "llama":
-        encode, _, _ = reference_tokenizer(SimpleNamespace(path=Path(folder), text=SimpleNamespace(family=family)))
+        encode, _, _ = reference_tokenizer(Path(folder), family)
     else:
         def encode(text: str) -> list[int]:
             return fast(text, add_special_tokens=False).input_ids

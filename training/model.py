@@ -13,7 +13,7 @@ import contextlib
 import inspect
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from conversion.checkpoint import TEXT_FAMILIES, Checkpoint
-from conversion.synthetic import QWEN2_7B_SHAPES, TinyShapes
+from conversion.shapes import NAMED_SHAPES
 
 from . import weights as weight_sources
 from .config import ModelSection
@@ -30,18 +30,6 @@ from .config import ModelSection
 IGNORE_INDEX = -100  # labels that take no part in the loss
 IMAGE_TOKEN_INDEX = -200  # input id of every position an image feature goes to (never a real token)
 LOSS_CHUNK_TOKENS = 2048  # logits are formed this many positions at a time (bounds the vocabulary-wide memory)
-
-# Shapes for random-weight models (benchmarks): HuatuoGPT-Vision-7B, -34B, and the tests' tiny model.
-NAMED_SHAPES: dict[str, tuple[str, TinyShapes]] = {
-    "tiny": ("qwen2", TinyShapes()),
-    "qwen2-7b": ("qwen2", QWEN2_7B_SHAPES),
-    "yi-34b": (
-        "llama",
-        replace(QWEN2_7B_SHAPES, hidden_size=7168, n_layers=60, n_heads=56, n_kv_heads=8, ffn_size=20480,
-                vocab_size=64000),
-    ),
-}
-
 
 @dataclass
 class ModelSpec:

@@ -37,17 +37,14 @@ from PySide6.QtWidgets import (
 from app import INTENDED_USE
 from app.audit import AuditLog
 from app.export import export_conversation
+from app.finish import finish_phrase, finish_sentence
 from app.settings import Settings
 from app.store import Store, StoredConversation, StoreError, model_identity, to_history
 from app.ui.engine_runner import EngineRunner
-from conversion.manifest import Manifest
 from inference.prompt import MAX_IMAGES_PER_CONVERSATION, Turn
+from inference.store.manifest import Manifest
 
 THUMB_WIDTH = 112
-FINISH_NOTES = {
-    "cancelled": "stopped", "length": "reached the answer length limit", "error": "interrupted by an error",
-    "context_full": "the conversation no longer fits the model's context", "pending": "interrupted",
-}
 
 
 def suggested_questions(modality: str | None, language: str) -> list[str]:
@@ -426,9 +423,8 @@ class ChatPanel(QWidget):
         self._set_busy(False)
         timings = answer.timings or {}
         speed = f" · {timings['tokens_per_s']:.1f} tokens/s" if timings.get("tokens_per_s") else ""
-        note = FINISH_NOTES.get(answer.finish)
         if saved:
-            self.status.setText(f"{note[0].upper()}{note[1:]}." if note else f"Done{speed}.")
+            self.status.setText(finish_sentence(answer.finish) or f"Done{speed}.")
         self._render()
         self._refresh_list()
 
@@ -537,7 +533,7 @@ class ChatPanel(QWidget):
                 cursor.insertMarkdown(self._answer or "…")
             else:
                 cursor.insertMarkdown(turn.answer or " ")
-                note = FINISH_NOTES.get(turn.finish)
+                note = finish_phrase(turn.finish)
                 cursor.insertBlock()
                 if note:
                     cursor.insertHtml(f"<i>({note})</i> ")

@@ -13,9 +13,9 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from inference.engine import Answer, ContextFull, Engine, EngineCrashed, EngineError, EngineSettings, PreparedImage
-from inference.gguf_check import ModelFileError
 from inference.prompt import Turn
 from inference.sampling import SamplingSettings
+from inference.store.gguf_check import ModelFileError
 
 TEXT_BATCH_S = 0.03
 

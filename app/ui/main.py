@@ -41,7 +41,7 @@ from app.ui.study_browser import StudyBrowser
 from app.ui.tag_browser import TagBrowser
 from app.ui.theme import apply_theme
 from app.ui.viewer import Viewer
-from inference.models import default_model, installed_models
+from inference.store.models import default_model, installed_models
 
 NO_MODEL_HELP = (
     "<b>No model installed.</b> Images and DICOM files open without one. To ask questions, open "

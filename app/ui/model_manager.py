@@ -31,10 +31,10 @@ from PySide6.QtWidgets import (
 from app import model_jobs
 from app.paths import models_dir
 from conversion.convert import QUANTS
-from conversion.quantize import Cancelled
-from inference.catalogue import CatalogueEntry, CatalogueError, fit_label, load_catalogue
+from inference.cancellation import Cancelled
 from inference.hardware import Fit
-from inference.models import (
+from inference.store.catalogue import CatalogueEntry, CatalogueError, fit_label, load_catalogue
+from inference.store.models import (
     InstalledModel,
     default_model,
     delete_model,

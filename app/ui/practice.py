@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from app import INTENDED_USE
 from app.audit import AuditLog
+from app.finish import finish_sentence
 from app.imaging import ImageOpenError, open_image
 from app.practice import (
     Attempt,
@@ -674,7 +675,7 @@ class PracticeWindow(QMainWindow):
             if self.deck is not None and request[0].sha256 == self.deck.sha256:
                 self.attempts = self.progress.attempts(self.deck)
         if self._is_current(request):
-            note = {"cancelled": "Stopped.", "length": "Stopped at the answer length limit."}.get(answer.finish, "")
+            note = finish_sentence(answer.finish)
             self._show_model_text(answer.text, note)
 
     def _on_failed(self, kind: str, message: str) -> None:

@@ -16,7 +16,7 @@ from pydicom.data import get_testdata_file
 from app.settings import Settings
 from app.store import Store
 from app.ui.main import MainWindow
-from tests.network_guard import no_network  # noqa: F401 (a fixture)
+from tests.support.network_guard import no_network  # noqa: F401 (a fixture)
 
 PATIENT_NAME, PATIENT_ID = "CompressedSamples^CT1", "1CT1"  # what CT_small.dcm carries
 ANSWER_TIMEOUT_MS = 120_000

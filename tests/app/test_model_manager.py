@@ -11,12 +11,12 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from app.model_jobs import CHECKPOINTS
 from app.ui.model_manager import PROGRESS_STEPS, ModelManagerDialog
-from conversion.manifest import Manifest
-from inference.catalogue import load_catalogue
-from inference.gguf_check import check_folder
-from inference.models import default_model
-from tests.fake_hub import Fault, fake_hub, gguf_catalogue_model, publish  # noqa: F401 (fixture)
-from tests.network_guard import no_network  # noqa: F401 (fixture)
+from inference.store.catalogue import load_catalogue
+from inference.store.gguf_check import check_folder
+from inference.store.manifest import Manifest
+from inference.store.models import default_model
+from tests.support.fake_hub import Fault, fake_hub, gguf_catalogue_model, publish  # noqa: F401 (fixture)
+from tests.support.network_guard import no_network  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("no_network")
 REPO = "huatuo-test/tiny-gguf"

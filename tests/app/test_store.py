@@ -222,7 +222,7 @@ def test_to_history_continues_a_conversation(store):
 
 
 def test_model_identity_from_a_manifest():
-    from conversion.manifest import Manifest, ModelFile
+    from inference.store.manifest import Manifest, ModelFile
 
     manifest = Manifest("tiny", "qwen2", ModelFile("t.gguf", "F32", 10, "a" * 64),
                         ModelFile("m.gguf", "F16", 5, "b" * 64), 4096, 64, 336, 576, 1)

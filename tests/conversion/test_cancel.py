@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from conversion.convert import convert
-from conversion.quantize import Cancelled
+from inference.cancellation import Cancelled
 
 
 @pytest.mark.parametrize("stage", ["text model", "quantizing to Q4_K_M", "vision projector"])

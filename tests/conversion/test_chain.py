@@ -4,8 +4,8 @@ import gguf
 import numpy as np
 import pytest
 
-from conversion.manifest import Manifest, sha256_file
 from conversion.verify import verify
+from inference.store.manifest import Manifest, sha256_file
 
 FLAVOURS = [("qwen2", "original"), ("qwen2", "hf"), ("llama", "original"), ("llama", "hf")]
 

@@ -7,11 +7,11 @@ import json
 import psutil
 import pytest
 
-from conversion.manifest import Manifest
-from inference.catalogue import CatalogueError, fit_label, load_catalogue
-from inference.gguf_check import check_folder
 from inference.hardware import kv_cache_bytes
-from tests.fake_hub import gguf_catalogue_model
+from inference.store.catalogue import CatalogueError, fit_label, load_catalogue
+from inference.store.gguf_check import check_folder
+from inference.store.manifest import Manifest
+from tests.support.fake_hub import gguf_catalogue_model
 
 
 def test_the_shipped_catalogue_offers_both_models_at_four_quantizations():

@@ -12,13 +12,13 @@ from huggingface_hub import constants as hub_constants
 from huggingface_hub import get_hf_file_metadata, hf_hub_url
 from huggingface_hub.errors import OfflineModeIsEnabled
 
-from conversion.manifest import Manifest
-from conversion.quantize import Cancelled
-from inference.downloads import DownloadError, PairSpec, download_checkpoint, download_pair, partial_bytes
-from inference.gguf_check import check_folder
-from inference.models import installed_models
-from tests.fake_hub import Fault, fake_hub  # noqa: F401 (fixture)
-from tests.network_guard import NetworkAccessBlocked, no_network  # noqa: F401 (fixture)
+from inference.cancellation import Cancelled
+from inference.store.downloads import DownloadError, PairSpec, download_checkpoint, download_pair, partial_bytes
+from inference.store.gguf_check import check_folder
+from inference.store.manifest import Manifest
+from inference.store.models import installed_models
+from tests.support.fake_hub import Fault, fake_hub  # noqa: F401 (fixture)
+from tests.support.network_guard import NetworkAccessBlocked, no_network  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("no_network")
 REPO = "huatuo-test/tiny-gguf"

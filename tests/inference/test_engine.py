@@ -7,7 +7,8 @@ import pytest
 
 from conversion.checkpoint import Checkpoint
 from conversion.reference import greedy_reference, load_reference
-from conversion.verify import reference_tokenizer, sample_image
+from conversion.tokenizer import reference_tokenizer
+from conversion.verify import sample_image
 from inference.engine import ContextFull, Engine, EngineCrashed, EngineError, EngineSettings
 from inference.imageprep import prepare
 from inference.prompt import Turn
@@ -34,7 +35,7 @@ def _reference_answer(checkpoint, turns, pil_image, eos_ids, keep_answer_tokens,
     """transformers' greedy answer to the conversation, built exactly as the official code builds it
     (earlier answers as their generated ids where the engine keeps those)."""
     ckpt = Checkpoint(checkpoint)
-    tokenize, _, _ = reference_tokenizer(ckpt)
+    tokenize, _, _ = reference_tokenizer(ckpt.path, ckpt.text.family)
     model = load_reference(ckpt)
     wire = [{"question": t.question, "images": ["x"] * t.n_images, "answer": t.answer,
              "answer_tokens": t.answer_tokens} for t in turns]

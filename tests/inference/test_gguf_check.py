@@ -5,9 +5,9 @@ import shutil
 import gguf
 import pytest
 
-from conversion.manifest import Manifest
 from inference.engine import Engine, EngineSettings
-from inference.gguf_check import ModelFileError, check_folder, check_pair
+from inference.store.gguf_check import ModelFileError, check_folder, check_pair
+from inference.store.manifest import Manifest
 
 
 def _pair(folder):
@@ -91,9 +91,10 @@ def test_mismatched_pair(converted, tmp_path):
     from dataclasses import replace
 
     from conversion.convert import convert
-    from conversion.synthetic import TinyShapes, build_checkpoint
+    from conversion.shapes import TINY
+    from tests.support.checkpoints import build_checkpoint
 
-    wide = build_checkpoint(tmp_path / "wide", "qwen2", "original", replace(TinyShapes(), hidden_size=512, n_heads=8))
+    wide = build_checkpoint(tmp_path / "wide", "qwen2", "original", replace(TINY, hidden_size=512, n_heads=8))
     convert(wide, tmp_path / "wide-gguf", "F16")
     text, _ = _pair(converted("qwen2", "original", "F16"))
     _, wide_mmproj = _pair(tmp_path / "wide-gguf")

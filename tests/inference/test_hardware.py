@@ -4,12 +4,12 @@ from dataclasses import replace
 
 import psutil
 
-from inference.gguf_check import check_folder
 from inference.hardware import assess, kv_cache_bytes, memory_bandwidth_gb_s, missing_cpu_features
+from inference.store.gguf_check import check_folder
 
 
 def test_kv_cache_of_the_7b_at_4096_tokens():
-    from inference.gguf_check import PairInfo
+    from inference.store.gguf_check import PairInfo
 
     seven_b = PairInfo(None, None, "qwen2", 4096, 3584, 28, 4, 128, 336, 576, 4_683_000_000, 624_000_000)
     assert kv_cache_bytes(seven_b, 4096) == 2 * 28 * 4096 * 4 * 128 * 2  # 224 MiB at F16

@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
-from conversion.manifest import Manifest
-from conversion.quantize import Cancelled
-from inference.gguf_check import ModelFileError, check_folder
-from inference.models import (
+from inference.cancellation import Cancelled
+from inference.store.gguf_check import ModelFileError, check_folder
+from inference.store.manifest import Manifest
+from inference.store.models import (
     DEFAULT_MODEL_FILE,
     default_model,
     delete_model,

@@ -99,6 +99,7 @@ def test_bundle_holds_the_runtime_only(frozen_app):
     modules = package.open_embedded_archive(pyz_name).toc
     assert "app.cli" in modules and "inference.worker" in modules and "pydicom" in modules
     assert [m for m in modules if m.split(".")[0] in ("torch", "transformers", "datasets", "pyarrow")] == []
+    assert [m for m in modules if m.split(".")[0] == "tests"] == []  # no test support ships
     size = sum(p.stat().st_size for p in frozen_app.rglob("*") if p.is_file() and not p.is_symlink())
     print(f"bundle: {size / 1e6:.1f} MB ({size / 2**20:.1f} MiB) in {len(names)} entries")
     assert size <= BUNDLE_BUDGET_BYTES

@@ -16,12 +16,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.support.evaluation_data import DATASETS, write_benchmark
 from training.evaluation import benchmark, official, runner, strict
 from training.evaluation.backends import EngineBackend
 from training.evaluation.cli import main
 from training.evaluation.protocol import Protocol
 from training.evaluation.report import write_report
-from training.evaluation.synthetic import DATASETS, write_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 # One engine thread: llama.cpp's spinning threads slow down badly when other work shares the cores.

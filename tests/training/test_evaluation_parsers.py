@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from tests.support.evaluation_data import write_benchmark
 from training.evaluation import benchmark, official, stats, strict
-from training.evaluation.synthetic import write_benchmark
 
 OPTIONS = ["Liver", "Lung", "Heart", "Kidney"]  # A B C D
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.support.loopback_server import LoopbackChatServer
+from tests.support.pubmedvision_corpus import NON_MEDICAL, draw_image, medical_caption, save_image
 from training.pubmedvision.config import ConfigError, load_config
 from training.pubmedvision.lexicon import Lexicon
-from training.pubmedvision.loopback_server import LoopbackChatServer
 from training.pubmedvision.pipeline import Pipeline
 from training.pubmedvision.records import read_jsonl
 from training.pubmedvision.stage import StageError
-from training.pubmedvision.synthetic import NON_MEDICAL, draw_image, medical_caption, save_image
 
 LEXICON = Lexicon.from_file(Path(__file__).resolve().parents[2] / "resources" / "medical_terms.txt")
 FIVE_TERM_CAPTION = "Axial CT of the liver shows a lesion near the kidney (arrow)."  # ct, liver, lesion, kidney + axial

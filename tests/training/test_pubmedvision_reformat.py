@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 
 from inference.prompt import IMAGE_PLACEHOLDER
+from tests.support.loopback_server import LoopbackChatServer
+from tests.support.pubmedvision_corpus import draw_image, save_image, write_corpus
 from training.pubmedvision import cli
 from training.pubmedvision.chat_client import retry_after_seconds
 from training.pubmedvision.config import load_config
-from training.pubmedvision.loopback_server import LoopbackChatServer
 from training.pubmedvision.pipeline import Pipeline
 from training.pubmedvision.prompts import ALIGNMENT_QUESTIONS, ReplyError, parse_reply
 from training.pubmedvision.records import read_jsonl
-from training.pubmedvision.synthetic import draw_image, save_image, write_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 24

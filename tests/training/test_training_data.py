@@ -11,6 +11,7 @@ from PIL import Image
 
 from inference import prompt
 from inference.imageprep import normalise, prepare
+from tests.support.training_data import build_pubmedvision
 from training.config import ConfigError, DatasetSpec, load_config
 from training.data import (
     DataError,
@@ -24,7 +25,6 @@ from training.data import (
     load_tokenizer,
 )
 from training.model import IGNORE_INDEX, IMAGE_TOKEN_INDEX
-from training.synthetic import build_pubmedvision
 
 CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
 

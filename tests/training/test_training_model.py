@@ -13,10 +13,10 @@ from conversion.reference import load_reference
 from conversion.verify import sample_image
 from inference import prompt
 from inference.imageprep import normalise, prepare
+from tests.support.training_data import build_pubmedvision, split_parts
 from training.config import DatasetSpec, ModelSection
 from training.data import RecordStore, SupervisedDataset, collate, load_tokenizer
 from training.model import IMAGE_TOKEN_INDEX, build_on_meta, materialize, resolve_spec
-from training.synthetic import build_pubmedvision, split_parts
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,10 @@ import pytest
 from safetensors.torch import load_file
 
 from inference import prompt
+from tests.support.training_data import build_pubmedvision, split_parts
 from training.checkpoint import step_dir
 from training.cli import main as training_cli
 from training.metrics import read_metrics
-from training.synthetic import build_pubmedvision, split_parts
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = str(REPO / "training" / "configs" / "tiny_test.yaml")

@@ -27,8 +27,8 @@ class EngineBackend:
     """A converted model folder (manifest.json + text GGUF + mmproj GGUF) in the engine's worker process."""
 
     def __init__(self, folder: str | Path, threads: int | None = None, ctx: int | None = None, gpu_layers: int = 0):
-        from conversion.manifest import Manifest
         from inference.engine import Engine, EngineSettings
+        from inference.store.manifest import Manifest
 
         self.folder = Path(folder)
         self.engine = Engine.from_folder(self.folder, EngineSettings(n_ctx=ctx, n_threads=threads,
@@ -69,13 +69,13 @@ class ReferenceBackend:
 
         from conversion.checkpoint import Checkpoint
         from conversion.reference import load_reference
-        from conversion.verify import reference_tokenizer
+        from conversion.tokenizer import reference_tokenizer
 
         if threads:
             torch.set_num_threads(threads)
         self.ckpt = Checkpoint(checkpoint)
         self.model = load_reference(self.ckpt)
-        self.tokenize, _, _ = reference_tokenizer(self.ckpt)
+        self.tokenize, _, _ = reference_tokenizer(self.ckpt.path, self.ckpt.text.family)
         self.decode = _decoder(self.ckpt)
         cfg = self.ckpt.config.get("text_config", self.ckpt.config) if self.ckpt.layout == "hf" else self.ckpt.config
         eos = cfg.get("eos_token_id")

@@ -70,7 +70,7 @@ def _evaluate(args) -> int:
         return EXIT_USAGE
     from conversion.errors import ConversionError
     from inference.engine import EngineError
-    from inference.gguf_check import ModelFileError
+    from inference.store.gguf_check import ModelFileError
 
     from . import benchmark, official, report, runner
     from .protocol import Protocol

@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the stage reports as one JSON object")
 
 
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """`huatuo data build …`: the data commands under `data`."""
+    data_sub = parser.add_subparsers(dest="data_command", required=True)
+    add_arguments(data_sub.add_parser("build", help="PubMedVision-style data from PubMed image-caption records"))
+
+
 def run(args: argparse.Namespace) -> int:
     from training.pubmedvision.chat_client import FatalAPIError
     from training.pubmedvision.config import ConfigError, load_config

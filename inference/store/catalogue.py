@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ..hardware import COMPUTE_OVERHEAD_BYTES, Fit, assess, kv_cache_bytes, memory_bandwidth_gb_s
 from .gguf_check import PairInfo
-from .hardware import COMPUTE_OVERHEAD_BYTES, Fit, assess, kv_cache_bytes, memory_bandwidth_gb_s
 
 CATALOGUE_FORMAT = 1
 KINDS = ("gguf", "checkpoint")

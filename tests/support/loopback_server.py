@@ -7,7 +7,7 @@ replies that are not the asked-for JSON object or lack a field, slow answers.
     with LoopbackChatServer(faults={"pleural effusion": ["429", "ok"]}) as server:
         ...  # base_url = server.base_url
 
-    python -m training.pubmedvision.loopback_server [--port 8080]   # prints its base URL, serves until Ctrl-C
+    python -m tests.support.loopback_server [--port 8080]   # prints its base URL, serves until Ctrl-C
 """
 
 from __future__ import annotations

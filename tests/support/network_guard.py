@@ -2,7 +2,7 @@
 
 Loopback (127.0.0.0/8, ::1, localhost) and local sockets (AF_UNIX) stay allowed, so test servers on
 127.0.0.1, Qt and subprocess pipes keep working. Use it with
-``pytestmark = pytest.mark.usefixtures("no_network")`` after ``from tests.network_guard import no_network``.
+``pytestmark = pytest.mark.usefixtures("no_network")`` after ``from tests.support.network_guard import no_network``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Tiny base-model parts and a PubMedVision-format data set, generated offline in seconds.
 
-For smoke runs of the training pipeline, its tests and benchmarks: ``python -m training.synthetic DIR``
+For smoke runs of the training pipeline, its tests and benchmarks: ``python -m tests.support.training_data DIR``
 writes ``DIR/parts/llm`` (a random Qwen2 model with a trained tokenizer), ``DIR/parts/clip`` (a random CLIP
 vision tower), and ``DIR/pubmedvision/{data.json, images/}``; then
 ``HUATUO_TINY=DIR huatuo train --config training/configs/tiny_test.yaml`` trains on them.
@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from conversion.checkpoint import Checkpoint
-from conversion.synthetic import TinyShapes, build_checkpoint
-
-from .export import preprocessor_config
+from conversion.shapes import TINY, ModelShapes
+from tests.support.checkpoints import build_checkpoint
+from training.export import preprocessor_config
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json")
 SHAPES = ("round", "square", "triangular")
@@ -36,7 +36,7 @@ QUESTIONS = (  # in the manner of PubMedVision's alignment questions
 )
 
 
-def build_parts(root: str | Path, flavour: str = "qwen2", shapes: TinyShapes | None = None) -> tuple[Path, Path]:
+def build_parts(root: str | Path, flavour: str = "qwen2", shapes: ModelShapes = TINY) -> tuple[Path, Path]:
     """A random base language model folder and CLIP folder (``root/llm``, ``root/clip``)."""
     root = Path(root)
     whole = build_checkpoint(root / "whole", flavour, "original", shapes)
@@ -155,7 +155,7 @@ def build_all(root: str | Path, n_records: int = 64) -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.synthetic", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.support.training_data", description=__doc__.splitlines()[0])
     parser.add_argument("out", help="folder to write parts/ and pubmedvision/ into")
     parser.add_argument("--records", type=int, default=64)
     args = parser.parse_args(argv)

@@ -12,14 +12,15 @@ import json
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import stored_name
-from .medical_texts import SENTENCES
-from .text_gguf import QWEN2_SPLIT_PATTERN
+from conversion.checkpoint import stored_name
+from conversion.medical_texts import SENTENCES
+from conversion.shapes import TINY, ModelShapes
+from conversion.text_gguf import QWEN2_SPLIT_PATTERN
 
 QWEN2_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 QWEN_CHATML = (  # what the real 7B tokenizer_config carries; wrong for this model, kept to prove we ignore it
@@ -28,52 +29,12 @@ QWEN_CHATML = (  # what the real 7B tokenizer_config carries; wrong for this mod
 )
 
 
-@dataclass(frozen=True)
-class TinyShapes:
-    """Small but not degenerate: GQA, several layers, K-quant-friendly widths, image a multiple of the patch."""
-
-    hidden_size: int = 256
-    n_layers: int = 3
-    n_heads: int = 8
-    n_kv_heads: int = 2
-    ffn_size: int = 512
-    vocab_size: int = 1024  # embedding rows; the tokenizer is smaller, so padding is exercised
-    tokenizer_size: int = 900
-    vision_hidden: int = 64
-    vision_layers: int = 4
-    vision_heads: int = 4
-    vision_ffn: int = 128
-    image_size: int = 112
-    patch_size: int = 14
-    shard_bytes: int = 2 * 1024 * 1024
-
-
-# Real HuatuoGPT-Vision-7B shapes (Qwen2-7B + CLIP ViT-L/14-336), for benchmarks with random weights.
-QWEN2_7B_SHAPES = TinyShapes(
-    hidden_size=3584,
-    n_layers=28,
-    n_heads=28,
-    n_kv_heads=4,
-    ffn_size=18944,
-    vocab_size=152064,
-    tokenizer_size=900,
-    vision_hidden=1024,
-    vision_layers=24,
-    vision_heads=16,
-    vision_ffn=4096,
-    image_size=336,
-    patch_size=14,
-    shard_bytes=4 * 1024**3,
-)
-
-
 def build_checkpoint(
-    out: str | Path, flavour: str = "qwen2", layout: str = "original", shapes: TinyShapes | None = None, seed: int = 0
+    out: str | Path, flavour: str = "qwen2", layout: str = "original", shapes: ModelShapes = TINY, seed: int = 0
 ) -> Path:
     """Write a random-weight checkpoint folder and return its path."""
     if flavour not in ("qwen2", "llama") or layout not in ("original", "hf"):
         raise ValueError(f"unknown flavour/layout {flavour}/{layout}")
-    shapes = shapes or TinyShapes()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -148,7 +109,7 @@ def build_checkpoint(
 
 
 # --- configs --------------------------------------------------------------------------------------
-def _text_config(flavour: str, s: TinyShapes, tok: dict) -> dict:
+def _text_config(flavour: str, s: ModelShapes, tok: dict) -> dict:
     cfg = {
         "model_type": flavour,
         "hidden_size": s.hidden_size,
@@ -172,7 +133,7 @@ def _text_config(flavour: str, s: TinyShapes, tok: dict) -> dict:
     return cfg
 
 
-def _vision_config(s: TinyShapes) -> dict:
+def _vision_config(s: ModelShapes) -> dict:
     return {
         "model_type": "clip_vision_model",
         "hidden_size": s.vision_hidden,
@@ -187,7 +148,7 @@ def _vision_config(s: TinyShapes) -> dict:
     }
 
 
-def _preprocessor_config(s: TinyShapes) -> dict:
+def _preprocessor_config(s: ModelShapes) -> dict:
     return {
         "crop_size": {"height": s.image_size, "width": s.image_size},
         "do_center_crop": True,
@@ -209,13 +170,13 @@ def _corpus() -> list[str]:
     return [f"{a} {b}" for a in SENTENCES for b in SENTENCES[::7]] + SENTENCES
 
 
-def _write_tokenizer(out: Path, flavour: str, layout: str, s: TinyShapes) -> dict:
+def _write_tokenizer(out: Path, flavour: str, layout: str, s: ModelShapes) -> dict:
     if flavour == "qwen2":
         return _write_bpe_tokenizer(out, layout, s)
     return _write_sentencepiece_tokenizer(out, layout, s)
 
 
-def _write_bpe_tokenizer(out: Path, layout: str, s: TinyShapes) -> dict:
+def _write_bpe_tokenizer(out: Path, layout: str, s: ModelShapes) -> dict:
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -247,7 +208,7 @@ def _write_bpe_tokenizer(out: Path, layout: str, s: TinyShapes) -> dict:
     return {"bos_token_id": eos, "eos_token_id": eos, "image_token_id": tok.token_to_id("<image>")}
 
 
-def _write_sentencepiece_tokenizer(out: Path, layout: str, s: TinyShapes) -> dict:
+def _write_sentencepiece_tokenizer(out: Path, layout: str, s: ModelShapes) -> dict:
     import sentencepiece as spm
     from transformers import AutoTokenizer
 
@@ -309,7 +270,7 @@ def _edit_tokenizer_config(out: Path, **fields) -> None:
 
 
 # --- weights --------------------------------------------------------------------------------------
-def _random_tensors(rng: np.random.Generator, flavour: str, s: TinyShapes) -> Iterator[tuple[str, np.ndarray]]:
+def _random_tensors(rng: np.random.Generator, flavour: str, s: ModelShapes) -> Iterator[tuple[str, np.ndarray]]:
     """(canonical name, float32 array), one at a time so that big shapes never sit in memory together.
     Scaled so activations stay O(1) and logits are decisive."""
 
@@ -401,11 +362,9 @@ def _write_weights(out: Path, tensors: Iterator[tuple[str, np.ndarray]], layout:
 def tiny_model(work: Path, quant: str = "F16", n_layers: int = 4) -> Path:
     """A converted tiny random model folder (checkpoint built and converted under `work`): for benchmarks and
     screenshots that need a model without shipping one."""
-    from dataclasses import replace
-
     from conversion.convert import convert
 
-    src = build_checkpoint(Path(work) / "tiny", "qwen2", "original", replace(TinyShapes(), n_layers=n_layers))
+    src = build_checkpoint(Path(work) / "tiny", "qwen2", "original", replace(TINY, n_layers=n_layers))
     out = Path(work) / f"tiny-gguf-{quant}"
     convert(src, out, quant)
     return out

@@ -44,7 +44,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import build_hf_headers, filter_repo_objects, hf_raise_for_status
 from huggingface_hub.utils import httpx as hub_http
 
-from conversion.quantize import Cancelled
+from inference.cancellation import Cancelled
 
 from .catalogue import CHECKPOINT_PATTERNS, CatalogueEntry
 from .gguf_check import ModelFileError

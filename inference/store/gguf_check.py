@@ -12,7 +12,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from conversion.manifest import Manifest, sha256_file
+from inference.store.manifest import Manifest, sha256_file
 
 SUPPORTED_TEXT_ARCHITECTURES = ("qwen2", "llama")
 T = gguf.GGUFValueType

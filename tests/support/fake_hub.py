@@ -235,8 +235,8 @@ def _handler(hub: FakeHub, role: str):
 
 def gguf_catalogue_model(folder: Path, repo_id: str, name: str = "Tiny", prefix: str = "gguf/") -> dict:
     """The resources/models.json description of a converted model folder published as repo_id/prefix…."""
-    from conversion.manifest import Manifest
-    from inference.gguf_check import check_folder
+    from inference.store.gguf_check import check_folder
+    from inference.store.manifest import Manifest
 
     manifest, pair = Manifest.read(folder), check_folder(folder)
     keys = ("architecture", "context_length", "hidden_size", "n_layers", "n_kv_heads", "head_dim", "image_size",
@@ -255,7 +255,7 @@ def gguf_catalogue_model(folder: Path, repo_id: str, name: str = "Tiny", prefix:
 
 def publish(hub: FakeHub, folder: Path, repo_id: str, prefix: str = "gguf/") -> None:
     """Serve a converted model folder's two GGUF files from repo_id."""
-    from conversion.manifest import Manifest
+    from inference.store.manifest import Manifest
 
     manifest = Manifest.read(folder)
     hub.add_repo(repo_id, {prefix + m.file: folder / m.file for m in (manifest.text, manifest.mmproj)})

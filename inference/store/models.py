@@ -19,11 +19,11 @@ from pathlib import Path
 
 import gguf
 
-from conversion.manifest import MANIFEST_NAME, Manifest, ModelFile
-from conversion.quantize import Cancelled
+from inference.cancellation import Cancelled
+from inference.store.manifest import MANIFEST_NAME, Manifest, ModelFile
 
+from ..hardware import Fit, assess
 from .gguf_check import ModelFileError, check_mmproj, check_pair
-from .hardware import Fit, assess
 
 DEFAULT_MODEL_FILE = "default-model.json"
 _CHUNK = 8 * 1024 * 1024

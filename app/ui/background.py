@@ -1,0 +1,91 @@
+"""Work off the GUI thread: one `Task` per piece of work, owning its signals and its cancel.
+
+A task runs a function on a thread pool. The function is called with the task's cancel event; if it is a
+generator, each value it yields reaches the GUI thread as `progress`, and cancelling stops it at its next yield.
+Every task ends with exactly one `done` (the return value) or `failed` (the exception), delivered on the GUI
+thread; after `cancel()` it still ends with one of them (the function decides what a cancelled run returns).
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from inference.cancellation import Cancelled
+
+_running: set[Task] = set()  # a started task stays alive until its last signal is delivered
+
+
+class Task(QObject):
+    progress = Signal(object)  # a value the generator yielded
+    done = Signal(object)  # the function's return value
+    failed = Signal(object)  # the exception it raised (Cancelled when it stopped at a cancel)
+
+    def __init__(self, function: Callable[[threading.Event], Any], parent: QObject | None = None):
+        super().__init__(parent)
+        self.function = function
+        self.cancel_event = threading.Event()
+        self.finished = False
+        self.done.connect(self._ended)
+        self.failed.connect(self._ended)
+
+    def start(self, pool: QThreadPool | None = None) -> Task:
+        _running.add(self)
+        (pool or QThreadPool.globalInstance()).start(_Runnable(self))
+        return self
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def _ended(self, _result: object) -> None:
+        self.finished = True
+        _running.discard(self)
+
+    def _run(self) -> None:
+        try:
+            result = self.function(self.cancel_event)
+            if inspect.isgenerator(result):
+                result = self._drain(result)
+        except BaseException as exc:  # noqa: BLE001 - every task must end for its listeners
+            self.failed.emit(exc)
+        else:
+            self.done.emit(result)
+
+    def _drain(self, generator):
+        while True:
+            if self.cancel_event.is_set():
+                generator.close()
+                raise Cancelled("cancelled")
+            try:
+                value = next(generator)
+            except StopIteration as stop:
+                return stop.value
+            self.progress.emit(value)
+
+
+def run_in_background(function: Callable[[threading.Event], Any], *, on_done: Callable | None = None,
+                      on_failed: Callable | None = None, on_progress: Callable | None = None,
+                      parent: QObject | None = None, pool: QThreadPool | None = None) -> Task:
+    """Start `function(cancel_event)` on the pool and connect the callbacks (called on the GUI thread)."""
+    task = Task(function, parent)
+    for signal, slot in ((task.done, on_done), (task.failed, on_failed), (task.progress, on_progress)):
+        if slot is not None:
+            signal.connect(slot)
+    return task.start(pool)
+
+
+class _Runnable(QRunnable):
+    def __init__(self, task: Task):
+        super().__init__()
+        self.task = task
+
+    def run(self) -> None:
+        self.task._run()

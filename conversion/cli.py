@@ -1,0 +1,101 @@
+"""`huatuo convert` and `huatuo verify`: their options and what they print.
+
+The app's command line imports this module only when one of the two commands runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+
+from .convert import MMPROJ_QUANTS, QUANTS
+
+EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
+
+
+def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("src", help="checkpoint folder (original or -hf layout)")
+    parser.add_argument("out", help="output folder (text GGUF, mmproj GGUF, manifest.json)")
+    parser.add_argument("--quant", default="Q4_K_M", choices=QUANTS)
+    parser.add_argument("--mmproj-quant", choices=MMPROJ_QUANTS, help="default F16 (F32 with --quant F32)")
+    parser.add_argument("--threads", type=int, help="quantizer threads (default: all cores)")
+
+
+def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("src", help="the checkpoint folder it was converted from")
+    parser.add_argument("out", help="the converted folder")
+    parser.add_argument("--tokens", type=int, default=24, help="greedy tokens to compare")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from inference.cancellation import Cancelled
+
+    from .convert import convert
+    from .errors import ConversionError
+
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            for other in bars.values():
+                other.close()
+            unit = "B" if stage in ("text model", "vision projector") else "tensor"
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit=unit, unit_scale=unit == "B", leave=True)
+        bar.update(done - bar.n)
+
+    cancel = threading.Event()
+    try:
+        manifest = convert(args.src, args.out, args.quant, args.mmproj_quant, progress, cancel, args.threads)
+    except (ConversionError, FileNotFoundError, PermissionError, OSError) as exc:
+        _close(bars)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (KeyboardInterrupt, Cancelled):
+        _close(bars)
+        print("cancelled: no output file was left under its final name", file=sys.stderr)
+        return EXIT_CANCELLED
+    _close(bars)
+    print(f"{manifest.text.file}  ({manifest.text.size_bytes / 1e6:.1f} MB, {manifest.text.quantization})")
+    print(f"{manifest.mmproj.file}  ({manifest.mmproj.size_bytes / 1e6:.1f} MB, {manifest.mmproj.quantization})")
+    print("manifest.json written")
+    return EXIT_OK
+
+
+def _close(bars) -> None:
+    for bar in bars.values():
+        bar.close()
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from .errors import ConversionError
+    from .verify import verify
+
+    try:
+        report = verify(args.src, args.out, new_tokens=args.tokens)
+    except (ConversionError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        r = report
+        print(f"quantization         {r.quantization} (KV cache {r.kv_cache})")
+        print(f"tokenization         {r.tokenization_mismatches} of {r.tokenization_texts} texts differ "
+              f"(reference: {r.tokenizer_reference})")
+        print(f"text logits          max |diff| {r.logits_max_abs_diff:.3g}, top-1 agreement {r.top1_agreement:.2%}")
+        print(f"image embeddings     {r.image_tokens} tokens, cosine min {r.image_cosine_min:.6f} "
+              f"mean {r.image_cosine_mean:.6f}")
+        print(f"greedy generation    {'identical' if r.greedy_match else 'differs'} "
+              f"({len(r.greedy_tokens_llama)} tokens)")
+        for note in r.notes:
+            print(f"note: {note}")
+        for failure in r.failures:
+            print(f"FAILED: {failure}")
+        print("PASSED" if r.passed else "FAILED")
+    return EXIT_OK if report.passed else EXIT_FAILED

@@ -1,0 +1,74 @@
+"""Work off the GUI thread: each task ends with exactly one done or failed, on the GUI thread, and can be cancelled."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from PySide6.QtCore import QThread
+
+from app.ui.background import Task, run_in_background
+from inference.cancellation import Cancelled
+
+
+def test_a_generator_task_streams_progress_then_its_result_on_the_gui_thread(qtbot):
+    seen, threads = [], []
+
+    def work(cancel):
+        threads.append(QThread.currentThread())
+        for i in range(3):
+            yield i
+        return "result"
+
+    task = Task(work)
+    task.progress.connect(lambda v: seen.append((v, QThread.currentThread())))
+    with qtbot.waitSignal(task.done, timeout=10_000) as done:
+        task.start()
+    assert done.args == ["result"]
+    gui = QThread.currentThread()
+    assert [v for v, _ in seen] == [0, 1, 2] and all(t is gui for _, t in seen)
+    assert threads[0] is not gui and task.finished
+
+
+def test_an_exception_arrives_as_failed(qtbot):
+    def work(cancel):
+        raise ValueError("bad input")
+
+    with qtbot.waitSignal(run_in_background(work).failed, timeout=10_000) as failed:
+        pass
+    assert isinstance(failed.args[0], ValueError) and str(failed.args[0]) == "bad input"
+
+
+def test_cancel_stops_a_generator_at_its_next_yield(qtbot):
+    release, produced = threading.Event(), []
+
+    def work(cancel):
+        for i in range(1000):
+            produced.append(i)
+            yield i
+            release.wait(10)  # the test cancels while the task waits here
+
+    task = Task(work)
+    task.progress.connect(lambda v: (task.cancel(), release.set()) if v == 0 else None)
+    with qtbot.waitSignal(task.failed, timeout=10_000) as failed:
+        task.start()
+    assert isinstance(failed.args[0], Cancelled)
+    assert produced[:1] == [0] and len(produced) <= 2  # stopped at the next yield, not after the loop
+
+
+@pytest.mark.parametrize("outcome", ["done", "failed"])
+def test_exactly_one_ending(qtbot, outcome):
+    endings = []
+
+    def work(cancel):
+        if outcome == "failed":
+            raise RuntimeError("x")
+        return 1
+
+    task = Task(work)
+    task.done.connect(lambda _: endings.append("done"))
+    task.failed.connect(lambda _: endings.append("failed"))
+    with qtbot.waitSignal(getattr(task, outcome), timeout=10_000):
+        task.start()
+    qtbot.wait(50)
+    assert endings == [outcome]

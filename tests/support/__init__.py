@@ -1,0 +1,1 @@
+"""Test support: tiny random checkpoints, synthetic data sets and fake servers. Not part of the product."""
