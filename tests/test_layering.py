@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 import zipfile
@@ -49,3 +50,21 @@ def test_the_wheel_holds_no_test_support(tmp_path):
     assert "inference/store/manifest.py" in names and "app/cli.py" in names  # the runtime is there
     assert [n for n in names if n.split("/")[0] in ("tests", "benchmarks", "docs")] == []
     assert [n for n in names if "synthetic" in n or "loopback" in n or "fake_hub" in n] == []
+
+
+def test_the_gui_start_and_light_commands_load_no_training_converter_or_torch(tmp_path):
+    """`huatuo` builds its parser without importing the other commands' modules; the window's module needs none
+    of the training, data, evaluation or conversion code."""
+    probe = (
+        "import sys\n"
+        "from app import cli\n"
+        "import app.ui.main\n"
+        f"assert cli.main(['render', {str(ROOT / 'resources/decks/sample_deck.json')!r}, '--out', 'x.png']) != 0\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('training', 'torch', 'transformers', 'datasets')"
+        " or m.startswith('conversion.'))\n"
+        "print(heavy)\n"
+        "assert heavy == [], heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen"})
+    assert result.returncode == 0, result.stdout + result.stderr
