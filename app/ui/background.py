@@ -2,8 +2,10 @@
 
 A task runs a function on a thread pool. The function is called with the task's cancel event; if it is a
 generator, each value it yields reaches the GUI thread as `progress`, and cancelling stops it at its next yield.
+A plain function that reports through a callback passes `task.report` (any thread) to send progress instead.
 Every task ends with exactly one `done` (the return value) or `failed` (the exception), delivered on the GUI
 thread; after `cancel()` it still ends with one of them (the function decides what a cancelled run returns).
+Listeners are best connected as bound methods of widgets: Qt drops the connection when the widget is deleted.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Task(QObject):
         self.function = function
         self.cancel_event = threading.Event()
         self.finished = False
+        self._returned = threading.Event()  # the function has returned and the worker thread is free
         self.done.connect(self._ended)
         self.failed.connect(self._ended)
 
@@ -45,6 +48,14 @@ class Task(QObject):
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()
 
+    def report(self, value: object) -> None:
+        """Send `value` as progress from inside the running function (callable from any thread)."""
+        self.progress.emit(value)
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until the started function has returned (e.g. before quitting); False if it has not by then."""
+        return self._returned.wait(timeout_s)
+
     def _ended(self, _result: object) -> None:
         self.finished = True
         _running.discard(self)
@@ -55,9 +66,17 @@ class Task(QObject):
             if inspect.isgenerator(result):
                 result = self._drain(result)
         except BaseException as exc:  # noqa: BLE001 - every task must end for its listeners
-            self.failed.emit(exc)
+            self._end(self.failed, exc)
         else:
-            self.done.emit(result)
+            self._end(self.done, result)
+        finally:
+            self._returned.set()
+
+    def _end(self, signal, value: object) -> None:
+        try:
+            signal.emit(value)
+        except RuntimeError:  # the task's parent deleted it meanwhile: no one is left to tell
+            _running.discard(self)
 
     def _drain(self, generator):
         while True:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from PIL.ImageQt import ImageQt
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
@@ -32,6 +32,7 @@ from app.settings import Settings
 from app.store import Store, StoreError
 from app.studies.deid import burned_in_warning
 from app.studies.scan import Library, looks_like_dicom, scan
+from app.ui.background import run_in_background
 from app.ui.chat import ChatPanel
 from app.ui.engine_runner import EngineRunner
 from app.ui.practice import open_practice
@@ -51,33 +52,17 @@ NO_MODEL_HELP = (
 )
 
 
-class _LoadSignals(QObject):
-    loaded = Signal(str, object)
-    failed = Signal(str, str)
-
-
-class _LoadImage(QRunnable):
+def _load(path: str):
     """Reads a path off the GUI thread: a DICOM file or folder becomes a scanned Library, an image a PIL image."""
-
-    def __init__(self, path: str):
-        super().__init__()
-        self.path = path
-        self.signals = _LoadSignals()
-
-    def run(self) -> None:
-        path = Path(self.path)
-        try:
-            if path.is_dir() or looks_like_dicom(path) or path.name.upper() == "DICOMDIR":
-                library = scan([path])
-                if not any(s.is_image for s in library.all_series()):
-                    reasons = [r for _, r in library.skipped] or [
-                        f"{i.kind} (not an image)" for s in library.all_series() for i in s.instances]
-                    raise ImageOpenError(f"{path.name}: nothing to show: " + ("; ".join(reasons[:3]) or "no DICOM"))
-                self.signals.loaded.emit(self.path, library)
-            else:
-                self.signals.loaded.emit(self.path, open_image(self.path))
-        except ImageOpenError as exc:
-            self.signals.failed.emit(self.path, str(exc))
+    source = Path(path)
+    if source.is_dir() or looks_like_dicom(source) or source.name.upper() == "DICOMDIR":
+        library = scan([source])
+        if not any(s.is_image for s in library.all_series()):
+            reasons = [r for _, r in library.skipped] or [
+                f"{i.kind} (not an image)" for s in library.all_series() for i in s.instances]
+            raise ImageOpenError(f"{source.name}: nothing to show: " + ("; ".join(reasons[:3]) or "no DICOM"))
+        return path, library
+    return path, open_image(path)
 
 
 class ImageView(QGraphicsView):
@@ -243,12 +228,10 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str) -> None:
         self.statusBar().showMessage(f"Opening {Path(path).name}…")
-        job = _LoadImage(path)
-        job.signals.loaded.connect(self._on_loaded)
-        job.signals.failed.connect(self._on_failed)
-        QThreadPool.globalInstance().start(job)
+        run_in_background(lambda cancel: _load(path), on_done=self._on_loaded, on_failed=self._on_failed)
 
-    def _on_loaded(self, path: str, content) -> None:
+    def _on_loaded(self, loaded) -> None:
+        path, content = loaded
         self.current_path = path
         self.settings.add_recent(str(Path(path).resolve()))
         self._save_settings()
@@ -332,8 +315,11 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self.statusBar().showMessage(f"Settings could not be saved: {exc}")
 
-    def _on_failed(self, path: str, message: str) -> None:
-        self.statusBar().showMessage(message)
+    def _on_failed(self, error: Exception) -> None:
+        if isinstance(error, ImageOpenError):
+            self.statusBar().showMessage(str(error))
+        else:  # not expected from a reader, but the status line must not stay on "Opening…"
+            self.statusBar().showMessage(f"Could not open the file: {str(error) or type(error).__name__}")
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         if self.model_manager is not None:

@@ -6,12 +6,11 @@ thread only draws. Whether each model fits this machine is worked out in the bac
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -30,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from app import model_jobs
 from app.paths import models_dir
+from app.ui.background import Task, run_in_background
 from conversion.convert import QUANTS
 from inference.cancellation import Cancelled
 from inference.hardware import Fit
@@ -49,62 +49,30 @@ PROGRESS_STEPS = 1000
 PROGRESS_INTERVAL_S = 0.1  # at most ten progress updates a second reach the GUI thread
 
 
-class _JobSignals(QObject):
-    progress = Signal(str, int, int)
-    finished = Signal(object)
-    failed = Signal(str)
-    cancelled = Signal(str)
+class _Throttle:
+    """A job's report(stage, done, total) callback that passes on at most ten updates a second, but every new stage
+    and every finished one, so the bar and the status line never lag behind what matters."""
 
-
-class _Job(QRunnable):
-    """Runs work(report, cancel) off the GUI thread and tells the dialog how it went."""
-
-    def __init__(self, work: Callable[[model_jobs.Report, threading.Event], object]):
-        super().__init__()
-        self.setAutoDelete(False)  # the dialog owns it
-        self.work = work
-        self.cancel = threading.Event()
-        self.signals = _JobSignals()
+    def __init__(self, send: Callable[[tuple[str, int, int]], None]):
+        self.send = send
         self._last_emit = 0.0
         self._last_stage = ""
 
-    def report(self, stage: str, done: int, total: int) -> None:
+    def __call__(self, stage: str, done: int, total: int) -> None:
         now = time.monotonic()
         if stage != self._last_stage or done >= total or now - self._last_emit >= PROGRESS_INTERVAL_S:
             self._last_stage, self._last_emit = stage, now
-            self.signals.progress.emit(stage, done, total)
+            self.send((stage, done, total))
 
-    def run(self) -> None:
+
+def _fit_verdicts(items: list[tuple[object, Callable[[], Fit]]]):
+    """Fit verdicts for installed models (their files are read) and catalogue entries (estimated), one at a time."""
+    for key, assess in items:
         try:
-            result = self.work(self.report, self.cancel)
-        except Cancelled as exc:
-            self.signals.cancelled.emit(str(exc))
-        except Exception as exc:  # every failure is shown in the dialog; a worker thread must not die silently
-            self.signals.failed.emit(str(exc) or type(exc).__name__)
-        else:
-            self.signals.finished.emit(result)
-
-
-class _FitSignals(QObject):
-    ready = Signal(object, object)  # key, Fit or error message
-
-
-class _FitJob(QRunnable):
-    """Fit verdicts for installed models (their files are read) and catalogue entries (estimated)."""
-
-    def __init__(self, items: list[tuple[object, Callable[[], Fit]]]):
-        super().__init__()
-        self.setAutoDelete(False)  # the dialog owns it
-        self.items = items
-        self.signals = _FitSignals()
-
-    def run(self) -> None:
-        for key, assess in self.items:
-            try:
-                result: Fit | str = assess()
-            except Exception as exc:  # a damaged file: its row says why instead of a verdict
-                result = str(exc)
-            self.signals.ready.emit(key, result)
+            result: Fit | str = assess()
+        except Exception as exc:  # a damaged file: its row says why instead of a verdict
+            result = str(exc)
+        yield key, result
 
 
 class ModelManagerDialog(QDialog):
@@ -127,11 +95,9 @@ class ModelManagerDialog(QDialog):
         self.endpoint = endpoint
         self.bandwidth_gb_s = bandwidth_gb_s
         self.stall_timeout_s = stall_timeout_s
-        self.pool = QThreadPool(self)
         self.models: list[InstalledModel] = []
-        self.job: _Job | None = None
-        # Every runnable stays referenced while the dialog lives: none may be freed while its thread still runs.
-        self._runnables: list[QRunnable] = []
+        self.job: Task | None = None
+        self._tasks: list[Task] = []  # every task started, so that shutdown can wait for their threads
         self._fits: dict[object, Fit | str | None] = {}  # None: being worked out
         catalogue_problem = ""
         if catalogue is None:
@@ -272,12 +238,10 @@ class ModelManagerDialog(QDialog):
             return
         for key, _ in items:
             self._fits[key] = None  # being worked out: not queued twice
-        job = _FitJob(items)
-        job.signals.ready.connect(self._on_fit)
-        self._runnables.append(job)
-        self.pool.start(job)
+        self._track(run_in_background(lambda cancel: _fit_verdicts(items), on_progress=self._on_fit))
 
-    def _on_fit(self, key, fit) -> None:
+    def _on_fit(self, verdict: tuple[object, Fit | str]) -> None:
+        key, fit = verdict
         self._fits[key] = fit
         text = self._fit_text(key)
         for i, model in enumerate(self.models):
@@ -343,14 +307,20 @@ class ModelManagerDialog(QDialog):
 
     def cancel_job(self) -> None:
         if self.job is not None:
-            self.job.cancel.set()
+            self.job.cancel()
             self.status_label.setText("Cancelling…")
             self.cancel_button.setEnabled(False)
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
         """Cancel a running job and wait for every worker thread (on quit, or before a test ends)."""
         self.cancel_job()
-        return self.pool.waitForDone(timeout_ms)
+        for task in self._tasks:
+            task.cancel()  # fit checks too: they stop before their next model
+        deadline = time.monotonic() + timeout_ms / 1000
+        return all(task.wait(max(0.0, deadline - time.monotonic())) for task in self._tasks)
+
+    def _track(self, task: Task) -> None:
+        self._tasks = [t for t in self._tasks if not t.finished] + [task]
 
     # --- buttons ---------------------------------------------------------------------------------------------
     def _on_download(self) -> None:
@@ -397,22 +367,23 @@ class ModelManagerDialog(QDialog):
     def _start(self, description: str, work) -> None:
         if self.is_busy():
             return
-        job = _Job(work)
-        job.signals.progress.connect(self._on_progress)
-        job.signals.finished.connect(self._on_finished)
-        job.signals.failed.connect(self._on_failed)
-        job.signals.cancelled.connect(self._on_cancelled)
+        # work(report, cancel) reports through a callback: its updates, throttled, become the task's progress.
+        job = Task(lambda cancel: work(_Throttle(job.report), cancel))
+        job.progress.connect(self._on_progress)
+        job.done.connect(self._on_finished)
+        job.failed.connect(self._on_failed)
         self.job = job
-        self._runnables.append(job)
+        self._track(job)
         self.error_label.clear()
         self.status_label.setText(description + "…")
         self.progress_bar.setRange(0, 0)  # busy until the first measured progress
         self.progress_bar.setVisible(True)
         self.cancel_button.setEnabled(True)
         self._update_buttons()
-        self.pool.start(job)
+        job.start()
 
-    def _on_progress(self, stage: str, done: int, total: int) -> None:
+    def _on_progress(self, update: tuple[str, int, int]) -> None:
+        stage, done, total = update
         if total > 0:
             self.progress_bar.setRange(0, PROGRESS_STEPS)
             self.progress_bar.setValue(min(PROGRESS_STEPS, done * PROGRESS_STEPS // total))
@@ -426,12 +397,12 @@ class ModelManagerDialog(QDialog):
         self._end_job(f"Installed {model.label}")
         self.models_changed.emit()
 
-    def _on_failed(self, message: str) -> None:
-        self.error_label.setText(message)
+    def _on_failed(self, error: BaseException) -> None:
+        if isinstance(error, Cancelled):
+            self._end_job(f"Cancelled: {error}")
+            return
+        self.error_label.setText(str(error) or type(error).__name__)  # every failure is shown in the dialog
         self._end_job("Failed")
-
-    def _on_cancelled(self, message: str) -> None:
-        self._end_job(f"Cancelled: {message}")
 
     def _end_job(self, status: str) -> None:
         self.job = None

@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QListWidget, QListWidgetItem
 
 from app.studies.frames import PixelDecodeError
 from app.studies.scan import Series
 from app.studies.view import FrameRenderer
+from app.ui.background import run_in_background
 from app.ui.viewer import to_qimage
 
 THUMBNAIL = 96
 
 
-class _ThumbnailSignals(QObject):
-    ready = Signal(int, object)
-
-
-class _Thumbnail(QRunnable):
-    def __init__(self, row: int, series: Series, renderer: FrameRenderer, signals: _ThumbnailSignals):
-        super().__init__()
-        self.row, self.series, self.renderer, self.signals = row, series, renderer, signals
-
-    def run(self) -> None:
-        frames = self.series.frames
-        instance, frame = frames[len(frames) // 2]
-        try:
-            self.signals.ready.emit(self.row, self.renderer.pixels(instance.path, frame))
-        except (PixelDecodeError, OSError, IndexError):
-            pass  # the tile keeps its text; opening the series reports the error
+def _middle_image(renderer: FrameRenderer, row: int, series: Series):
+    instance, frame = series.frames[len(series.frames) // 2]
+    try:
+        return row, series, renderer.pixels(instance.path, frame)
+    except (PixelDecodeError, OSError, IndexError):
+        return row, series, None  # the tile keeps its text; opening the series reports the error
 
 
 class SeriesStrip(QListWidget):
@@ -45,8 +36,6 @@ class SeriesStrip(QListWidget):
         self.setMovement(QListWidget.Movement.Static)
         self._series: list[Series] = []
         self._renderer = FrameRenderer()
-        self._signals = _ThumbnailSignals()
-        self._signals.ready.connect(self._on_thumbnail)
         self.currentRowChanged.connect(lambda row: 0 <= row < len(self._series)
                                        and self.series_chosen.emit(self._series[row]))
 
@@ -54,16 +43,18 @@ class SeriesStrip(QListWidget):
         self.blockSignals(True)
         self.clear()
         self._series = [s for s in series if s.is_image]
+        renderer = self._renderer
         for row, s in enumerate(self._series):
             label = f"{s.modality} {s.description}".strip() + f"\n{len(s.frames)} image(s)"
             item = QListWidgetItem(label)
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter)
             self.addItem(item)
-            QThreadPool.globalInstance().start(_Thumbnail(row, s, self._renderer, self._signals))
+            run_in_background(lambda cancel, row=row, s=s: _middle_image(renderer, row, s), on_done=self._on_thumbnail)
         self.blockSignals(False)
 
-    def _on_thumbnail(self, row: int, pixels) -> None:
-        if row < self.count():
+    def _on_thumbnail(self, thumbnail) -> None:
+        row, series, pixels = thumbnail
+        if pixels is not None and row < len(self._series) and self._series[row] is series:  # still on show
             image = to_qimage(pixels).scaled(THUMBNAIL, THUMBNAIL, Qt.AspectRatioMode.KeepAspectRatio,
                                              Qt.TransformationMode.SmoothTransformation)
             self.item(row).setIcon(QIcon(QPixmap.fromImage(image)))

@@ -14,16 +14,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QPointF, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsLineItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QLabel
 
-from app.studies.frames import FrameCache, PixelDecodeError
+from app.studies.frames import FrameCache
 from app.studies.measure import length, probe
 from app.studies.orientation import edge_letters
 from app.studies.pixels import Window, default_window, is_colour, is_hounsfield, modality_values, render
 from app.studies.presets import CT_PRESETS
 from app.studies.view import FrameRenderer, ViewState, orient, shown_to_source, to_png
+from app.ui.background import run_in_background
 
 WL_SENSITIVITY = 1.0  # window units per pixel of drag, times the current width / 256
 
@@ -38,22 +39,9 @@ def to_qimage(pixels: np.ndarray) -> QImage:
     return image.copy()  # own the memory
 
 
-class _Decoded(QObject):
-    ready = Signal(int, object)  # frame position, decoded frame
-    failed = Signal(int, str)
-
-
-class _DecodeJob(QRunnable):
-    def __init__(self, renderer: FrameRenderer, position: int, path: Path, frame: int, signals: _Decoded):
-        super().__init__()
-        self.renderer, self.position, self.path, self.frame, self.signals = renderer, position, path, frame, signals
-
-    def run(self) -> None:
-        try:
-            header = self.renderer.header(self.path)
-            self.signals.ready.emit(self.position, self.renderer.cache.get(self.path, self.frame, header))
-        except (PixelDecodeError, OSError) as exc:
-            self.signals.failed.emit(self.position, str(exc))
+def _decode(renderer: FrameRenderer, position: int, path: Path, frame: int):
+    """Off the GUI thread: the frame's pixels (kept in the renderer's cache), with where they belong."""
+    return position, (path, frame), renderer.cache.get(path, frame, renderer.header(path))
 
 
 class Viewer(QGraphicsView):
@@ -80,9 +68,6 @@ class Viewer(QGraphicsView):
         self._drag_start: QPointF | None = None
         self._drag_button = None
         self._drag_window: Window | None = None
-        self._signals = _Decoded()
-        self._signals.ready.connect(self._on_decoded)
-        self._signals.failed.connect(lambda _pos, text: self.message.emit(text))
         self.overlay = QLabel(self)
         self.overlay.setStyleSheet("color: #e0e0e0; background: transparent; font-family: monospace;")
         self.overlay.move(8, 8)
@@ -122,16 +107,19 @@ class Viewer(QGraphicsView):
             self._request(position)
 
     def _request(self, position: int) -> None:
-        path, frame = self.frames[position]
-        QThreadPool.globalInstance().start(_DecodeJob(self.renderer, position, path, frame, self._signals))
-        for neighbour in (position + 1, position - 1):  # prefetch for smooth scrolling
+        renderer, (path, frame) = self.renderer, self.frames[position]
+        run_in_background(lambda cancel: _decode(renderer, position, path, frame), on_done=self._on_decoded,
+                          on_failed=self._on_decode_failed)
+        for neighbour in (position + 1, position - 1):  # prefetch into the cache for smooth scrolling
             if 0 <= neighbour < len(self.frames):
                 p, f = self.frames[neighbour]
-                QThreadPool.globalInstance().start(_DecodeJob(self.renderer, neighbour, p, f, _Decoded()))
+                run_in_background(lambda cancel, n=neighbour, p=p, f=f: _decode(renderer, n, p, f))
 
-    def _on_decoded(self, position: int, frame: np.ndarray) -> None:
-        if position != self.position:
-            return  # a slice the user has already scrolled past
+    def _on_decoded(self, decoded) -> None:
+        position, source, frame = decoded
+        on_show = self.frames[position] if position < len(self.frames) else None
+        if position != self.position or source != on_show:
+            return  # a slice the user has already scrolled past, or one of a series no longer shown
         first = self._decoded is None
         self._decoded = frame
         if self.view.window is None:
@@ -140,6 +128,9 @@ class Viewer(QGraphicsView):
         if first:
             self.fit()
         self.frame_changed.emit(self.position, len(self.frames))
+
+    def _on_decode_failed(self, error: Exception) -> None:
+        self.message.emit(str(error) or type(error).__name__)
 
     def _show(self) -> None:
         if self._decoded is None:

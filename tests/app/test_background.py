@@ -16,8 +16,7 @@ def test_a_generator_task_streams_progress_then_its_result_on_the_gui_thread(qtb
 
     def work(cancel):
         threads.append(QThread.currentThread())
-        for i in range(3):
-            yield i
+        yield from range(3)
         return "result"
 
     task = Task(work)
@@ -72,3 +71,61 @@ def test_exactly_one_ending(qtbot, outcome):
         task.start()
     qtbot.wait(50)
     assert endings == [outcome]
+
+
+def test_a_plain_function_reports_progress_through_the_task_before_its_result(qtbot):
+    seen = []
+    task = Task(lambda cancel: [task.report(("stage", i, 3)) for i in range(3)] and "result")
+    task.progress.connect(lambda v: seen.append((v, QThread.currentThread())))
+    task.done.connect(lambda v: seen.append((v, QThread.currentThread())))
+    with qtbot.waitSignal(task.done, timeout=10_000):
+        task.start()
+    gui = QThread.currentThread()
+    assert [v for v, _ in seen] == [("stage", 0, 3), ("stage", 1, 3), ("stage", 2, 3), "result"]
+    assert all(t is gui for _, t in seen)
+
+
+def test_wait_blocks_until_the_function_has_returned(qtbot):
+    release, returned = threading.Event(), []
+
+    def work(cancel):
+        release.wait(10)
+        returned.append(True)
+
+    task = run_in_background(work)
+    assert not task.wait(0.05) and not returned  # still running: wait gives up at its timeout
+    release.set()
+    assert task.wait(10) and returned == [True]
+    qtbot.waitUntil(lambda: task.finished, timeout=10_000)
+
+
+def test_a_task_whose_parent_was_deleted_ends_quietly(qtbot):
+    import shiboken6
+    from PySide6.QtCore import QObject
+
+    from app.ui import background
+
+    release = threading.Event()
+    parent = QObject()
+    task = run_in_background(lambda cancel: release.wait(10), parent=parent)
+    shiboken6.delete(parent)  # takes the task's QObject with it while the function still runs
+    release.set()
+    assert task.wait(10)
+    assert task not in background._running  # forgotten, not leaked; nothing raised on the worker thread
+
+
+def test_a_listener_deleted_before_the_end_is_not_called(qtbot):
+    import shiboken6
+    from PySide6.QtWidgets import QLabel
+
+    class Listener(QLabel):
+        def take(self, value):
+            self.setText(str(value))  # would raise on a deleted widget
+
+    release, gone, kept = threading.Event(), Listener(), Listener()
+    task = run_in_background(lambda cancel: release.wait(10) and "result", on_done=gone.take)
+    task.done.connect(kept.take)
+    shiboken6.delete(gone)
+    with qtbot.waitSignal(task.done, timeout=10_000):
+        release.set()
+    assert kept.text() == "result"

@@ -177,3 +177,18 @@ def test_a_broken_checkpoint_folder_is_explained(make_manager, qtbot, tmp_path, 
     qtbot.waitUntil(lambda: not dialog.is_busy(), timeout=10000)
     assert "no config.json" in dialog.error_label.text()
     assert not (root / "not-a-checkpoint-F16").exists()
+
+
+def test_a_dialog_deleted_mid_download_is_not_called_back(qtbot, fake_hub, published, root):  # noqa: F811
+    import shiboken6
+
+    fake_hub.rate = 2_000_000
+    dialog = ModelManagerDialog(root, catalogue=list(published), endpoint=fake_hub.endpoint, bandwidth_gb_s=20.0,
+                                stall_timeout_s=5)
+    dialog.download(published[0])
+    qtbot.waitUntil(lambda: dialog.progress_bar.value() > 0, timeout=10000)
+    job = dialog.job
+    job.cancel()
+    shiboken6.delete(dialog)  # its job still runs; its progress and ending must go nowhere, not to a dead widget
+    assert job.wait(20)
+    qtbot.waitUntil(lambda: job.finished, timeout=10000)

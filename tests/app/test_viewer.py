@@ -166,3 +166,17 @@ def test_cine_plays_and_stops(qtbot, viewer):
     qtbot.waitUntil(lambda: viewer.position >= 3, timeout=5000)
     QTest.keyClick(viewer, Qt.Key.Key_Space)
     assert not viewer.cine.isActive()
+
+
+def test_a_decode_for_a_series_no_longer_shown_is_ignored(qtbot, viewer, ct_series):
+    from app.ui.background import run_in_background
+    from app.ui.viewer import _decode
+
+    _load(qtbot, viewer, ct_series)
+    assert viewer.shown.shape == (128, 128)
+    viewer.set_frames([(Path(get_testdata_file("MR_small.dcm")), 0)])
+    qtbot.waitUntil(lambda: viewer.shown.shape == (64, 64), timeout=5000)
+    shown = viewer.shown.copy()
+    late = run_in_background(lambda cancel: _decode(viewer.renderer, 0, *ct_series[0]), on_done=viewer._on_decoded)
+    qtbot.waitUntil(lambda: late.finished, timeout=5000)  # slice 0 of the CT series, decoded after the MR is shown
+    assert np.array_equal(viewer.shown, shown)
