@@ -298,11 +298,6 @@ class Store:
         rows = self._db.execute(query, {"like": like, "phrase": '"' + text.replace('"', '""') + '"'})
         return [_summary(row) for row in rows]
 
-    def rename(self, conversation_id: int, title: str) -> None:
-        with self._write() as db:
-            db.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
-            _changed(db, conversation_id)
-
     def load(self, conversation_id: int) -> StoredConversation:
         row = self._db.execute("SELECT id, title, study_key, study_info, model, settings, created, updated "
                                "FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
@@ -398,11 +393,6 @@ class Store:
                        "timings = '{}' WHERE id = ?", (question, turn_id))
             self._touch(db, turn_id)
             self._index(db, turn_id)
-
-    def delete_turns_after(self, turn_id: int) -> None:
-        with self._write() as db:
-            self._delete_after(db, turn_id)
-            self._touch(db, turn_id)
 
     def close(self) -> None:
         self._db.close()

@@ -22,7 +22,7 @@ from . import prompt
 from .hardware import physical_cores
 from .imageprep import prepare_png
 from .sampling import SamplingSettings
-from .store.gguf_check import PairInfo, check_folder, check_pair
+from .store.gguf_check import PairInfo, check_folder
 
 
 class EngineError(Exception):
@@ -90,10 +90,6 @@ class Engine:
     @classmethod
     def from_folder(cls, folder: str | Path, settings: EngineSettings | None = None) -> Engine:
         return cls(check_folder(folder), settings)
-
-    @classmethod
-    def from_files(cls, text: str | Path, mmproj: str | Path, settings: EngineSettings | None = None) -> Engine:
-        return cls(check_pair(text, mmproj), settings)
 
     # --- worker lifecycle ----------------------------------------------------------------------
     @property

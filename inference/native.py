@@ -29,10 +29,6 @@ class EncodedImage:
     embeddings: np.ndarray  # (n_tokens, n_embd) float32
     n_pos: int
 
-    @property
-    def n_tokens(self) -> int:
-        return self.embeddings.shape[0]
-
 
 class NativeModel:
     def __init__(

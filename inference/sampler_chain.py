@@ -22,9 +22,6 @@ class SamplerChain:
             add(llama_cpp.llama_sampler_init_temp(settings.temperature))
             add(llama_cpp.llama_sampler_init_dist(settings.seed & 0xFFFFFFFF))
 
-    def accept(self, token: int) -> None:
-        llama_cpp.llama_sampler_accept(self.chain, token)
-
     def sample(self, ctx) -> int:
         """Sample from the last logits (the chosen token is accepted into the penalty history)."""
         return llama_cpp.llama_sampler_sample(self.chain, ctx, -1)

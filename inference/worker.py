@@ -259,12 +259,6 @@ def worker_main(conn, cancel) -> None:
                 except Cancelled:
                     conn.send({"type": "done", "id": message["id"], "finish": "cancelled", "text": "", "token_ids": [],
                                "timings": {}})
-            elif op == "reset":
-                if session is not None:
-                    session.model.truncate(0)
-                    session.units.clear()
-                    session.ends.clear()
-                conn.send({"type": "reset"})
             elif op == "shutdown":
                 break
         except ContextFullError as exc:

@@ -200,12 +200,6 @@ def download_checkpoint(
     return dest
 
 
-def partial_bytes(folder: str | Path) -> int:
-    """Bytes of unfinished downloads (.part files) under folder: what the next download continues from."""
-    folder = Path(folder)
-    return sum(p.stat().st_size for p in folder.rglob("*.part")) if folder.is_dir() else 0
-
-
 # --- one download ------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

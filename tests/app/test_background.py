@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from PySide6.QtCore import QThread
+from PySide6.QtCore import QCoreApplication, QThread, QThreadPool
 
 from app.ui.background import Task, run_in_background
 from inference.cancellation import Cancelled
@@ -30,12 +30,16 @@ def test_a_generator_task_streams_progress_then_its_result_on_the_gui_thread(qtb
 
 
 def test_an_exception_arrives_as_failed(qtbot):
+    failures = []
+
     def work(cancel):
         raise ValueError("bad input")
 
-    with qtbot.waitSignal(run_in_background(work).failed, timeout=10_000) as failed:
-        pass
-    assert isinstance(failed.args[0], ValueError) and str(failed.args[0]) == "bad input"
+    # connected before the task starts: a signal emitted before a slot is connected never reaches that slot
+    task = run_in_background(work, on_failed=failures.append)
+    qtbot.waitUntil(lambda: task.finished, timeout=10_000)
+    [failure] = failures
+    assert isinstance(failure, ValueError) and str(failure) == "bad input"
 
 
 def test_cancel_stops_a_generator_at_its_next_yield(qtbot):
@@ -64,12 +68,13 @@ def test_exactly_one_ending(qtbot, outcome):
             raise RuntimeError("x")
         return 1
 
-    task = Task(work)
+    task, pool = Task(work), QThreadPool()
     task.done.connect(lambda _: endings.append("done"))
     task.failed.connect(lambda _: endings.append("failed"))
     with qtbot.waitSignal(getattr(task, outcome), timeout=10_000):
-        task.start()
-    qtbot.wait(50)
+        task.start(pool)
+    assert pool.waitForDone(10_000)  # the work's thread has returned: it can emit nothing more
+    QCoreApplication.sendPostedEvents()  # deliver whatever it emitted after the first ending
     assert endings == [outcome]
 
 

@@ -4,6 +4,7 @@ progress, cancel, failures, and the convert route (from the catalogue and from a
 from __future__ import annotations
 
 import json
+from pathlib import PurePosixPath
 
 import pytest
 from PySide6.QtCore import Qt
@@ -33,9 +34,9 @@ def make_manager(qtbot, root, fake_hub):  # noqa: F811 (the fixture above)
     """Dialogs built here are shut down (job cancelled, worker threads joined) before the local Hub stops."""
     made = []
 
-    def make(catalogue=()):
+    def make(catalogue=(), stall_timeout_s=5):
         dialog = ModelManagerDialog(root, catalogue=list(catalogue), endpoint=fake_hub.endpoint, bandwidth_gb_s=20.0,
-                              stall_timeout_s=5)
+                                    stall_timeout_s=stall_timeout_s)
         qtbot.addWidget(dialog)
         dialog.show()
         made.append(dialog)
@@ -108,12 +109,16 @@ def test_a_download_shows_its_progress_and_installs_the_model(make_manager, qtbo
 
 
 def test_cancel_stops_the_download_and_keeps_it_resumable(make_manager, qtbot, fake_hub, published, root):  # noqa: F811
-    fake_hub.rate = 2_000_000
-    dialog = make_manager(published)
+    # The Hub sends the first 100 kB of the text model and then holds the connection silent, so the download is
+    # still running whenever Cancel is pressed; a long stall timeout leaves the stop to the Cancel button.
+    text_file = published[0].text_file
+    fake_hub.faults[text_file] = Fault(stall_after=100_000)
+    dialog = make_manager(published, stall_timeout_s=600)
+    part = root / "Tiny-F32" / f"{PurePosixPath(text_file).name}.part"
     dialog.catalogue_table.selectRow(0)
     qtbot.mouseClick(dialog.download_button, CLICK)
-    qtbot.waitUntil(lambda: dialog.progress_bar.maximum() == PROGRESS_STEPS and dialog.progress_bar.value() > 0,
-                    timeout=10000)
+    qtbot.waitUntil(lambda: dialog.progress_bar.maximum() == PROGRESS_STEPS
+                    and part.is_file() and part.stat().st_size > 0, timeout=10000)
     qtbot.mouseClick(dialog.cancel_button, CLICK)
     qtbot.waitUntil(lambda: not dialog.is_busy(), timeout=10000)
     assert dialog.status_label.text().startswith("Cancelled") and dialog.error_label.text() == ""

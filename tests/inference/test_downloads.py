@@ -3,6 +3,7 @@ pair: complete, resumed after a dropped connection, corrupted, cancelled, stalle
 
 from __future__ import annotations
 
+import math
 import socket
 import threading
 import time
@@ -13,7 +14,7 @@ from huggingface_hub import get_hf_file_metadata, hf_hub_url
 from huggingface_hub.errors import OfflineModeIsEnabled
 
 from inference.cancellation import Cancelled
-from inference.store.downloads import DownloadError, PairSpec, download_checkpoint, download_pair, partial_bytes
+from inference.store.downloads import RETRY_WAIT_S, DownloadError, PairSpec, download_checkpoint, download_pair
 from inference.store.gguf_check import check_folder
 from inference.store.manifest import Manifest
 from inference.store.models import installed_models
@@ -76,13 +77,18 @@ def test_a_dropped_connection_is_resumed_by_the_next_call(hub, spec, tmp_path):
     size = len(hub.file(spec.text_file).content)
     hub.faults[spec.text_file] = Fault(drop_after=size // 2, then_down=True)
     dest = tmp_path / "models" / "tiny"
+    stall_timeout_s = 3.0
     started = time.monotonic()
-    with pytest.raises(DownloadError, match=r"no data for 1\.5 s .*HTTP 503.*download again to continue"):
-        download_pair(spec, dest, stall_timeout_s=1.5, endpoint=hub.endpoint)
-    assert time.monotonic() - started < 5
+    with pytest.raises(DownloadError, match=r"no data for 3 s \(HTTP 503\).*download again to continue"):
+        download_pair(spec, dest, stall_timeout_s=stall_timeout_s, endpoint=hub.endpoint)
+    # It retried while the server was down, once every RETRY_WAIT_S, and gave up when no data had come for the
+    # configured time, not before.
+    assert time.monotonic() - started >= stall_timeout_s
+    retries = [r for r in hub.log if r.server == "storage"][1:]
+    assert 1 <= len(retries) <= math.ceil(stall_timeout_s / RETRY_WAIT_S)
+    assert all(r.range == f"bytes={size // 2}-" for r in retries)
     name = spec.text_file.split("/")[-1]
     assert not (dest / name).exists() and (dest / f"{name}.part").stat().st_size == size // 2
-    assert partial_bytes(dest) == size // 2
 
     hub.recover()
     download_pair(spec, dest, endpoint=hub.endpoint)
@@ -127,29 +133,34 @@ def test_a_hash_other_than_the_catalogues_is_refused_before_downloading(hub, spe
 
 
 def test_cancel_leaves_nothing_under_a_final_name(hub, spec, tmp_path):
-    hub.rate = 4_000_000  # bytes/s: long enough to cancel in the middle
     cancel = threading.Event()
     dest = tmp_path / "tiny"
 
     def progress(done, total):
-        if done > 300_000:
+        if done > 0:  # the first bytes of the first file arrived
             cancel.set()
 
     with pytest.raises(Cancelled):
         download_pair(spec, dest, progress=progress, cancel=cancel, endpoint=hub.endpoint)
-    names = {p.name for p in dest.iterdir()}
-    assert names == {spec.text_file.split("/")[-1] + ".part"}  # kept to continue; no final name, no manifest
-    hub.rate = None
+    name = spec.text_file.split("/")[-1]
+    assert {p.name for p in dest.iterdir()} == {f"{name}.part"}  # kept to continue; no final name, no manifest
+    kept = (dest / f"{name}.part").stat().st_size
+    assert 0 < kept < len(hub.file(spec.text_file).content)
     download_pair(spec, dest, endpoint=hub.endpoint)
     check_folder(dest)
+    assert [r.range for r in hub.log if r.server == "storage" and r.range] == [f"bytes={kept}-"]  # continued
 
 
-def test_a_stall_is_reported_within_the_timeout(hub, spec, tmp_path):
+def test_a_stall_is_reported_by_the_configured_timeout(hub, spec, tmp_path):
     hub.faults[spec.text_file] = Fault(stall_after=100_000)
     started = time.monotonic()
     with pytest.raises(DownloadError, match=r"no data for 1\.5 s .*ReadTimeout.*stopped at 0\.1 of"):
         download_pair(spec, tmp_path / "tiny", stall_timeout_s=1.5, endpoint=hub.endpoint)
-    assert time.monotonic() - started < 1.5 + 1.0
+    assert time.monotonic() - started >= 1.5  # not before the configured time
+    # Reported by the download's own clock while the server still held the silent connection open, not when
+    # the server finally closed it.
+    [stalled] = [r for r in hub.log if r.stalled]
+    assert not stalled.stall_ended
 
 
 def test_missing_repositories_and_files_are_named(hub, spec, tmp_path):

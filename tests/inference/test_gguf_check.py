@@ -5,7 +5,6 @@ import shutil
 import gguf
 import pytest
 
-from inference.engine import Engine, EngineSettings
 from inference.store.gguf_check import ModelFileError, check_folder, check_pair
 from inference.store.manifest import Manifest
 
@@ -99,7 +98,7 @@ def test_mismatched_pair(converted, tmp_path):
     text, _ = _pair(converted("qwen2", "original", "F16"))
     _, wide_mmproj = _pair(tmp_path / "wide-gguf")
     with pytest.raises(ModelFileError, match="width 512 but .* hidden size 256: these two files do not belong"):
-        Engine.from_files(text, wide_mmproj, EngineSettings())
+        check_pair(text, wide_mmproj)
 
 
 def test_changed_file_fails_the_manifest_hash(converted, tmp_path):

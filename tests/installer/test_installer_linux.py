@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -138,12 +139,16 @@ def test_frozen_app_runs_the_quantizer_and_explains_missing_commands(frozen_app,
 def test_cold_start_to_window(frozen_app):
     """Start to an exposed main window, twice: the first run after the build reads files the build has just
     written (the page cache cannot be dropped here), so both runs are warm starts."""
-    times = []
+    times, runs = [], []
     for _ in range(2):
+        started = time.monotonic()
         result = run([str(frozen_app / "huatuo"), "--startup-probe"], env=frozen_env(), timeout=120)
+        runs.append(time.monotonic() - started)
         times.append(float(result.stdout.split()[2]))
     print(f"start to window (warm, offscreen): {times[0]:.2f} s, {times[1]:.2f} s")
-    assert all(0 < t < 30 for t in times)
+    # Each a time within its own run (plus 1 s: the process start time is counted from the boot time, which
+    # Linux gives in whole seconds); how fast the start is belongs to benchmarks/app.py.
+    assert all(0 < t < run_s + 1 for t, run_s in zip(times, runs, strict=True))
 
 
 # --- the packages -----------------------------------------------------------------------------------

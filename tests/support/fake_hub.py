@@ -54,6 +54,8 @@ class Request:
     path: str
     range: str | None
     sent: int = 0  # body bytes written
+    stalled: bool = False  # a Fault.stall_after response, held open
+    stall_ended: bool = False  # ... and closed by the server (when the hub stops, or after 30 s)
 
 
 @dataclass
@@ -207,8 +209,10 @@ def _handler(hub: FakeHub, role: str):
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
             if fault and fault.stall_after is not None:
+                request.stalled = True
                 self._write(body[:fault.stall_after], request)
                 hub.released.wait(30)
+                request.stall_ended = True
                 self.close_connection = True
                 return
             self._write(body, request)
