@@ -61,9 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = COMMANDS[args.command or "gui"]
     from app.cpu_check import unsupported_cpu_message
+    from inference.quantization import uses_quantizer
 
     cpu_problem = unsupported_cpu_message()  # before llama.cpp is ever loaded: no illegal-instruction crash
-    loads_llama = command.loads_llama or (args.command == "convert" and args.quant not in ("F32", "F16"))
+    loads_llama = command.loads_llama or (args.command == "convert" and any(
+        uses_quantizer(quant) for quant in (args.quant, args.mmproj_quant) if quant))
     if cpu_problem and loads_llama:
         print(f"error: {cpu_problem}", file=sys.stderr)
         return EXIT_FAILED

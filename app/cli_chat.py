@@ -11,7 +11,7 @@ from app.imaging import ImageOpenError, open_image
 from inference.engine import Answer, Engine, EngineError, EngineSettings
 from inference.hardware import assess
 from inference.prompt import Turn
-from inference.sampling import SamplingSettings
+from inference.sampling import OFFICIAL, SamplingSettings
 from inference.store.gguf_check import ModelFileError, check_folder
 
 
@@ -31,8 +31,8 @@ def _add_arguments(parser, interactive: bool) -> None:
         parser.add_argument("question")
     parser.add_argument("--json", action="store_true", help="print JSON with the answer and timings")
     parser.add_argument("--greedy", action="store_true", help="deterministic (greedy) decoding")
-    parser.add_argument("--max-tokens", type=int, default=SamplingSettings.max_new_tokens)
-    parser.add_argument("--temperature", type=float, default=SamplingSettings.temperature)
+    parser.add_argument("--max-tokens", type=int, default=OFFICIAL.max_new_tokens)
+    parser.add_argument("--temperature", type=float, default=OFFICIAL.temperature)
     parser.add_argument("--threads", type=int, help="default: physical cores")
     parser.add_argument("--ctx", type=int, help="context size (default: the model's, 4096)")
     parser.add_argument("--gpu-layers", type=int, default=0)

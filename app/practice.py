@@ -1,9 +1,9 @@
 """Practice mode without Qt: case decks, the model's question for an item, scoring, and saved progress.
 
-A deck is a JSON file in the format of the HuatuoGPT-Vision evaluation set (FreedomIntelligence/
-Medical_Multimodal_Evaluation_Data): items with `question`, `image` (paths relative to the deck file),
-`options` and `answer` (the text of the correct option) for multiple choice, or only `answer` (a reference)
-for free text. The file is either that list of items or an object with `title` and `items`.
+A deck is a JSON file of items in the format of the HuatuoGPT-Vision evaluation set (read by
+`inference.evalset`): `question`, `image` (paths relative to the deck file), `options` and `answer` (the text
+of the correct option) for multiple choice, or only `answer` (a reference) for free text. The file is either
+that list of items or an object with `title` and `items`.
 
 Progress is kept per deck in `practice.sqlite3` in the data folder, keyed by the SHA-256 of the deck file, so
 a moved or renamed deck keeps its progress and an edited deck starts afresh.
@@ -11,10 +11,8 @@ a moved or renamed deck keeps its progress and an edited deck starts afresh.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import io
-import json
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from pathlib import Path
 
 from app.imaging import open_image
 from app.paths import data_dir
+from inference import evalset
 from inference.prompt import MAX_IMAGES_PER_CONVERSATION, MC_OPTION_LETTERS, multiple_choice
 
 LETTERS = MC_OPTION_LETTERS  # the evaluation prompt letters at most 11 options
@@ -75,96 +74,39 @@ def sample_deck_path() -> Path:
 def load_deck(path: str | Path) -> Deck:
     path = Path(path)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DeckError(f"{path}: cannot read the deck ({exc.strerror or exc})") from None
-    try:
-        data = json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise DeckError(f"{path.name}: not a text file (a deck is UTF-8 JSON)") from None
-    except json.JSONDecodeError as exc:
-        raise DeckError(f"{path.name}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    title = path.stem.replace("_", " ")
-    if isinstance(data, dict):
-        title = str(data.get("title") or title)
-        data = data.get("items")
-    if not isinstance(data, list):
-        raise DeckError(f"{path.name}: expected a list of items, or an object with a list under \"items\"")
-    if not data:
-        raise DeckError(f"{path.name}: the deck has no items")
-    items = tuple(_parse_item(raw_item, number, path) for number, raw_item in enumerate(data, start=1))
+        raw, data = evalset.read_json(path, path.name)
+        title = path.stem.replace("_", " ")
+        if isinstance(data, dict):
+            title = str(data.get("title") or title)
+            data = data.get("items")
+        if not isinstance(data, list):
+            raise DeckError(f"{path.name}: expected a list of items, or an object with a list under \"items\"")
+        if not data:
+            raise DeckError(f"{path.name}: the deck has no items")
+        items = tuple(_deck_item(entry, number, path) for number, entry in enumerate(data, start=1))
+    except evalset.EvalSetError as exc:
+        raise DeckError(str(exc)) from None
     return Deck(path, title, items, hashlib.sha256(raw).hexdigest())
 
 
-def _parse_item(raw: object, number: int, deck_path: Path) -> Item:
+def _deck_item(raw: object, number: int, deck_path: Path) -> Item:
+    """An evaluation-set item as a deck shows it: its images must be there (at most what the model reads), its
+    options few enough to letter; a free-text item's answer is its reference."""
     where = f"{deck_path.name}, item {number}"
-    if not isinstance(raw, dict):
-        raise DeckError(f"{where}: expected an object with a question, got {type(raw).__name__}")
-    question = raw.get("question")
-    if not isinstance(question, str) or not question.strip():
-        raise DeckError(f"{where}: the item has no question")
-    images = _parse_images(raw.get("image", raw.get("images")), where, deck_path.parent)
-    options = _parse_options(raw.get("options"), where)
-    answer = raw.get("answer")
-    reference = None if answer is None or str(answer).strip() in ("", "?") else str(answer).strip()
-    correct = _correct_index(raw, options, reference, where) if options else None
-    source = raw.get("dataset") or raw.get("source")
-    return Item(number, question.strip(), images, options, correct, None if options else reference,
-                str(source) if source else None)
-
-
-def _parse_images(value: object, where: str, folder: Path) -> tuple[Path, ...]:
-    names = [value] if isinstance(value, str) else value
-    if not names or not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+    item = evalset.parse_item(raw, where)
+    if not item.images:
         raise DeckError(f"{where}: no image (\"image\" names a file, or a list of files, relative to the deck)")
-    if len(names) > MAX_IMAGES_PER_CONVERSATION:
-        raise DeckError(f"{where}: {len(names)} images; the model reads at most {MAX_IMAGES_PER_CONVERSATION}")
-    paths = []
-    for name in names:
-        full = folder / name
+    if len(item.images) > MAX_IMAGES_PER_CONVERSATION:
+        raise DeckError(f"{where}: {len(item.images)} images; the model reads at most {MAX_IMAGES_PER_CONVERSATION}")
+    images = tuple(deck_path.parent / name for name in item.images)
+    for name, full in zip(item.images, images, strict=True):
         if not full.is_file():
             raise DeckError(f"{where}: image not found: {name} (looked for {full})")
-        paths.append(full)
-    return tuple(paths)
-
-
-def _parse_options(value: object, where: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):  # the evaluation set stores some option lists as Python literals
-        try:
-            value = ast.literal_eval(value) if value.strip() else []
-        except (ValueError, SyntaxError):
-            raise DeckError(f"{where}: \"options\" is text that is not a list") from None
-    if isinstance(value, dict):  # {"A": "...", "B": "..."}, in letter order
-        value = [value[key] for key in sorted(value)]
-    if not isinstance(value, list | tuple) or any(isinstance(o, dict | list) for o in value):
-        raise DeckError(f"{where}: \"options\" must be a list of answer texts")
-    if len(value) > len(LETTERS):
-        raise DeckError(f"{where}: {len(value)} options; at most {len(LETTERS)} can be lettered")
-    return tuple(str(o).strip() for o in value)
-
-
-def _correct_index(raw: dict, options: tuple[str, ...], answer: str | None, where: str) -> int | None:
-    """The correct option from `answer_idx` (a letter or a 0-based index) or `answer` (the option's text, as
-    the evaluation set has it, or its letter). None when the deck gives no answer ("?" in the evaluation set)."""
-    key = raw.get("answer_idx")
-    if isinstance(key, int) and not isinstance(key, bool):
-        if 0 <= key < len(options):
-            return key
-        raise DeckError(f"{where}: answer_idx {key} is outside its {len(options)} options")
-    if isinstance(key, str) and key.strip():
-        answer = key.strip()
-    if answer is None:
-        return None
-    for match in (lambda o: o == answer, lambda o: o.casefold() == answer.casefold()):
-        found = [i for i, option in enumerate(options) if match(option)]
-        if found:
-            return found[0]
-    letter = answer.rstrip(".)").upper()
-    if len(letter) == 1 and letter in LETTERS[: len(options)]:
-        return LETTERS.index(letter)
-    raise DeckError(f"{where}: the answer {answer!r} is not one of its options")
+    if len(item.options) > len(LETTERS):
+        raise DeckError(f"{where}: {len(item.options)} options; at most {len(LETTERS)} can be lettered")
+    reference = item.answer.strip() if item.answer is not None and not item.options else None
+    return Item(number, item.question.strip(), images, tuple(o.strip() for o in item.options), item.correct,
+                reference, item.dataset)
 
 
 def build_question(item: Item) -> str:

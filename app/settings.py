@@ -10,7 +10,7 @@ from pathlib import Path
 
 from app.paths import data_dir
 from inference.engine import EngineSettings
-from inference.sampling import SamplingSettings
+from inference.sampling import OFFICIAL, SamplingSettings
 
 SETTINGS_NAME = "settings.json"
 MAX_RECENT = 10
@@ -21,9 +21,9 @@ class Settings:
     threads: int | None = None  # None: the physical cores
     context_size: int | None = None  # None: the model's own (4096)
     gpu_layers: int = 0
-    temperature: float = 0.2
-    repetition_penalty: float = 1.2
-    max_new_tokens: int = 512
+    temperature: float = OFFICIAL.temperature
+    repetition_penalty: float = OFFICIAL.repetition_penalty
+    max_new_tokens: int = OFFICIAL.max_new_tokens
     greedy: bool = False
     language: str = "en"  # suggested questions: "en" | "zh"
     show_identifiers: bool = False  # patient identifiers on screen, in stored conversations and in exports

@@ -25,9 +25,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
+    from inference import quantization
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-gb", type=float, default=2.5, help="checkpoint size to generate (bf16)")
-    parser.add_argument("--quant", default="F16", choices=["F32", "F16", "Q8_0", "Q5_K_M", "Q4_K_M"])
+    parser.add_argument("--quant", default="F16", choices=quantization.TEXT)
     parser.add_argument("--keep", type=Path, help="build the checkpoint here and keep it (reused if present)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

@@ -2,10 +2,10 @@
 
     python benchmarks/inference.py [--model DIR | --build-7b DIR] [--runs 5] [--tokens 64] [--json]
 
-Baseline: llama-cpp-python's `Llava15ChatHandler` given the HuatuoGPT-Vision prompt format (its stock
-behaviour: every call clears the KV cache and re-encodes every image). Measured, as medians over runs,
-each run with a new image: time to first token of a first question, of a follow-up question, and
-generation tokens/s. Without --model it builds and converts a tiny model; --build-7b builds a
+Baseline: llama-cpp-python's `Llava15ChatHandler` given the HuatuoGPT-Vision prompt format as the chat template
+of `inference.prompt` (its stock behaviour: every call clears the KV cache and re-encodes every image).
+Measured, as medians over runs, each run with a new image: time to first token of a first question, of a
+follow-up question, and generation tokens/s. Without --model it builds and converts a tiny model; --build-7b builds a
 random-weight checkpoint with the real Qwen2-7B + CLIP ViT-L/14-336 shapes and quantizes it to Q4_K_M
 (about 15 GB of disk while converting), and prints tokens/s beside the measured memory-bandwidth limit.
 """
@@ -69,22 +69,14 @@ class Baseline:
         import llama_cpp
         from llama_cpp.llama_chat_format import Llava15ChatHandler
 
+        from inference import prompt
         from inference.native import quiet_native_logs
         from inference.store.manifest import Manifest
 
         class HuatuoFormatHandler(Llava15ChatHandler):
+            # The handler finds each image by its URL in the rendered text and puts the image there.
             DEFAULT_SYSTEM_MESSAGE = None
-            CHAT_FORMAT = (
-                "{% for message in messages %}"
-                "{% if message.role == 'user' %}<|user|>\n"
-                "{% if message.content is string %}{{ message.content }}\n{% else %}"
-                "{% for c in message.content %}{% if c.type == 'image_url' %}{{ c.image_url.url }}\n{% endif %}"
-                "{% endfor %}"
-                "{% for c in message.content %}{% if c.type == 'text' %}{{ c.text }}\n{% endif %}{% endfor %}"
-                "{% endif %}"
-                "{% elif message.role == 'assistant' %}<|assistant|>\n{{ message.content }} \n{% endif %}"
-                "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-            )
+            CHAT_FORMAT = prompt.chat_template(image="part['image_url']['url']")
 
         quiet_native_logs()
         manifest = Manifest.read(folder)
@@ -105,7 +97,7 @@ class Baseline:
             return scores
 
         start = time.perf_counter()
-        reply = self.llm.create_chat_completion(
+        reply = self.llm.create_chat_completion(  # greedy, as ours
             messages=messages, max_tokens=self.tokens, temperature=0.0, repeat_penalty=1.0, top_k=1,
             logits_processor=self.llama_cpp.LogitsProcessorList([stamp]))
         ttft = stamps[0] - start

@@ -10,7 +10,7 @@ import json
 import sys
 import threading
 
-from .convert import MMPROJ_QUANTS, QUANTS
+from inference import quantization
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
 
@@ -18,8 +18,8 @@ EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
 def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("src", help="checkpoint folder (original or -hf layout)")
     parser.add_argument("out", help="output folder (text GGUF, mmproj GGUF, manifest.json)")
-    parser.add_argument("--quant", default="Q4_K_M", choices=QUANTS)
-    parser.add_argument("--mmproj-quant", choices=MMPROJ_QUANTS, help="default F16 (F32 with --quant F32)")
+    parser.add_argument("--quant", default=quantization.DEFAULT, choices=quantization.TEXT)
+    parser.add_argument("--mmproj-quant", choices=quantization.PROJECTOR, help="default F16 (F32 with --quant F32)")
     parser.add_argument("--threads", type=int, help="quantizer threads (default: all cores)")
 
 

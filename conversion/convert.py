@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from inference import quantization
 from inference.cancellation import Cancelled
 from inference.store.manifest import Manifest, ModelFile, sha256_file
 
@@ -17,13 +18,11 @@ from .checkpoint import Checkpoint
 from .errors import ConversionError
 from .gguf_stream import BF16, F16, F32
 from .mmproj_gguf import write_mmproj_gguf
-from .quantize import FILE_TYPES, quantize
+from .quantize import quantize
 from .text_gguf import write_text_gguf
 
-QUANTS = ("F32", "F16", "Q8_0", "Q5_K_M", "Q4_K_M")
-MMPROJ_QUANTS = ("F32", "F16", "Q8_0")
-# Bytes per weight of each output, to check free disk space before starting.
-_BYTES_PER_WEIGHT = {"F32": 4.0, "F16": 2.0, "Q8_0": 1.07, "Q5_K_M": 0.72, "Q4_K_M": 0.61}
+QUANTS = quantization.TEXT
+MMPROJ_QUANTS = quantization.PROJECTOR
 
 # progress(stage, done, total): stage is a short label, done/total in the stage's own units.
 Progress = Callable[[str, int, int], None]
@@ -36,7 +35,7 @@ def _slug(name: str) -> str:
 def convert(
     src: str | Path,
     out: str | Path,
-    quant: str = "Q4_K_M",
+    quant: str = quantization.DEFAULT,
     mmproj_quant: str | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
@@ -44,7 +43,7 @@ def convert(
 ) -> Manifest:
     if quant not in QUANTS:
         raise ConversionError(f"unknown quantization {quant!r} (choose from {', '.join(QUANTS)})")
-    mmproj_quant = mmproj_quant or ("F32" if quant == "F32" else "F16")
+    mmproj_quant = mmproj_quant or quantization.default_projector(quant)
     if mmproj_quant not in MMPROJ_QUANTS:
         raise ConversionError(f"the vision projector can be {', '.join(MMPROJ_QUANTS)}, not {mmproj_quant!r}")
     ckpt = Checkpoint(src)
@@ -79,7 +78,7 @@ def convert(
     # A folder being converted again loses its old manifest first: it would describe files being replaced.
     (out / "manifest.json").unlink(missing_ok=True)
     try:
-        if quant in ("F32", "F16"):
+        if not quantization.uses_quantizer(quant):
             write_text_gguf(ckpt, text_path, F32 if quant == "F32" else F16,
                             bytes_progress("text model", text_bytes), name=ckpt.path.name)
         else:
@@ -89,11 +88,11 @@ def convert(
             write_text_gguf(ckpt, staging, BF16, bytes_progress("text model", text_bytes), name=ckpt.path.name)
             quantize(staging, text_path, quant, threads,
                      lambda i, n: report(f"quantizing to {quant}", i, n), cancel)
-        if mmproj_quant == "Q8_0":
+        if quantization.uses_quantizer(mmproj_quant):
             staging = out / f".{name}-mmproj-F16.staging.gguf"
             intermediates.append(staging)
             write_mmproj_gguf(ckpt, staging, F16, bytes_progress("vision projector", vision_bytes), name=ckpt.path.name)
-            quantize(staging, mmproj_path, "Q8_0", threads, None, cancel)
+            quantize(staging, mmproj_path, mmproj_quant, threads, None, cancel)
         else:
             write_mmproj_gguf(ckpt, mmproj_path, F32 if mmproj_quant == "F32" else F16,
                               bytes_progress("vision projector", vision_bytes), name=ckpt.path.name)
@@ -132,7 +131,8 @@ def _file_entry(path: Path, quant: str) -> ModelFile:
 
 def _check_disk_space(ckpt: Checkpoint, out: Path, quant: str) -> None:
     weights = sum(t.n_elements for t in ckpt.tensors.values())
-    needed = weights * _BYTES_PER_WEIGHT[quant] + (weights * 2 if quant in FILE_TYPES else 0)
+    staging_copy = weights * 2 if quantization.uses_quantizer(quant) else 0  # the BF16 copy quantized from
+    needed = weights * quantization.TYPES[quant].bytes_per_weight + staging_copy
     free = shutil.disk_usage(out).free
     if free < needed * 1.05:
         raise ConversionError(

@@ -1,6 +1,8 @@
 """A small bilingual (English / Chinese) medical text set: it trains the tiny test tokenizers and is the
 text on which verification compares tokenizations."""
 
+from inference import prompt
+
 SENTENCES = [
     "The chest X-ray shows a right lower lobe consolidation consistent with pneumonia.",
     "Axial CT of the head without contrast: no acute intracranial haemorrhage.",
@@ -26,8 +28,9 @@ SENTENCES = [
     "是否存在胸腔积液？",
     "心胸比为0.55，提示轻度心脏增大。",
     "桡骨远端骨折伴背侧成角（Colles骨折）。",
-    "<|user|>\n<image>\nDescribe the findings.\n<|assistant|>\nThe image shows a normal chest radiograph. \n",
-    "<|user|>\n请描述这张图像的主要发现。\n<|assistant|>\n",
+    # Two turns in the prompt format, as the model reads them.
+    prompt.user_turn("Describe the findings.", 1) + prompt.assistant_turn("The image shows a normal chest radiograph."),
+    prompt.render([prompt.Turn("请描述这张图像的主要发现。")]),
 ]
 
 # Text the tokenizers never saw in training: rare characters, emoji, digits, mixed scripts, whitespace.

@@ -15,11 +15,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from inference import quantization
 from inference.cancellation import Cancelled
 
 from .errors import ConversionError
 
-FILE_TYPES = {"Q8_0": 7, "Q4_K_M": 15, "Q5_K_M": 17}
 _PROGRESS = re.compile(rb"\[\s*(\d+)/\s*(\d+)\]")
 
 
@@ -74,7 +74,7 @@ def _main(src: str, dst: str, quant: str, threads: str) -> int:
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = FILE_TYPES[quant]
+    params.ftype = quantization.TYPES[quant].llama_ftype
     params.nthread = int(threads)
     return int(llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params)) != 0)
 

@@ -5,7 +5,6 @@ bandwidth -> "fits" / "slow" / "won't fit", each with its reason. Runs without l
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import subprocess
 import time
@@ -14,10 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import psutil
 
+from .cpu_features import missing_features
 from .store.gguf_check import PairInfo
 
-# What the portable build (native/llama-cpp/build-wheel.sh, GGML_NATIVE=OFF) is compiled for on x86-64.
-REQUIRED_X86_FEATURES = ("AVX", "AVX2", "FMA3", "F16C")
 COMPUTE_OVERHEAD_BYTES = 400 * 1024**2  # llama.cpp compute buffers + the vision encoder's, measured order
 SLOW_TOKENS_PER_S = 3.0  # below this an answer of a few hundred tokens takes minutes
 
@@ -29,19 +27,6 @@ class Fit:
     ram_needed_bytes: int = 0
     ram_available_bytes: int = 0
     expected_tokens_per_s: float | None = None
-
-
-def cpu_features() -> dict[str, bool]:
-    from numpy._core._multiarray_umath import __cpu_features__  # runtime detection, every OS
-
-    return dict(__cpu_features__)
-
-
-def missing_cpu_features() -> list[str]:
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return []
-    features = cpu_features()
-    return [f for f in REQUIRED_X86_FEATURES if not features.get(f, False)]
 
 
 def kv_cache_bytes(pair: PairInfo, n_ctx: int, bytes_per_value: int = 2) -> int:
@@ -82,7 +67,7 @@ def assess(
     memory = psutil.virtual_memory()
     fit = Fit("fits", ram_needed_bytes=needed, ram_available_bytes=memory.available)
     gib = 1024**3
-    missing = missing_cpu_features()
+    missing = missing_features()
     if missing:
         fit.verdict = "won't fit"
         fit.reasons.append(f"this CPU lacks {', '.join(missing)}, which the llama.cpp build requires")

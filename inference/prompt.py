@@ -15,11 +15,6 @@ USER_TAG = "<|user|>\n"
 ASSISTANT_TAG = "<|assistant|>\n"
 MAX_IMAGES_PER_CONVERSATION = 6  # the limit of the official command line
 
-# Official sampling settings of the released command line.
-DEFAULT_TEMPERATURE = 0.2
-DEFAULT_REPETITION_PENALTY = 1.2
-DEFAULT_MAX_NEW_TOKENS = 512
-
 
 @dataclass(frozen=True)
 class Turn:
@@ -64,24 +59,34 @@ def render(turns: Sequence[Turn], image_marker: str = IMAGE_PLACEHOLDER) -> str:
     return "".join(parts)
 
 
-# The same format as a Jinja chat template, embedded in the text GGUF so that any llama.cpp front end
-# that honours `tokenizer.chat_template` formats conversations the way the model was trained.
-CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{%- if message['role'] == 'user' -%}"
-    "{{- '<|user|>\n' -}}"
-    "{%- if message['content'] is string -%}{{- message['content'] + '\n' -}}"
-    "{%- else -%}"
-    "{%- for part in message['content'] if part['type'] == 'image' or part['type'] == 'image_url' -%}"
-    "{{- '<image>\n' -}}{%- endfor -%}"
-    "{%- for part in message['content'] if part['type'] == 'text' -%}{{- part['text'] + '\n' -}}{%- endfor -%}"
-    "{%- endif -%}"
-    "{%- elif message['role'] == 'assistant' -%}"
-    "{{- '<|assistant|>\n' + message['content'] + ' \n' -}}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|assistant|>\n' -}}{%- endif -%}"
-)
+def chat_template(image: str | None = None) -> str:
+    """The same format as a Jinja chat template over OpenAI-style messages.
+
+    `image` is the Jinja expression an image part of a user message becomes (inside the loop, the part is
+    ``part``): by default the image placeholder; a front end that finds images by their URL in the rendered
+    text (llama-cpp-python's Llava15ChatHandler) passes ``"part['image_url']['url']"``."""
+    image_line = f"'{IMAGE_PLACEHOLDER}\n'" if image is None else f"{image} + '\n'"
+    return (
+        "{%- for message in messages -%}"
+        "{%- if message['role'] == 'user' -%}"
+        "{{- '" + USER_TAG + "' -}}"
+        "{%- if message['content'] is string -%}{{- message['content'] + '\n' -}}"
+        "{%- else -%}"
+        "{%- for part in message['content'] if part['type'] == 'image' or part['type'] == 'image_url' -%}"
+        "{{- " + image_line + " -}}{%- endfor -%}"
+        "{%- for part in message['content'] if part['type'] == 'text' -%}{{- part['text'] + '\n' -}}{%- endfor -%}"
+        "{%- endif -%}"
+        "{%- elif message['role'] == 'assistant' -%}"
+        "{{- '" + ASSISTANT_TAG + "' + message['content'] + ' \n' -}}"
+        "{%- endif -%}"
+        "{%- endfor -%}"
+        "{%- if add_generation_prompt -%}{{- '" + ASSISTANT_TAG + "' -}}{%- endif -%}"
+    )
+
+
+# Embedded in the text GGUF so that any llama.cpp front end that honours `tokenizer.chat_template` formats
+# conversations the way the model was trained.
+CHAT_TEMPLATE = chat_template()
 
 
 # The official evaluation's multiple-choice question (HuatuoGPT-Vision eval.py, TestDataset.llava_prompt):

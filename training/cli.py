@@ -141,7 +141,9 @@ def _export(args: argparse.Namespace) -> int:
     finally:
         for bar in bars:
             bar.close()
-    print(f"exported to {out}; convert it with: huatuo convert {out} OUT --quant Q4_K_M")
+    from inference.quantization import DEFAULT
+
+    print(f"exported to {out}; convert it with: huatuo convert {out} OUT --quant {DEFAULT}")
     return EXIT_OK
 
 

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.settings import Settings
+from inference import sampling
 
 INTENDED_USE_TEXT = (
     "<h3>Before you start</h3>"
@@ -98,8 +99,7 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        layout.addWidget(QLabel("<small>Official sampling: temperature 0.2, repetition penalty 1.2, "
-                                "at most 512 new tokens.</small>"))
+        layout.addWidget(QLabel(f"<small>Official sampling: {sampling.describe(sampling.OFFICIAL)}.</small>"))
         layout.addWidget(buttons)
         self._settings = settings
 

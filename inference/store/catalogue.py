@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from .. import quantization
 from ..hardware import COMPUTE_OVERHEAD_BYTES, Fit, assess, kv_cache_bytes, memory_bandwidth_gb_s
 from .gguf_check import PairInfo
 
@@ -120,7 +121,8 @@ def _expand(model: dict, data: dict) -> list[CatalogueEntry]:
         for quant, files in model["files"].items():
             text, mmproj = files["text"], files["mmproj"]
             entries.append(CatalogueEntry(
-                **common, quantization=quant, mmproj_quantization=files.get("mmproj_quantization", "F16"),
+                **common, quantization=quant,
+                mmproj_quantization=files.get("mmproj_quantization", quantization.default_projector(quant)),
                 text_file=text["file"], mmproj_file=mmproj["file"],
                 text_size_bytes=int(text["size_bytes"]), mmproj_size_bytes=int(mmproj["size_bytes"]),
                 text_sha256=_sha256_or_none(text.get("sha256")), mmproj_sha256=_sha256_or_none(mmproj.get("sha256")),
@@ -128,20 +130,25 @@ def _expand(model: dict, data: dict) -> list[CatalogueEntry]:
             ))
         return entries
     # A checkpoint converted here: text weights at the chosen quantization, the vision part at its own.
-    per_weight = data["bytes_per_weight"]
     text_params, vision_params = int(model["text_parameters"]), int(model["vision_parameters"])
-    mmproj_quant = model.get("mmproj_quantization", "F16")
     download = int((text_params + vision_params) * float(data.get("checkpoint_bytes_per_weight", 2.0)))
-    return [
-        CatalogueEntry(
+    entries = []
+    for quant in model["quantizations"]:
+        mmproj_quant = model.get("mmproj_quantization", quantization.default_projector(quant))
+        entries.append(CatalogueEntry(
             **common, quantization=quant, mmproj_quantization=mmproj_quant,
-            text_size_bytes=int(text_params * float(per_weight[quant])),
-            mmproj_size_bytes=int(vision_params * float(per_weight[mmproj_quant])),
+            text_size_bytes=int(text_params * _converted(quant, quantization.TEXT).bytes_per_weight),
+            mmproj_size_bytes=int(vision_params * _converted(mmproj_quant, quantization.PROJECTOR).bytes_per_weight),
             download_bytes=download, size_is_estimate=True,
             allow_patterns=tuple(model.get("allow_patterns", CHECKPOINT_PATTERNS)),
-        )
-        for quant in model["quantizations"]
-    ]
+        ))
+    return entries
+
+
+def _converted(name: str, possible: tuple[str, ...]) -> quantization.Quantization:
+    if name not in possible:
+        raise ValueError(f"the converter cannot make {name!r} (it makes {', '.join(possible)})")
+    return quantization.TYPES[name]
 
 
 def _sha256_or_none(value: str | None) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from PySide6.QtWidgets import QDialogButtonBox
+from PySide6.QtWidgets import QDialogButtonBox, QLabel
 
 from app.settings import Settings
 from app.ui.chat import suggested_questions
@@ -35,7 +35,16 @@ def test_a_broken_settings_file_falls_back_to_defaults(tmp_path, content):
 def test_official_sampling_is_the_default():
     sampling = Settings().sampling()
     assert (sampling.temperature, sampling.repetition_penalty, sampling.max_new_tokens) == (0.2, 1.2, 512)
+    assert sampling.top_k == 50 and not sampling.greedy
     assert not Settings().show_identifiers and Settings().acknowledged is None
+
+
+def test_the_settings_dialog_states_the_official_sampling(qtbot):
+    dialog = SettingsDialog(Settings())
+    qtbot.addWidget(dialog)
+    texts = [label.text() for label in dialog.findChildren(QLabel)]
+    assert any("Official sampling: temperature 0.2, repetition penalty 1.2, top-k 50, at most 512 new tokens."
+               in text for text in texts)
 
 
 def test_settings_dialog_edits_a_copy(qtbot):

@@ -1,11 +1,14 @@
 """Fit verdicts from file sizes, context and the machine's real memory and CPU."""
 
+import re
 from dataclasses import replace
+from pathlib import Path
 
 import psutil
 import pytest
 
-from inference.hardware import assess, kv_cache_bytes, memory_bandwidth_gb_s, missing_cpu_features
+from inference.cpu_features import REQUIRED_X86, is_x86_64, missing_features
+from inference.hardware import assess, kv_cache_bytes, memory_bandwidth_gb_s
 from inference.store.gguf_check import PairInfo, check_folder
 
 MIB = 1024**2
@@ -66,5 +69,25 @@ def test_a_34b_on_desktop_bandwidth_is_slow_or_does_not_fit():
 
 
 def test_this_machine_runs_the_build():
-    assert missing_cpu_features() == []
+    assert missing_features() == []
     assert memory_bandwidth_gb_s(size_mb=64, repeats=2) > 0.5
+
+
+@pytest.mark.skipif(not is_x86_64(), reason="the x86-64 instruction sets of the build")
+def test_the_required_features_are_what_the_installed_build_was_compiled_for():
+    """The wheel records its build options, and llama.cpp reports the instruction sets libggml-cpu was compiled
+    with: both must name exactly the required features (SSE3 and SSSE3 come with SSE4.2)."""
+    import llama_cpp
+
+    config = Path(llama_cpp.__file__).parent.parent / "lib" / "cmake" / "ggml" / "ggml-config.cmake"
+    options = dict(re.findall(r'set\(GGML_(\w+) "(ON|OFF)"\)', config.read_text())) if config.is_file() else {}
+    if options.get("NATIVE") == "ON":
+        pytest.skip("a native build (GGML_NATIVE=ON) is made for the CPU it was built on")
+    isa = {"SSE42": "SSE4.2", "AVX": "AVX", "AVX2": "AVX2", "FMA": "FMA", "F16C": "F16C", "BMI2": "BMI2",
+           "AVX_VNNI": "AVX_VNNI", "AVX512": "AVX512", "AVX512_VBMI": "AVX512_VBMI", "AVX512_VNNI": "AVX512_VNNI",
+           "AVX512_BF16": "AVX512_BF16", "AMX_TILE": "AMX_TILE", "AMX_INT8": "AMX_INT8", "AMX_BF16": "AMX_BF16"}
+    if options:
+        assert {isa[key] for key, value in options.items() if key in isa and value == "ON"} == set(REQUIRED_X86)
+    info = llama_cpp.llama_print_system_info().decode()
+    compiled = {name for name, on in re.findall(r"(\w+) = (\d)", info) if on == "1" and name in isa.values()}
+    assert compiled == set(REQUIRED_X86) - {"SSE4.2"}, info

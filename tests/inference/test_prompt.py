@@ -40,3 +40,24 @@ def test_chat_template_renders_the_same_text():
     rendered = template.render(messages=messages, add_generation_prompt=True)
     expected = prompt.render([Turn("What?", 1, "A chest X-ray."), Turn("左侧有积液吗？")])
     assert rendered == expected
+
+
+def test_chat_template_with_images_found_by_url_renders_the_same_text():
+    """The variant for front ends that splice each image in where its URL appears (llama-cpp-python's
+    Llava15ChatHandler, which renders with trim_blocks and lstrip_blocks in a sandbox)."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    source = prompt.chat_template(image="part['image_url']['url']")
+    template = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(source)
+    messages = [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}},
+                                     {"type": "image_url", "image_url": {"url": "data:image/png;base64,BB"}},
+                                     {"type": "text", "text": "Compare."}]},
+        {"role": "assistant", "content": "Both are chest films."},
+        {"role": "user", "content": "Any effusion?"},
+    ]
+    rendered = template.render(messages=messages, add_generation_prompt=True)
+    expected = prompt.render([Turn("Compare.", 2, "Both are chest films."), Turn("Any effusion?")])
+    assert rendered.replace("data:image/png;base64,AA", "<image>").replace("data:image/png;base64,BB", "<image>") \
+        == expected
+    assert rendered.index("AA") < rendered.index("BB")

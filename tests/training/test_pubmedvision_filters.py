@@ -13,11 +13,12 @@ from PIL import Image
 
 from tests.support.loopback_server import LoopbackChatServer
 from tests.support.pubmedvision_corpus import NON_MEDICAL, draw_image, medical_caption, save_image
-from training.pubmedvision.config import ConfigError, load_config
+from training.pubmedvision.config import load_config
 from training.pubmedvision.lexicon import Lexicon
 from training.pubmedvision.pipeline import Pipeline
 from training.pubmedvision.records import read_jsonl
 from training.pubmedvision.stage import StageError
+from training.typed_config import ConfigError
 
 LEXICON = Lexicon.from_file(Path(__file__).resolve().parents[2] / "resources" / "medical_terms.txt")
 FIVE_TERM_CAPTION = "Axial CT of the liver shows a lesion near the kidney (arrow)."  # ct, liver, lesion, kidney + axial
@@ -196,23 +197,53 @@ def test_lexicon_counts_words_plurals_phrases_and_chinese() -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("input: records.jsonl\n", "'work_dir' is required"),
-    ("input: nowhere.jsonl\nwork_dir: w\n", "input file"),
-    ("input: records.jsonl\nwork_dir: w\ntext_filter: {min_term: 5}\n", "unknown setting 'min_term'"),
-    ("input: records.jsonl\nwork_dir: w\ntext_filter: {min_terms: five}\n", "'min_terms' must be a whole number"),
-    ("input: records.jsonl\nwork_dir: w\ndedup: {caption_threshold: 1.5}\n", "'caption_threshold' must be in"),
-    ("input: records.jsonl\nwork_dir: w\nreformat: {model: m}\n", "'base_url' is required"),
-    ("input: records.jsonl\nwork_dir: w\nreformat: {base_url: localhost:8080, model: m}\n", "http://"),
+    ("input: records.jsonl\n", r"work_dir is required \(the folder for stage outputs\)"),
+    ("work_dir: w\n", r"input is required \(a JSONL file or a list of them\)"),
+    ("input: nowhere.jsonl\nwork_dir: w\n", "input file .*nowhere.jsonl does not exist"),
+    ("input: []\nwork_dir: w\n", "input must name at least one file"),
+    ("input: records.jsonl\nwork_dir: w\nnum_proc: 0\n", "num_proc must be ≥ 1"),
+    ("input: records.jsonl\nwork_dir: w\ntext_filter: {min_term: 5}\n",
+     r"unknown key text_filter.min_term \(known: lexicon, min_terms\)"),
+    ("input: records.jsonl\nwork_dir: w\ntext_filter: {min_terms: five}\n",
+     "text_filter.min_terms must be a whole number, not 'five'"),
+    ("input: records.jsonl\nwork_dir: w\ntext_filter: [5]\n", "text_filter must be a mapping of settings"),
+    ("input: records.jsonl\nwork_dir: w\ndedup: {caption_threshold: 1.5}\n",
+     r"dedup.caption_threshold must be in \(0, 1\]"),
+    ("input: records.jsonl\nwork_dir: w\nreformat: {model: m}\n", "reformat.base_url is required"),
+    ("input: records.jsonl\nwork_dir: w\nreformat: {base_url: localhost:8080, model: m}\n",
+     "reformat.base_url must start with http://"),
+    ("input: records.jsonl\nwork_dir: ${PUBMEDVISION_NOT_SET}/w\n",
+     "work_dir names the environment variable PUBMEDVISION_NOT_SET, which is not set"),
     ("input: [records.jsonl\n", "not valid YAML"),
-    ("input: records.jsonl\nwork_dir: w\ntext_filter: {lexicon: terms.txt}\n", "lexicon file"),
+    ("- input\n", "expected a mapping of settings at the top level"),
+    ("input: records.jsonl\nwork_dir: w\ntext_filter: {lexicon: terms.txt}\n",
+     "text_filter.lexicon file .*terms.txt does not exist"),
 ])
-def test_bad_configuration_is_named(tmp_path: Path, text: str, message: str) -> None:
+def test_bad_configuration_is_named(tmp_path: Path, monkeypatch, text: str, message: str) -> None:
+    monkeypatch.delenv("PUBMEDVISION_NOT_SET", raising=False)
     (tmp_path / "records.jsonl").write_text("")
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message) as info:
         load_config(path)
-    assert str(path) in str(info.value)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+def test_configuration_paths_and_defaults(tmp_path: Path, monkeypatch) -> None:
+    """Paths are taken from the file's folder (or the environment), empty sections take their defaults and a
+    missing reformat section means nothing is sent anywhere."""
+    monkeypatch.setenv("PUBMEDVISION_DATA", str(tmp_path / "data"))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "b.jsonl").write_text("")
+    (tmp_path / "a.jsonl").write_text("")
+    path = tmp_path / "c.yaml"
+    path.write_text("input: [a.jsonl, '${PUBMEDVISION_DATA}/b.jsonl']\nwork_dir: out\ntext_filter:\n"
+                    "dedup: {caption_threshold: 1}\n")
+    config = load_config(path)
+    assert config.input == [tmp_path / "a.jsonl", tmp_path / "data" / "b.jsonl"]
+    assert config.work_dir == tmp_path / "out" and config.source == path
+    assert config.text_filter.min_terms == 5 and config.dedup.caption_threshold == 1.0
+    assert config.reformat is None and config.cache_path == tmp_path / "out" / "reformat-cache.sqlite"
 
 
 def test_a_corpus_with_nothing_medical_ends_with_empty_outputs(tmp_path: Path) -> None:

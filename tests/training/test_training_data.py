@@ -245,5 +245,23 @@ def test_config_errors_name_the_file_and_key(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="environment variable"):
         load_config(path)
     path.write_text("stage: 1\nrun_dir: r\nmodel: {base_llm: a, vision_tower: b}\ntrain: {micro_batch_size: two}\n")
-    with pytest.raises(ConfigError, match="train.micro_batch_size must be int"):
+    with pytest.raises(ConfigError, match="bad.yaml: train.micro_batch_size must be a whole number, not 'two'"):
         load_config(path)
+    path.write_text("stage: 1\nrun_dir: r\nmodel: {base_llm: a, vision_tower: b}\ntrain: {adam_betas: [0.9]}\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: train.adam_betas must be a list of 2 numbers, not \[0.9\]"):
+        load_config(path)
+    path.write_text("stage: 1\nrun_dir: r\nmodel: {base_llm: a, vision_tower: b}\ndata: {datasets: [{images: i}]}\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: data.datasets\[0\].json is required"):
+        load_config(path)
+    path.write_text("stage: 1\nrun_dir: r\nmodel: {base_llm: a}\n")
+    with pytest.raises(ConfigError, match="bad.yaml: model needs base_llm and vision_tower"):
+        load_config(path)
+    path.write_text("stage: 1\nrun_dir: r\nmodel: {base_llm: a, vision_tower: b}\nsystem: {precision: fp8}\n")
+    with pytest.raises(ConfigError, match="bad.yaml: system.precision must be bf16 or fp32"):
+        load_config(path)
+    path.write_text("stage: 1\nmodel: {base_llm: a, vision_tower: b}\n")
+    with pytest.raises(ConfigError, match="bad.yaml: run_dir is required"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"bad.yaml: override train.lr.x: lr is not a section"):
+        load_config(path, ["run_dir=r", "train.lr=1", "train.lr.x=2"])
+    assert load_config(path, ["run_dir=r", "train.adam_betas=[0.8, 0.9]"]).train.adam_betas == (0.8, 0.9)

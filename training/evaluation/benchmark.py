@@ -1,22 +1,24 @@
 """The benchmark file of FreedomIntelligence/Medical_Multimodal_Evaluation_Data, read from a local path.
 
-One JSON array (``medical_multimodel_evaluation_data.json``, 17,303 items); each item has
-``question``, ``options`` (a list of option texts, or its Python literal as a string), ``answer`` (the text
-of the right option, or "?"), ``image`` (a list of paths relative to the JSON file, e.g. "images/x.jpg"),
-``dataset`` (the source: "VQA-RAD_test", "SLAKE_test", "PathVQA_test", "PMC-VQA_test", "OmniMedVQA",
-"MMMU_Medical_Validation") and ``subset`` (e.g. the OmniMedVQA modality). The released evaluation numbers
-items 1, 2, … in file order (``test_id``); here that number is the item's id, and it keys the results.
-Like the released scorer, open questions (``question_type == "open"``) and items without options are left out.
+One JSON array (``medical_multimodel_evaluation_data.json``, 17,303 items) in the item format that
+`inference.evalset` reads; each item has ``question``, ``options`` (a list of option texts, or its Python
+literal as a string), ``answer`` (the text of the right option, or "?"), ``image`` (a list of paths relative
+to the JSON file, e.g. "images/x.jpg"), ``dataset`` (the source: "VQA-RAD_test", "SLAKE_test",
+"PathVQA_test", "PMC-VQA_test", "OmniMedVQA", "MMMU_Medical_Validation") and ``subset`` (e.g. the
+OmniMedVQA modality). The released evaluation numbers items 1, 2, … in file order (``test_id``); here that
+number is the item's id, and it keys the results. Like the released scorer, open questions
+(``question_type == "open"``) and items without options are left out.
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from inference import evalset
 
 from . import official
 
@@ -74,66 +76,42 @@ def short_name(dataset: str) -> str | None:
 
 def load(path: str | Path, images_dir: str | Path | None = None) -> BenchmarkFile:
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise BenchmarkError(f"{path}: cannot read the benchmark file ({exc.strerror or exc})") from None
-    try:
-        rows = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BenchmarkError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(rows, list):
-        raise BenchmarkError(f"{path}: expected a JSON array of items, found {type(rows).__name__}")
     base = Path(images_dir) if images_dir is not None else path.parent
-    items, skipped = [], 0
-    for number, row in enumerate(rows, start=1):
-        item = _item(path, base, number, row)
-        if item is None:
-            skipped += 1
-        else:
-            items.append(item)
-    return BenchmarkFile(path, hashlib.sha256(raw).hexdigest(), items, skipped)
+    try:
+        raw, rows = evalset.read_json(path, str(path))
+        if not isinstance(rows, list):
+            raise BenchmarkError(f"{path}: expected a JSON array of items, found {type(rows).__name__}")
+        items = [_item(path, base, number, row) for number, row in enumerate(rows, start=1)]
+    except evalset.EvalSetError as exc:
+        raise BenchmarkError(str(exc)) from None
+    kept = [item for item in items if item is not None]
+    return BenchmarkFile(path, hashlib.sha256(raw).hexdigest(), kept, len(items) - len(kept))
 
 
 def _item(path: Path, base: Path, number: int, row) -> Item | None:
+    """An evaluation-set item as the released evaluation takes it: every field it reads must be there; open
+    questions and items without options are left out; the answer's letter must be one the prompt shows."""
     where = f"{path}: item {number}"
     if not isinstance(row, dict):
         raise BenchmarkError(f"{where} is not an object")
     missing = [k for k in ("question", "options", "answer", "dataset") if k not in row]
     if missing:
         raise BenchmarkError(f"{where} has no {', '.join(missing)}")
-    options = row["options"]
-    if isinstance(options, str):  # the released loader accepts the list's Python literal
-        try:
-            options = ast.literal_eval(options) if options.strip() else []
-        except (ValueError, SyntaxError):
-            raise BenchmarkError(f"{where}: options is a string that is not a list literal") from None
-    if not isinstance(options, list):
-        raise BenchmarkError(f"{where}: options must be a list, found {type(options).__name__}")
-    if row.get("question_type") == "open" or not options:
+    if row.get("question_type") == "open":  # left out unread, as by the released scorer
         return None
-    options = tuple(str(o) for o in options)
+    item = evalset.parse_item(row, f"{where} ({row['dataset']})")
+    if not item.options:
+        return None
+    if item.correct is not None and item.correct >= len(official.OPTION_LETTERS):
+        raise BenchmarkError(f"{where}: the answer is option {item.correct + 1}; the prompt shows at most 11")
     answer = str(row["answer"])
-    if answer == "?":
-        label = None
-    elif answer in options:
-        index = options.index(answer)  # the first equal option, as list.index in the released scorer
-        if index >= len(official.OPTION_LETTERS):
-            raise BenchmarkError(f"{where}: the answer is option {index + 1}; the prompt shows at most 11")
-        label = official.OPTION_LETTERS[index]
-    else:
-        raise BenchmarkError(f"{where} ({row['dataset']}): the answer {answer!r} is not one of its options")
-    images = row.get("image") or []
-    if isinstance(images, str):
-        images = [images]
-    if not isinstance(images, list) or not all(isinstance(p, str) for p in images):
-        raise BenchmarkError(f"{where}: image must be a list of paths")
-    fingerprint = json.dumps([row["dataset"], row.get("subset", ""), row["question"], options, answer, images],
-                             ensure_ascii=False)
+    fingerprint = json.dumps([row["dataset"], row.get("subset", ""), item.question, item.options, answer,
+                              item.images], ensure_ascii=False)
     return Item(
-        id=number, dataset=str(row["dataset"]), subset=str(row.get("subset") or ""), question=str(row["question"]),
-        options=options, answer=answer, answer_label=label, images=tuple(base / p for p in images),
-        sha=hashlib.sha256(fingerprint.encode()).hexdigest()[:16],
+        id=number, dataset=str(row["dataset"]), subset=item.subset or "", question=item.question,
+        options=item.options, answer=answer,
+        answer_label=official.OPTION_LETTERS[item.correct] if item.correct is not None else None,
+        images=tuple(base / p for p in item.images), sha=hashlib.sha256(fingerprint.encode()).hexdigest()[:16],
     )
 
 

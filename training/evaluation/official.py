@@ -13,7 +13,8 @@ Sources (FreedomIntelligence/HuatuoGPT-Vision on GitHub):
   and ``bot.gen_kwargs['max_new_tokens'] = args.max_new_tokens`` with ``--max_new_tokens`` default 256.
 - `cli.py`, ``HuatuoChatbot``: ``input_moderation`` removes ``<image>``, ``<s>``, ``</s>``; one ``<image>\\n``
   is put before the text per image (at most 6 images, the rest dropped); the whole user text is ``.strip()``-ed;
-  sampling ``do_sample=True, temperature=.2, repetition_penalty=1.2`` (top-k: transformers' default 50);
+  sampling ``do_sample=True, temperature=.2, repetition_penalty=1.2`` (top-k: transformers' default), which
+  ``inference.sampling.OFFICIAL`` holds;
   the reply is ``tokenizer.decode(..., skip_special_tokens=True).strip()``.
 - `scorer.py`, ``match_choice3`` and ``test_choice_llava``::
 
@@ -48,7 +49,7 @@ from collections.abc import Sequence
 from inference import prompt
 
 OPTION_LETTERS = prompt.MC_OPTION_LETTERS  # opt_title: the prompt shows at most 11 options
-MAX_IMAGES = 6  # HuatuoChatbot.max_image_num
+MAX_IMAGES = prompt.MAX_IMAGES_PER_CONVERSATION  # HuatuoChatbot.max_image_num
 MAX_NEW_TOKENS = 256  # eval.py --max_new_tokens default
 LETTER_PATTERN = re.compile(r"(is |是|\*|\W|\ |\(|为|^|'|\"|#)(?![aA] )([abcdefghijklmnABCDEFGHIJKLMN])(\W|$)", re.S)
 _MODERATED = ("<image>", "<s>", "</s>")

@@ -1,7 +1,7 @@
 """The two evaluation protocols: how to decode, and which parser scores the reply.
 
-``official``: the released evaluation's sampling (temperature 0.2, top-k 50, repetition penalty 1.2, at most
-256 new tokens) and its letter parser, quirks included, so scores compare with the published ones. Sampled
+``official``: the released sampling (`inference.sampling.OFFICIAL`), with the released evaluation's cap on new
+tokens (256), and its letter parser, quirks included, so scores compare with the published ones. Sampled
 runs are not repeatable by nature; each item gets its own seed (derived from --seed and the item id), so a
 resumed or repeated run draws the same way for the same item.
 
@@ -17,13 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from inference import prompt
+from inference.sampling import OFFICIAL, SamplingSettings
 
 from . import official, strict
 from .benchmark import Item
 
 NAMES = ("official", "deterministic")
-TOP_K = 50  # transformers' default, which the released sampling leaves in place
 
 
 @dataclass(frozen=True)
@@ -43,20 +42,16 @@ class Protocol:
     def item_seed(self, item_id: int) -> int:
         return (self.seed * 1_000_003 + item_id) & 0xFFFFFFFF
 
-    def sampling(self, item_id: int):
-        from inference.sampling import SamplingSettings
-
+    def sampling(self, item_id: int) -> SamplingSettings:
         if self.greedy:
             return SamplingSettings.greedy_decoding(self.max_new_tokens)
-        return SamplingSettings(temperature=prompt.DEFAULT_TEMPERATURE, top_k=TOP_K,
-                                repetition_penalty=prompt.DEFAULT_REPETITION_PENALTY,
-                                max_new_tokens=self.max_new_tokens, seed=self.item_seed(item_id))
+        return SamplingSettings(max_new_tokens=self.max_new_tokens, seed=self.item_seed(item_id))  # official
 
     def settings(self) -> dict:
         """What a resumed run must share with the run it continues."""
         decoding = {"greedy": True} if self.greedy else {
-            "temperature": prompt.DEFAULT_TEMPERATURE, "top_k": TOP_K,
-            "repetition_penalty": prompt.DEFAULT_REPETITION_PENALTY, "seed": self.seed}
+            "temperature": OFFICIAL.temperature, "top_k": OFFICIAL.top_k,
+            "repetition_penalty": OFFICIAL.repetition_penalty, "seed": self.seed}
         return {"protocol": self.name, "max_new_tokens": self.max_new_tokens, **decoding}
 
     def score(self, reply: str, item: Item) -> dict:

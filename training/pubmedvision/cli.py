@@ -38,9 +38,10 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from training.pubmedvision.chat_client import FatalAPIError
-    from training.pubmedvision.config import ConfigError, load_config
+    from training.pubmedvision.config import load_config
     from training.pubmedvision.pipeline import Pipeline, stages_to_run
     from training.pubmedvision.stage import StageError
+    from training.typed_config import ConfigError
 
     if args.num_shards < 1 or not 0 <= args.shard_index < args.num_shards:
         print(f"error: --shard-index must be in 0..{args.num_shards - 1} and --num-shards ≥ 1", file=sys.stderr)

@@ -10,23 +10,19 @@
     reformat: {base_url: "https://api.openai.com/v1", model: gpt-4o, api_key_env: OPENAI_API_KEY}
     output: {image_tags: false}
 
-Relative paths are relative to the configuration file's folder. Without a ``reformat`` section the pipeline
-stops after deduplication: nothing is sent over the network unless the configuration names a server.
+Relative paths are relative to the configuration file's folder; paths and text may name environment variables
+(``${DATA}/pmc``). Without a ``reformat`` section the pipeline stops after deduplication: nothing is sent over
+the network unless the configuration names a server. Read by training/typed_config.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from training.typed_config import build, read_yaml, require
+
 DEFAULT_LEXICON = Path(__file__).resolve().parents[2] / "resources" / "medical_terms.txt"
-
-
-class ConfigError(ValueError):
-    """The configuration file is missing, unreadable or has a bad value; the message names the file and key."""
 
 
 @dataclass(frozen=True)
@@ -34,8 +30,9 @@ class TextFilterConfig:
     lexicon: Path = DEFAULT_LEXICON
     min_terms: int = 5  # the paper's threshold
 
-    def check(self, where: str) -> None:
-        _require(self.min_terms >= 0, where, "min_terms", "must be ≥ 0")
+    def check(self) -> None:
+        require(self.min_terms >= 0, "min_terms", "must be ≥ 0")
+        require(self.lexicon.is_file(), "lexicon", f"file {self.lexicon} does not exist")
 
 
 @dataclass(frozen=True)
@@ -44,15 +41,15 @@ class ImageFilterConfig:
     min_height: int = 336
     classifier: str | None = None  # "package.module:function" or "package.module.function", called with a PIL image
 
-    def check(self, where: str) -> None:
-        _require(self.min_width >= 1, where, "min_width", "must be ≥ 1")
-        _require(self.min_height >= 1, where, "min_height", "must be ≥ 1")
+    def check(self) -> None:
+        require(self.min_width >= 1, "min_width", "must be ≥ 1")
+        require(self.min_height >= 1, "min_height", "must be ≥ 1")
         if self.classifier is not None:
             module, sep, name = self.classifier.partition(":")
             if not sep:
                 module, _, name = self.classifier.rpartition(".")
-            _require(bool(module.strip() and name.strip()), where, "classifier",
-                     "must name a module and a function, such as 'mypkg.filters:is_medical'")
+            require(bool(module.strip() and name.strip()), "classifier",
+                    "must name a module and a function, such as 'mypkg.filters:is_medical'")
 
 
 @dataclass(frozen=True)
@@ -64,20 +61,20 @@ class DedupConfig:
     shingle_size: int = 5
     num_perm: int = 128  # MinHash permutations for the candidate search
 
-    def check(self, where: str) -> None:
-        _require(self.scope in ("global", "shard"), where, "scope", "must be 'global' or 'shard'")
-        _require(2 <= self.hash_size <= 32, where, "hash_size", "must be between 2 and 32")
-        _require(0 <= self.max_hamming < self.hash_size**2, where, "max_hamming",
-                 f"must be between 0 and {self.hash_size**2 - 1}")
-        _require(0.0 < self.caption_threshold <= 1.0, where, "caption_threshold", "must be in (0, 1]")
-        _require(self.shingle_size >= 1, where, "shingle_size", "must be ≥ 1")
-        _require(16 <= self.num_perm <= 1024, where, "num_perm", "must be between 16 and 1024")
+    def check(self) -> None:
+        require(self.scope in ("global", "shard"), "scope", "must be 'global' or 'shard'")
+        require(2 <= self.hash_size <= 32, "hash_size", "must be between 2 and 32")
+        require(0 <= self.max_hamming < self.hash_size**2, "max_hamming",
+                f"must be between 0 and {self.hash_size**2 - 1}")
+        require(0.0 < self.caption_threshold <= 1.0, "caption_threshold", "must be in (0, 1]")
+        require(self.shingle_size >= 1, "shingle_size", "must be ≥ 1")
+        require(16 <= self.num_perm <= 1024, "num_perm", "must be between 16 and 1024")
 
 
 @dataclass(frozen=True)
 class ReformatConfig:
-    base_url: str
-    model: str
+    base_url: str = field(metadata={"help": "the OpenAI-compatible server, such as https://api.openai.com/v1"})
+    model: str = field(metadata={"help": "the model the server is asked to use"})
     api_key: str | None = None  # prefer api_key_env: a key in a file is easily shared by mistake
     api_key_env: str | None = "OPENAI_API_KEY"
     concurrency: int = 8
@@ -99,22 +96,21 @@ class ReformatConfig:
     image_tokens: int = 765  # prompt tokens per image (OpenAI's figure for a 512-768 px image at high detail)
     expected_output_tokens: int = 400
 
-    def check(self, where: str) -> None:
-        _require(self.base_url.startswith(("http://", "https://")), where, "base_url",
-                 "must start with http:// or https://")
-        _require(bool(self.model.strip()), where, "model", "must not be empty")
-        _require(1 <= self.concurrency <= 256, where, "concurrency", "must be between 1 and 256")
-        _require(self.timeout_s > 0, where, "timeout_s", "must be > 0")
-        _require(self.max_retries >= 0, where, "max_retries", "must be ≥ 0")
-        _require(self.backoff_initial_s >= 0, where, "backoff_initial_s", "must be ≥ 0")
-        _require(self.backoff_max_s >= self.backoff_initial_s, where, "backoff_max_s", "must be ≥ backoff_initial_s")
-        _require(self.max_reasks >= 0, where, "max_reasks", "must be ≥ 0")
-        _require(self.max_tokens >= 16, where, "max_tokens", "must be ≥ 16")
-        _require(self.image_detail in (None, "low", "high", "auto"), where, "image_detail",
-                 "must be 'low', 'high' or 'auto'")
-        _require(self.max_image_side >= 32, where, "max_image_side", "must be ≥ 32")
+    def check(self) -> None:
+        require(self.base_url.startswith(("http://", "https://")), "base_url", "must start with http:// or https://")
+        require(bool(self.model.strip()), "model", "must not be empty")
+        require(1 <= self.concurrency <= 256, "concurrency", "must be between 1 and 256")
+        require(self.timeout_s > 0, "timeout_s", "must be > 0")
+        require(self.max_retries >= 0, "max_retries", "must be ≥ 0")
+        require(self.backoff_initial_s >= 0, "backoff_initial_s", "must be ≥ 0")
+        require(self.backoff_max_s >= self.backoff_initial_s, "backoff_max_s", "must be ≥ backoff_initial_s")
+        require(self.max_reasks >= 0, "max_reasks", "must be ≥ 0")
+        require(self.max_tokens >= 16, "max_tokens", "must be ≥ 16")
+        require(self.image_detail in (None, "low", "high", "auto"), "image_detail",
+                "must be 'low', 'high' or 'auto'")
+        require(self.max_image_side >= 32, "max_image_side", "must be ≥ 32")
         for key in ("price_input_per_mtok", "price_output_per_mtok", "image_tokens", "expected_output_tokens"):
-            _require(getattr(self, key) >= 0, where, key, "must be ≥ 0")
+            require(getattr(self, key) >= 0, key, "must be ≥ 0")
 
 
 @dataclass(frozen=True)
@@ -125,8 +121,8 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    input: list[Path]
-    work_dir: Path
+    input: list[Path] = field(metadata={"help": "a JSONL file or a list of them"})
+    work_dir: Path = field(metadata={"help": "the folder for stage outputs"})
     image_root: Path | None = None
     num_proc: int = 1
     text_filter: TextFilterConfig = field(default_factory=TextFilterConfig)
@@ -136,6 +132,12 @@ class PipelineConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     source: Path | None = None  # the file it was read from
 
+    def check(self) -> None:
+        require(bool(self.input), "input", "must name at least one file")
+        for p in self.input:
+            require(p.is_file(), "input", f"file {p} does not exist")
+        require(self.num_proc >= 1, "num_proc", "must be ≥ 1")
+
     @property
     def cache_path(self) -> Path:
         if self.reformat is not None and self.reformat.cache is not None:
@@ -143,120 +145,12 @@ class PipelineConfig:
         return self.work_dir / "reformat-cache.sqlite"
 
 
-_SECTIONS = {
-    "text_filter": TextFilterConfig,
-    "image_filter": ImageFilterConfig,
-    "dedup": DedupConfig,
-    "reformat": ReformatConfig,
-    "output": OutputConfig,
-}
-
-
 def load_config(path: str | Path) -> PipelineConfig:
-    import yaml  # here, so that the command line starts without it
-
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the configuration {path}: {exc.strerror or exc}") from exc
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
-    return config_from_dict(raw, base=path.resolve().parent, source=path)
+    return config_from_dict(read_yaml(path), base=path.resolve().parent, source=path)
 
 
 def config_from_dict(raw: dict, base: Path, source: Path | None = None) -> PipelineConfig:
-    where = str(source or "configuration")
-    raw = dict(raw)
-    sections = {}
-    for name, cls in _SECTIONS.items():
-        value = raw.pop(name, None)
-        if value is None:
-            if name != "reformat":
-                sections[name] = cls()
-            continue
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: '{name}' must be a mapping of settings")
-        sections[name] = _build(cls, value, base, f"{where}: {name}")
-    if "input" not in raw:
-        raise ConfigError(f"{where}: 'input' is required (a JSONL file or a list of them)")
-    if "work_dir" not in raw:
-        raise ConfigError(f"{where}: 'work_dir' is required (the folder for stage outputs)")
-    inputs = raw.pop("input")
-    if isinstance(inputs, str):
-        inputs = [inputs]
-    if not isinstance(inputs, list) or not inputs or not all(isinstance(p, str) for p in inputs):
-        raise ConfigError(f"{where}: 'input' must be a path or a non-empty list of paths")
-    top = _build(PipelineConfig, {**raw, "input": inputs, **sections}, base, where, skip=set(sections) | {"source"})
-    config = dataclasses.replace(top, source=source)
-    if config.num_proc < 1:
-        raise ConfigError(f"{where}: 'num_proc' must be ≥ 1")
-    for p in config.input:
-        if not p.is_file():
-            raise ConfigError(f"{where}: input file {p} does not exist")
-    if not config.text_filter.lexicon.is_file():
-        raise ConfigError(f"{where}: text_filter: lexicon file {config.text_filter.lexicon} does not exist")
-    return config
-
-
-def _build(cls, values: dict, base: Path, where: str, skip: set[str] = frozenset()):
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)} - {"source"}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown setting '{unknown[0]}' (known: {', '.join(sorted(known))})")
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in values:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{where}: '{f.name}' is required")
-            continue
-        value = values[f.name]
-        kwargs[f.name] = value if f.name in skip else _coerce(value, hints[f.name], base, f"{where}: '{f.name}'")
-    obj = cls(**kwargs)
-    if hasattr(obj, "check"):
-        obj.check(where)
-    return obj
-
-
-def _coerce(value, hint, base: Path, where: str):
-    """Check a YAML value against a dataclass field's type; paths are resolved against the config's folder."""
-    args = typing.get_args(hint)
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(value, inner, base, where)
-    if typing.get_origin(hint) is list:
-        return [_coerce(v, args[0], base, where) for v in value]
-    if hint is Path:
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{where} must be a path")
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else base / p
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, not {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be a whole number, not {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where} must be a number, not {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be text, not {value!r}")
-        return value
-    return value
-
-
-def _require(ok: bool, where: str, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"{where}: '{key}' {message}")
+    if isinstance(raw.get("input"), str):  # one file, or a list of them
+        raw = {**raw, "input": [raw["input"]]}
+    return build(PipelineConfig, raw, source or "configuration", base=base, given={"source": source})
