@@ -21,9 +21,6 @@ from .mmproj_gguf import write_mmproj_gguf
 from .quantize import quantize
 from .text_gguf import write_text_gguf
 
-QUANTS = quantization.TEXT
-MMPROJ_QUANTS = quantization.PROJECTOR
-
 # progress(stage, done, total): stage is a short label, done/total in the stage's own units.
 Progress = Callable[[str, int, int], None]
 
@@ -41,11 +38,11 @@ def convert(
     cancel: threading.Event | None = None,
     threads: int | None = None,
 ) -> Manifest:
-    if quant not in QUANTS:
-        raise ConversionError(f"unknown quantization {quant!r} (choose from {', '.join(QUANTS)})")
+    if quant not in quantization.TEXT:
+        raise ConversionError(f"unknown quantization {quant!r} (choose from {', '.join(quantization.TEXT)})")
     mmproj_quant = mmproj_quant or quantization.default_projector(quant)
-    if mmproj_quant not in MMPROJ_QUANTS:
-        raise ConversionError(f"the vision projector can be {', '.join(MMPROJ_QUANTS)}, not {mmproj_quant!r}")
+    if mmproj_quant not in quantization.PROJECTOR:
+        raise ConversionError(f"the vision projector can be {', '.join(quantization.PROJECTOR)}, not {mmproj_quant!r}")
     ckpt = Checkpoint(src)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

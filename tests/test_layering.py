@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -43,8 +44,12 @@ def test_imports_go_one_way_and_no_shipped_module_imports_test_support():
 
 
 def test_the_wheel_holds_no_test_support(tmp_path):
+    # Built from a copy of the sources: an in-tree build would reuse (and leave) a build/ folder in the checkout.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__",
+                                                                ".pytest_cache", ".ruff_cache", "*.gguf"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(tmp_path), str(ROOT)], check=True, cwd=tmp_path)
+                    "--wheel-dir", str(tmp_path), str(source)], check=True, cwd=tmp_path)
     wheel = next(tmp_path.glob("*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "inference/store/manifest.py" in names and "app/cli.py" in names  # the runtime is there

@@ -42,13 +42,14 @@ from app.ui.study_browser import StudyBrowser
 from app.ui.tag_browser import TagBrowser
 from app.ui.theme import apply_theme
 from app.ui.viewer import Viewer
+from inference import quantization
 from inference.store.models import default_model, installed_models
 
 NO_MODEL_HELP = (
     "<b>No model installed.</b> Images and DICOM files open without one. To ask questions, open "
     "<b>Models › Manage models…</b>: download HuatuoGPT-Vision and convert it here, convert a checkpoint folder "
     "you have, or import a GGUF pair. From a terminal: "
-    '<code>huatuo convert CHECKPOINT_FOLDER "{models}/HuatuoGPT-Vision-7B" --quant Q4_K_M</code>'
+    '<code>huatuo convert CHECKPOINT_FOLDER "{models}/HuatuoGPT-Vision-7B" --quant {quant}</code>'
 )
 
 
@@ -183,7 +184,7 @@ class MainWindow(QMainWindow):
             if len(models) > 1:
                 text += f" <small>({len(models)} installed)</small>"
         else:
-            text = NO_MODEL_HELP.format(models=models_dir())
+            text = NO_MODEL_HELP.format(models=models_dir(), quant=quantization.DEFAULT)
         if problems:
             text += "<br><b>Could not read:</b><br>" + "<br>".join(problems)
         self.model_panel.setText(text)

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from app import model_jobs
 from app.paths import models_dir
 from app.ui.background import Task, run_in_background
-from conversion.convert import QUANTS
+from inference import quantization
 from inference.cancellation import Cancelled
 from inference.hardware import Fit
 from inference.store.catalogue import CatalogueEntry, CatalogueError, fit_label, load_catalogue
@@ -332,8 +332,8 @@ class ModelManagerDialog(QDialog):
         folder = QFileDialog.getExistingDirectory(self, "Choose a HuatuoGPT-Vision checkpoint folder")
         if not folder:
             return
-        quant, ok = QInputDialog.getItem(self, "Quantization", "Quantize the text model to:", list(QUANTS),
-                                         QUANTS.index("Q4_K_M"), False)
+        quant, ok = QInputDialog.getItem(self, "Quantization", "Quantize the text model to:", list(quantization.TEXT),
+                                         quantization.TEXT.index(quantization.DEFAULT), False)
         if ok:
             self.convert_folder(folder, quant)
 

@@ -294,3 +294,16 @@ def test_exports_feed_the_training_loader_without_conversion(prepared: Path, tin
             assert int((sample["input_ids"] == IMAGE_TOKEN_INDEX).sum()) == 16 * len(row["image"])
             assert sample["pixel_values"].shape[0] == len(row["image"])
             assert int((sample["labels"] != -100).sum()) > 0  # the answer is learned
+
+
+def test_token_and_cost_estimates_worked_out_by_hand() -> None:
+    from training.pubmedvision.config import ReformatConfig
+    from training.pubmedvision.costs import cost_usd, text_tokens
+
+    prices = ReformatConfig(base_url="http://127.0.0.1:9/v1", model="m", price_input_per_mtok=2.5,
+                            price_output_per_mtok=10.0)
+    assert cost_usd(1_000_000, 200_000, prices) == pytest.approx(4.50)  # 1 M x $2.5/M + 0.2 M x $10/M
+    assert cost_usd(0, 0, prices) == 0
+    assert text_tokens("abcdefgh") == 2  # 8 Latin characters, 4 a token
+    assert text_tokens("abcdefghi") == 3  # a started token counts
+    assert text_tokens("肺炎abcd") == 3  # one token a Chinese character, then 4 Latin characters
