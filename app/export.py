@@ -5,9 +5,12 @@ the images exactly as the model saw them, and the answers (Markdown rendered in 
 intended-use label at the top and after the answers. It is de-identified unless the caller asks otherwise: the
 study's identifying data is left out and the study key is never shown.
 
-HTML and PDF use Qt's Markdown renderer and PDF writer: the caller must have a QGuiApplication (the app's own, or
-pytest-qt's `qapp`); this module creates none. Every export is written to a temporary file and renamed, so a
-failed export leaves nothing under the final name.
+Answers are untrusted text: HTML and PDF render them through `app.rendering.answer_html`, the Markdown export
+writes them through `app.rendering.inert_markdown`, so that no raw HTML, link or image in an answer is ever
+interpreted, followed or loaded. Markdown and HTML need no Qt; PDF uses Qt's PDF writer (`app.export_pdf`,
+imported only for a PDF export): the caller must have a QGuiApplication (the app's own, or pytest-qt's `qapp`);
+this module creates none. Every export is written to a temporary file and renamed, so a failed export leaves
+nothing under the final name.
 """
 
 from __future__ import annotations
@@ -15,38 +18,25 @@ from __future__ import annotations
 import base64
 import html
 import os
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from PySide6.QtCore import QMarginsF, QRectF, QSizeF, QUrl
-from PySide6.QtGui import (
-    QAbstractTextDocumentLayout,
-    QColor,
-    QFont,
-    QGuiApplication,
-    QImage,
-    QPageLayout,
-    QPageSize,
-    QPainter,
-    QPalette,
-    QPdfWriter,
-    QTextDocument,
-)
-
 from . import INTENDED_USE
 from .finish import finish_sentence
+from .rendering import answer_html, inert_markdown
 from .store import StoredConversation, StoredImage
 
 FORMATS = ("md", "html", "pdf")
-PDF_MARGIN_MM = 18
+
+# An image's src in the HTML page, and any further <img> attributes.
+ImageSource = Callable[[StoredImage], tuple[str, str]]
 
 
 def export_conversation(conv: StoredConversation, path: Path, fmt: str, include_identifiers: bool = False) -> Path:
     """Writes `conv` to `path` as "md", "html" or "pdf"; returns the path. Identifying study data only with
-    include_identifiers=True. HTML and PDF need a QGuiApplication to exist."""
+    include_identifiers=True. PDF needs a QGuiApplication to exist."""
     path = Path(path)
     if fmt == "md":
         _write_atomic(path, lambda tmp: tmp.write_text(_markdown(conv, path, include_identifiers), encoding="utf-8"))
@@ -54,7 +44,12 @@ def export_conversation(conv: StoredConversation, path: Path, fmt: str, include_
         page = _html(conv, include_identifiers, lambda img: (_data_uri(img), ""))
         _write_atomic(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     elif fmt == "pdf":
-        _write_atomic(path, lambda tmp: _write_pdf(conv, tmp, include_identifiers))
+        from .export_pdf import write_pdf  # Qt: only a PDF export needs it
+
+        def page(image_src: ImageSource) -> str:
+            return _html(conv, include_identifiers, image_src, _STYLE)
+
+        _write_atomic(path, lambda tmp: write_pdf(tmp, conv.title, page))
     else:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     return path
@@ -111,15 +106,18 @@ def _markdown(conv: StoredConversation, path: Path, include_identifiers: bool) -
         folder.mkdir(exist_ok=True)
         for sha, name in files.items():
             (folder / name).write_bytes(conv.images[sha].png)
-    out = [f"# {conv.title}", "", f"> {INTENDED_USE}", ""]
-    out += [f"- **{name}:** {value}" for name, value in _facts(conv, include_identifiers)]
+    # Text the export did not write itself (answers above all, but also titles, labels and study data) goes
+    # through inert_markdown: nothing in it may become HTML, a link or an image in a viewer.
+    out = [f"# {inert_markdown(conv.title)}", "", f"> {INTENDED_USE}", ""]
+    out += [f"- **{inert_markdown(name)}:** {inert_markdown(value)}"
+            for name, value in _facts(conv, include_identifiers)]
     for turn in conv.turns:
-        out += ["", f"## Question {turn.index + 1}", "", turn.question, ""]
+        out += ["", f"## Question {turn.index + 1}", "", inert_markdown(turn.question), ""]
         for sha in turn.image_shas:
             number = numbers[sha]
             out += [f"![Image {number}]({quote(folder.name)}/{files[sha]})", "",
-                    f"*{_caption(number, conv.images[sha])}*", ""]
-        out += ["**Answer**", "", turn.answer or "*(no answer)*"]
+                    f"*{inert_markdown(_caption(number, conv.images[sha]))}*", ""]
+        out += ["**Answer**", "", inert_markdown(turn.answer) if turn.answer else "*(no answer)*"]
         if finish_sentence(turn.finish):
             out += ["", f"*{finish_sentence(turn.finish)} The answer may be incomplete.*"]
     out += ["", "---", "", f"> {INTENDED_USE}", ""]
@@ -141,8 +139,8 @@ img { max-width: 100%; }
 """
 
 
-def _html(conv: StoredConversation, include_identifiers: bool,
-          image_src: Callable[[StoredImage], tuple[str, str]], style: str = _STYLE + _BROWSER_STYLE) -> str:
+def _html(conv: StoredConversation, include_identifiers: bool, image_src: ImageSource,
+          style: str = _STYLE + _BROWSER_STYLE) -> str:
     """The whole export as HTML; image_src gives each image's src and extra <img> attributes."""
     esc = html.escape
     numbers = _numbered_images(conv)
@@ -160,86 +158,12 @@ def _html(conv: StoredConversation, include_identifiers: bool,
             src, attributes = image_src(image)
             out += [f"<p><img src=\"{esc(src)}\" alt=\"Image {numbers[sha]}\"{attributes}></p>",
                     f"<p class=\"caption\">{esc(_caption(numbers[sha], image))}</p>"]
-        out += ["<h3>Answer</h3>", _answer_html(turn.answer) if turn.answer else "<p><i>(no answer)</i></p>"]
+        out += ["<h3>Answer</h3>", answer_html(turn.answer) if turn.answer else "<p><i>(no answer)</i></p>"]
         if finish_sentence(turn.finish):
             out.append(f"<p><i>{esc(finish_sentence(turn.finish))} The answer may be incomplete.</i></p>")
     out += ["<hr>", f"<p class=\"label\">{esc(INTENDED_USE)}</p>", "</body></html>"]
     return "\n".join(out)
 
 
-def _answer_html(answer: str) -> str:
-    """The answer's Markdown as an HTML fragment. Raw HTML in the answer is shown as text, not interpreted,
-    and images it refers to are dropped: opening the export must not fetch a URL or embed a local file."""
-    doc = QTextDocument()
-    features = QTextDocument.MarkdownFeature.MarkdownDialectGitHub | QTextDocument.MarkdownFeature.MarkdownNoHTML
-    doc.setMarkdown(answer, features)
-    body = re.search(r"<body[^>]*>(.*)</body>", doc.toHtml(), re.S)
-    fragment = body.group(1) if body else html.escape(answer)
-    return re.sub(r"<img\b[^>]*>", "", fragment)
-
-
 def _data_uri(image: StoredImage) -> str:
     return "data:image/png;base64," + base64.b64encode(image.png).decode("ascii")
-
-
-# --- PDF
-
-
-def _write_pdf(conv: StoredConversation, path: Path, include_identifiers: bool) -> None:
-    if QGuiApplication.instance() is None:
-        raise RuntimeError("a PDF export needs a QGuiApplication; create one before exporting")
-    writer = QPdfWriter(str(path))
-    writer.setTitle(conv.title)
-    writer.setCreator("Huatuo Vision Desktop")
-    writer.setPageSize(QPageSize(QPageSize.PageSizeId.A4))
-    writer.setPageMargins(QMarginsF(*[PDF_MARGIN_MM] * 4), QPageLayout.Unit.Millimeter)
-    # The document is laid out in its own pixels on a page as large as the printable area, then scaled
-    # onto each PDF page.
-    screen = QGuiApplication.primaryScreen()
-    scale = writer.logicalDpiX() / (screen.logicalDotsPerInchX() if screen is not None else 96.0)
-    page = QSizeF(writer.width() / scale, writer.height() / scale)
-
-    doc = QTextDocument()
-    doc.setPageSize(page)
-    font = QFont()
-    font.setPointSizeF(10)
-    doc.setDefaultFont(font)
-    fit_width = page.width() - 2 * doc.documentMargin() - 2
-    fit_height = page.height() * 0.8  # room for the caption on the same page
-
-    def image_src(image: StoredImage) -> tuple[str, str]:
-        name = f"image-{image.sha256}.png"
-        picture = QImage.fromData(image.png)
-        doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl(name), picture)
-        fit = min(1.0, fit_width / max(1, picture.width()), fit_height / max(1, picture.height()))
-        return name, f" width=\"{int(picture.width() * fit)}\""
-
-    doc.setHtml(_html(conv, include_identifiers, image_src, _STYLE))
-    _paint_pages(doc, writer, scale)
-    del writer  # closes the file
-    if not path.exists() or path.stat().st_size == 0:
-        raise OSError(f"{path}: the PDF could not be written")
-
-
-def _paint_pages(doc: QTextDocument, writer: QPdfWriter, scale: float) -> None:
-    """Like QTextDocument.print_, but with images stored losslessly (print_ would re-encode them as JPEG)."""
-    painter = QPainter()
-    if not painter.begin(writer):
-        return
-    painter.setRenderHint(QPainter.RenderHint.LosslessImageRendering)
-    painter.scale(scale, scale)
-    context = QAbstractTextDocumentLayout.PaintContext()
-    palette = context.palette
-    palette.setColor(QPalette.ColorRole.Text, QColor("black"))  # not the desktop theme's text colour
-    context.palette = palette
-    height = doc.pageSize().height()
-    for number in range(doc.pageCount()):
-        if number:
-            writer.newPage()
-        painter.save()
-        painter.translate(0, -number * height)
-        context.clip = QRectF(0, number * height, doc.pageSize().width(), height)
-        painter.setClipRect(context.clip)
-        doc.documentLayout().draw(painter, context)
-        painter.restore()
-    painter.end()

@@ -1,11 +1,16 @@
-"""Conversation exports (Markdown, HTML, PDF) from a real store: content, images, de-identification."""
+"""Conversation exports (Markdown, HTML, PDF) from a real store: content, images, de-identification, and answers
+that are untrusted text (raw HTML, links, images, 2 MB) exported without anything in them becoming live."""
 
 from __future__ import annotations
 
 import base64
 import io
 import re
+import subprocess
+import sys
+import textwrap
 import unicodedata
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +20,7 @@ from PySide6.QtGui import QFontDatabase
 from app import INTENDED_USE
 from app.export import export_conversation
 from app.store import Store
+from tests.support.untrusted_output import HOSTILE, LIVE, VIEWERS, Page, two_megabytes
 
 pypdf = pytest.importorskip("pypdf")
 
@@ -77,6 +83,11 @@ def test_markdown(conv, tmp_path, identifiers):
     assert len(files) == 2 and {f.read_bytes() for f in files} == {i.png for i in conv.images.values()}
     turn_images = [conv.images[s].png for t in conv.turns for s in t.image_shas]
     assert [(tmp_path / link.replace("%20", " ")).read_bytes() for link in links] == turn_images
+    for name, viewer in VIEWERS.items():  # the answer's raw HTML and image stay text in a viewer
+        page = Page(viewer.render(text))
+        assert "<script>alert(1)</script> ![tracker](http://example.invalid/pixel.png)" in page.text, name
+        assert "script" not in page.tags and page.tags.count("img") == 3, name
+        assert [value for attribute, value in page.attributes if attribute == "src"] == links, name
 
 
 @pytest.mark.parametrize("identifiers", [False, True])
@@ -87,10 +98,15 @@ def test_html_is_self_contained(conv, tmp_path, identifiers):
     uris = re.findall(r'<img src="data:image/png;base64,([^"]+)"', text)
     turn_images = [conv.images[s].png for t in conv.turns for s in t.image_shas]
     assert [base64.b64decode(u) for u in uris] == turn_images  # the exact PNGs the model saw
-    assert re.search(r"<span[^>]*font-weight:700[^>]*>consolidation</span>", text)  # Markdown rendered
+    assert "<strong>consolidation</strong>" in text  # Markdown rendered
     assert "<li" in text and "**" not in text
     assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text  # escaped, not run
-    assert "example.invalid" not in text and "http" not in text  # nothing is fetched when it is opened
+    # Nothing is fetched when it is opened: the answer's image is shown as its text, and every "http" in the page
+    # is text a reader sees, none is in an element.
+    page = Page(text)
+    assert "![tracker](http://example.invalid/pixel.png)" in page.text
+    assert text.count("http") == page.text.count("http") == 1
+    assert [v for a, v in page.attributes if a in ("src", "href")] == [f"data:image/png;base64,{u}" for u in uris]
 
 
 def pdf_text(path) -> str:
@@ -145,3 +161,119 @@ def test_failed_export_leaves_no_file_under_the_final_name(conv, tmp_path, qapp)
         export_conversation(conv, tmp_path / "no-such-folder" / "chest.pdf", "pdf")
     with pytest.raises(ValueError, match="unknown export format"):
         export_conversation(conv, tmp_path / "chest.docx", "docx")
+
+
+# --- untrusted answers
+
+
+def conversation_answered(tmp_path, answer: str):
+    """A stored conversation with one image and `answer` as its only answer."""
+    with Store(tmp_path / "untrusted.sqlite3") as store:
+        cid = store.create_conversation("Untrusted answer", store.study_key("1.2.3"), {}, MODEL, SETTINGS)
+        turn = store.add_turn(cid, "What is shown?", [store.add_image(cid, png(3, (16, 16, 3)), "axial")])
+        store.finish_answer(turn, "stop", [], {}, text=answer)
+        return store.load(cid)
+
+
+# Each hostile snippet alone in a paragraph, inline in a sentence, and in a list.
+UNTRUSTED = "\n\n".join(["Findings:", *HOSTILE, "Inline: " + " and ".join(HOSTILE),
+                          "\n".join(f"- {hostile}" for hostile in HOSTILE)])
+
+
+def check_markdown_is_inert(path: Path) -> list[str]:
+    """Reads the Markdown export as permissive viewers would: the only images are the export's own and nothing
+    else is live. Returns the text a reader sees."""
+    text = path.read_text(encoding="utf-8")
+    own = re.findall(r"!\[Image \d+\]\(([^)]+)\)", text)
+    seen = []
+    for name, viewer in VIEWERS.items():
+        page = Page(viewer.render(text))
+        assert not (LIVE - {"img"}) & set(page.tags), name
+        assert [value for attribute, value in page.attributes if attribute in ("src", "href")] == own, name
+        assert all(src.startswith(f"{path.stem}_images/") for src in own)
+        seen.append(page.text)
+    return seen
+
+
+def check_html_is_inert(path: Path) -> str:
+    """Reads the HTML export as a browser would: its own images (data: URIs), style and charset are the only live
+    elements. Returns the text a reader sees."""
+    page = Page(path.read_text(encoding="utf-8"))
+    assert not (LIVE - {"img", "style", "meta"}) & set(page.tags)
+    head = page.tags[:page.tags.index("body")]
+    assert page.tags.count("style") == head.count("style") == 1  # the export's own
+    assert page.tags.count("meta") == head.count("meta") == 1 and ("charset", "utf-8") in page.attributes
+    sources = [value for attribute, value in page.attributes if attribute in ("src", "href")]
+    assert sources and all(src.startswith("data:image/png;base64,") for src in sources)
+    return page.text
+
+
+def check_pdf_is_inert(path: Path) -> pypdf.PdfReader:
+    """No page of the PDF has an annotation (a link would be one), and it holds only the export's own image."""
+    reader = pypdf.PdfReader(path)
+    assert all(not page.annotations for page in reader.pages)
+    assert b"/URI" not in path.read_bytes()
+    images = {ref.idnum for page in reader.pages for ref in page["/Resources"].get("/XObject", {}).values()
+              if ref.get_object()["/Subtype"] == "/Image"}
+    assert len(images) == 1
+    return reader
+
+
+def test_untrusted_answer_stays_text_in_every_format(tmp_path, qapp):
+    conv = conversation_answered(tmp_path, UNTRUSTED)
+    for text in check_markdown_is_inert(export_conversation(conv, tmp_path / "untrusted.md", "md")):
+        for hostile in HOSTILE:
+            assert text.count(hostile) == UNTRUSTED.count(hostile), hostile
+    text = check_html_is_inert(export_conversation(conv, tmp_path / "untrusted.html", "html"))
+    for hostile in HOSTILE:
+        assert text.count(hostile) == UNTRUSTED.count(hostile), hostile
+    check_pdf_is_inert(path := export_conversation(conv, tmp_path / "untrusted.pdf", "pdf"))
+    text = pdf_text(path)
+    for hostile in HOSTILE:
+        assert text.count(re.sub(r"\s+", "", hostile)) == UNTRUSTED.count(hostile), hostile
+
+
+def test_a_two_megabyte_answer_exports_completely(tmp_path, qapp):
+    answer = two_megabytes()
+    count = answer.count("Paragraph ")
+    numbers = [f"Paragraph {n:06d}" for n in range(count)]
+    conv = conversation_answered(tmp_path, answer)
+    for text in check_markdown_is_inert(export_conversation(conv, tmp_path / "long.md", "md")):
+        assert [number in text for number in numbers] == [True] * count
+        assert text.count("<script>alert(1)</script>") == count and text.rstrip().endswith(INTENDED_USE)
+    text = check_html_is_inert(export_conversation(conv, tmp_path / "long.html", "html"))
+    assert [number in text for number in numbers] == [True] * count
+    assert text.count("<script>alert(1)</script>") == count and text.rstrip().endswith(INTENDED_USE)
+
+    # PDF: hundreds of pages; reading the text of all of them takes long, so every 25th page and the last two
+    # are read: their paragraphs come in order, and the answer ends on the last pages, before the closing label.
+    reader = check_pdf_is_inert(export_conversation(conv, tmp_path / "long.pdf", "pdf"))
+    pages = len(reader.pages)
+    assert pages > 100
+    found = []
+    for number in sorted({*range(0, pages, 25), pages - 2, pages - 1}):
+        found += [int(n) for n in re.findall(r"Paragraph\s*(\d{6})", reader.pages[number].extract_text())]
+    assert found == sorted(found) and found[0] == 0 and found[-1] == count - 1
+    assert len(found) >= 2 * len(range(0, pages, 25))
+    last = re.sub(r"\s+", "", unicodedata.normalize("NFKC", reader.pages[-1].extract_text()))
+    assert last.endswith(re.sub(r"\s+", "", INTENDED_USE))
+
+
+def test_markdown_and_html_exports_need_no_qt(conv, tmp_path):
+    """Exporting Markdown or HTML imports no Qt (a PDF export does: Qt writes the PDF)."""
+    script = textwrap.dedent(f"""
+        import sys
+        from app.export import export_conversation
+        from app.store import Store
+        with Store({str(tmp_path / "conversations.sqlite3")!r}) as store:
+            conv = store.load({conv.id})
+        export_conversation(conv, {str(tmp_path / "a.md")!r}, "md")
+        export_conversation(conv, {str(tmp_path / "a.html")!r}, "html")
+        print(sorted(m for m in sys.modules if m.split(".")[0] in ("PySide6", "shiboken6")))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert "consolidation" in (tmp_path / "a.md").read_text(encoding="utf-8")
+    assert "consolidation" in (tmp_path / "a.html").read_text(encoding="utf-8")
