@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     command = COMMANDS[args.command or "gui"]
+    if command is not COMMANDS["gui"]:  # the window secures the data folder itself, and says so in a dialog
+        from app.privacy import secure_data_folder
+
+        if notice := secure_data_folder(create=False).notice():  # an installation others could read is narrowed
+            print(f"note: {notice}", file=sys.stderr)
     from app.cpu_check import unsupported_cpu_message
     from inference.quantization import uses_quantizer
 

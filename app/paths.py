@@ -1,4 +1,6 @@
-"""Where the app keeps its data (models, conversations, settings): the platform's user data folder."""
+"""Where the app keeps its data (models, conversations, settings): the platform's user data folder.
+
+The app creates it open to its owner only and keeps it so (app/privacy.py)."""
 
 from __future__ import annotations
 

@@ -4,9 +4,10 @@ Meant for an installed (frozen) app, where a missing native library, Qt plugin o
 only at run time: it decodes one sample of every supported transfer syntax with every decoder plugin that
 should be there (pydicom finds pylibjpeg's through package metadata), loads llama.cpp in a child process
 (a crash or an illegal instruction there cannot take the check down), opens the main window offscreen
-with an image, exports a PDF, and with --model answers one question. It prints one line per check and
-exits 0 when all passed, 1 otherwise. It works in a temporary data folder: the user's conversations,
-settings and models are never touched.
+with an image, exports a PDF, checks that the user's data folder and the files the app creates are open to
+their owner only, and with --model answers one question. It prints one line per check and exits 0 when all
+passed, 1 otherwise. It works in a temporary data folder: the user's conversations, settings and models are
+never changed (their permissions are only read).
 
 `huatuo --startup-probe` opens the main window on the normal display and prints the seconds from process
 start until the window is on screen.
@@ -284,6 +285,31 @@ def check_window() -> str:
             f"PDF export {pdf} bytes; platform plugins {', '.join(platforms)}; image formats {len(formats)}")
 
 
+def check_data_folder_private(user_folder: Path, run_folder: Path) -> str:
+    """The user's data folder and everything in it are open to the user only, and so is every file this run made
+    through the app's own code (a database with its -wal/-shm, settings, a PDF): the umask is in effect."""
+    from app.privacy import exposures
+
+    problems = []
+    if user_folder.exists():
+        found, checked = exposures(user_folder)
+        problems += [f"{_under(e.path, user_folder)} {e.problem}" for e in found]
+        summary = f"{user_folder}: {checked} paths, owner only"
+    else:
+        summary = f"{user_folder} not created yet (the app creates it owner-only)"
+    made, made_checked = exposures(run_folder)
+    problems += [f"a new file, {_under(e.path, run_folder)}, {e.problem}" for e in made]
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        fix = "" if os.name == "nt" else " (the app narrows its data folder when it next starts)"
+        raise RuntimeError(f"other users can reach {len(problems)} path(s): {shown}{fix}")
+    return f"{summary}; the {made_checked} paths this run created: owner only"
+
+
+def _under(path: Path, folder: Path) -> str:
+    return f"{folder} itself" if path == folder else str(path.relative_to(folder))
+
+
 def _export_pdf(window) -> int:
     from PIL import Image
 
@@ -295,9 +321,10 @@ def _export_pdf(window) -> int:
     cid = store.create_conversation("self-test", store.study_key("selftest"), {}, {}, {})
     turn = store.add_turn(cid, "What is shown?", [store.add_image(cid, buffer.getvalue(), "grey square")])
     store.finish_answer(turn, "stop", [], {}, text="A grey square.")
-    path = Path(os.environ["HUATUO_DATA_DIR"]) / "selftest.pdf"
-    export_conversation(store.load(cid), path, "pdf")
-    data = path.read_bytes()
+    with tempfile.TemporaryDirectory(prefix="huatuo-selftest-export-") as folder:  # an export goes where the
+        path = Path(folder) / "selftest.pdf"  # user chooses, never into the data folder
+        export_conversation(store.load(cid), path, "pdf")
+        data = path.read_bytes()
     if not data.startswith(b"%PDF"):
         raise RuntimeError("the PDF export is not a PDF")
     return len(data)
@@ -347,6 +374,9 @@ def run_selftest(model_dir: str | Path | None = None, *, as_json: bool = False) 
     """Run every check, print a line each (and with as_json one JSON object at the end); 0 if all passed."""
     out = sys.stderr if as_json else sys.stdout
     report = Report()
+    from app.paths import data_dir
+
+    user_data = data_dir()  # checked, never changed
     with tempfile.TemporaryDirectory(prefix="huatuo-selftest-") as data:
         previous = os.environ.get("HUATUO_DATA_DIR")
         os.environ["HUATUO_DATA_DIR"] = data  # never the user's conversations, settings or models
@@ -358,6 +388,7 @@ def run_selftest(model_dir: str | Path | None = None, *, as_json: bool = False) 
             report.run("unsupported syntax", check_unsupported_reported, out)
             report.run("llama.cpp", check_native, out)
             report.run("main window", check_window, out)
+            report.run("data folder private", lambda: check_data_folder_private(user_data, Path(data)), out)
             if model_dir is not None:
                 report.run("answer", lambda: check_model(Path(model_dir), report), out)
         finally:
@@ -402,6 +433,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--model", help="also answer one question with this model folder")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object too")
     args = parser.parse_args(argv)
+    from app.privacy import restrict_new_files
+
+    restrict_new_files()  # as the app does: what the checks create is the user's only
     if args.startup_probe:
         return startup_probe()
     return run_selftest(args.model, as_json=args.json)

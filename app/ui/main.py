@@ -331,6 +331,9 @@ class MainWindow(QMainWindow):
 
 
 def run_gui(paths: list[str]) -> int:
+    from app import privacy
+
+    private = privacy.start()  # before anything is opened: the data folder and every file in it are the user's only
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Huatuo Vision")
     settings = Settings.load()
@@ -349,6 +352,8 @@ def run_gui(paths: list[str]) -> int:
     window.show()
     if note:
         QMessageBox.warning(window, "Conversation database could not be read", note)
+    if private_note := private.notice():  # said once: the next start finds nothing to narrow
+        QMessageBox.information(window, "Your data folder is now private", private_note)
     from app.cpu_check import unsupported_cpu_message
 
     if problem := unsupported_cpu_message():  # the engine could not run here; say so instead of crashing later

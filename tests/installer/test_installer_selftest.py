@@ -32,7 +32,7 @@ def test_selftest_passes_and_reports_each_check_as_json(tmp_path):
     assert report["passed"] and not report["frozen"]
     checks = {c["name"]: c for c in report["checks"]}
     assert list(checks) == ["processor", "runtime only", "resources", "decoders", "unsupported syntax", "llama.cpp",
-                            "main window"]
+                            "main window", "data folder private"]
     assert all(c["ok"] for c in checks.values())
     decoders = checks["decoders"]["detail"]
     assert "RLE Lossless [app, pydicom, pylibjpeg]" in decoders
@@ -41,6 +41,7 @@ def test_selftest_passes_and_reports_each_check_as_json(tmp_path):
     assert "JPEG Baseline (Process 1) [app, gdcm, pillow]" in decoders
     assert "+huatuo" in checks["llama.cpp"]["detail"]
     assert "PDF export" in checks["main window"]["detail"]
+    assert "this run created: owner only" in checks["data folder private"]["detail"]
     # the report lines went to stderr, one per check, ahead of the JSON object
     assert result.stderr.count("ok    ") == len(checks)
 
@@ -50,7 +51,7 @@ def test_selftest_answers_with_a_model(converted):
     assert result.returncode == 0, result.stdout + result.stderr
     answer = next(line for line in result.stdout.splitlines() if "answer:" in line)
     assert answer.startswith("ok") and "16 tokens" in answer
-    assert result.stdout.strip().splitlines()[-1].startswith("self-test passed (8/8 checks")
+    assert result.stdout.strip().splitlines()[-1].startswith("self-test passed (9/9 checks")
 
 
 def test_selftest_fails_clearly_on_a_bad_model_folder(tmp_path):
@@ -59,7 +60,7 @@ def test_selftest_fails_clearly_on_a_bad_model_folder(tmp_path):
     assert result.returncode == 1
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
     assert len(failed) == 1 and failed[0].startswith("FAIL  answer:")
-    assert "self-test FAILED (7/8 checks" in result.stdout
+    assert "self-test FAILED (8/9 checks" in result.stdout
 
 
 def test_a_missing_decoder_plugin_is_named():
