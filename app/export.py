@@ -9,8 +9,9 @@ Answers are untrusted text: HTML and PDF render them through `app.rendering.answ
 writes them through `app.rendering.inert_markdown`, so that no raw HTML, link or image in an answer is ever
 interpreted, followed or loaded. Markdown and HTML need no Qt; PDF uses Qt's PDF writer (`app.export_pdf`,
 imported only for a PDF export): the caller must have a QGuiApplication (the app's own, or pytest-qt's `qapp`);
-this module creates none. Every export is written to a temporary file and renamed, so a failed export leaves
-nothing under the final name.
+this module creates none. An export is built in a temporary folder inside the private data folder and then moved
+to where the user chose, with the user's own default permissions; the temporary folder is removed on success and on
+failure, and a failed export leaves nothing under the final name.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from __future__ import annotations
 import base64
 import html
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from . import INTENDED_USE
+from . import INTENDED_USE, privacy
 from .finish import finish_sentence
+from .paths import data_dir
 from .rendering import answer_html, inert_markdown
 from .store import StoredConversation, StoredImage
 
@@ -37,31 +41,54 @@ ImageSource = Callable[[StoredImage], tuple[str, str]]
 def export_conversation(conv: StoredConversation, path: Path, fmt: str, include_identifiers: bool = False) -> Path:
     """Writes `conv` to `path` as "md", "html" or "pdf"; returns the path. Identifying study data only with
     include_identifiers=True. PDF needs a QGuiApplication to exist."""
-    path = Path(path)
-    if fmt == "md":
-        _write_atomic(path, lambda tmp: tmp.write_text(_markdown(conv, path, include_identifiers), encoding="utf-8"))
-    elif fmt == "html":
-        page = _html(conv, include_identifiers, lambda img: (_data_uri(img), ""))
-        _write_atomic(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
-    elif fmt == "pdf":
-        from .export_pdf import write_pdf  # Qt: only a PDF export needs it
-
-        def page(image_src: ImageSource) -> str:
-            return _html(conv, include_identifiers, image_src, _STYLE)
-
-        _write_atomic(path, lambda tmp: write_pdf(tmp, conv.title, page))
-    else:
+    if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path.parent}: no such folder")
+    folder = data_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="export-", dir=folder))  # private, like everything in the data folder
+    try:
+        built = staging / path.name
+        if fmt == "md":
+            built.write_text(_markdown(conv, built, include_identifiers), encoding="utf-8")
+        elif fmt == "html":
+            built.write_text(_html(conv, include_identifiers, lambda img: (_data_uri(img), "")), encoding="utf-8")
+        else:
+            from .export_pdf import write_pdf  # Qt: only a PDF export needs it
+
+            write_pdf(built, conv.title, lambda image_src: _html(conv, include_identifiers, image_src, _STYLE))
+        _place(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return path
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def _place(staging: Path, path: Path) -> None:
+    """Move what was built in `staging` to `path`'s folder, each item under a temporary name first and then renamed
+    (a move across volumes is a copy), with the user's own default permissions."""
+    for item in sorted(staging.iterdir(), key=lambda p: p.is_file()):  # the images folder before the document
+        target = path.parent / item.name
+        partial = target.with_name(f".{item.name}.part")
+        try:
+            shutil.move(item, partial)
+            _give_user_modes(partial)
+            if target.is_dir() and partial.is_dir():
+                shutil.rmtree(target)  # an earlier export's images under the same name
+            os.replace(partial, target)
+        finally:
+            if partial.is_dir():
+                shutil.rmtree(partial, ignore_errors=True)
+            else:
+                partial.unlink(missing_ok=True)
+
+
+def _give_user_modes(item: Path) -> None:
+    if os.name != "posix":
+        return
+    for p in [item, *item.rglob("*")] if item.is_dir() else [item]:
+        p.chmod(privacy.user_folder_mode() if p.is_dir() else privacy.user_file_mode())
 
 
 # --- what every format shows

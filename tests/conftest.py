@@ -10,6 +10,15 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+
+
+@pytest.fixture(autouse=True)
+def private_data_folder(tmp_path_factory, monkeypatch):
+    """Every test gets a data folder of its own: nothing a test does reaches the user's real one."""
+    if "HUATUO_DATA_DIR" not in os.environ:
+        monkeypatch.setenv("HUATUO_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+
+
 FLAVOURS = [("qwen2", "original"), ("qwen2", "hf"), ("llama", "original"), ("llama", "hf")]
 
 

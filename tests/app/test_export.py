@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
+import stat
 import subprocess
 import sys
 import textwrap
@@ -19,6 +21,7 @@ from PySide6.QtGui import QFontDatabase
 
 from app import INTENDED_USE
 from app.export import export_conversation
+from app.paths import data_dir
 from app.store import Store
 from tests.support.untrusted_output import HOSTILE, LIVE, VIEWERS, Page, two_megabytes
 
@@ -161,6 +164,27 @@ def test_failed_export_leaves_no_file_under_the_final_name(conv, tmp_path, qapp)
         export_conversation(conv, tmp_path / "no-such-folder" / "chest.pdf", "pdf")
     with pytest.raises(ValueError, match="unknown export format"):
         export_conversation(conv, tmp_path / "chest.docx", "docx")
+    assert list(data_dir().iterdir()) == []  # the failed exports' temporary files are gone too
+
+
+@pytest.mark.parametrize("fmt", ["md", "html", "pdf"])
+def test_an_export_is_built_in_the_private_data_folder_and_saved_with_the_users_modes(conv, tmp_path, qapp, fmt,
+                                                                                    monkeypatch):
+    from app import privacy
+
+    monkeypatch.setattr(privacy, "_user_umask", None)
+    previous = os.umask(0o022)  # the user's umask, then the app's private one, as in the running app
+    privacy.restrict_new_files()
+    try:
+        path = export_conversation(conv, tmp_path / f"chest.{fmt}", fmt)
+    finally:
+        os.umask(previous)
+    assert list(data_dir().iterdir()) == []  # built there, nothing left behind
+    saved = [path, *((tmp_path / "chest_images").iterdir() if fmt == "md" else [])]
+    assert len(saved) == (3 if fmt == "md" else 1)
+    assert {stat.S_IMODE(p.stat().st_mode) for p in saved} == {privacy.user_file_mode()} == {0o644}
+    if fmt == "md":
+        assert stat.S_IMODE((tmp_path / "chest_images").stat().st_mode) == 0o755
 
 
 # --- untrusted answers
