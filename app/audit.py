@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import re
+import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,9 +38,22 @@ def _line_hash(line: bytes) -> str:
     return hashlib.sha256(line).hexdigest()
 
 
+@dataclass(frozen=True)
+class AskedQuestion:
+    """What the log will say about a question, fixed when it is asked: the model and settings that answer it are
+    those of that moment, whatever changes while the answer is written. The record is written when it ends."""
+
+    study_key: str | None
+    image_sha256: tuple[str, ...]
+    model: dict
+    settings: dict
+    question: str  # hashed when the record is written, never stored
+
+
 class AuditLog:
     def __init__(self, path: Path | None = None):
         self.path = Path(path) if path is not None else data_dir() / "audit.jsonl"
+        self._lock = threading.Lock()  # one writer at a time in this process (the file lock covers the others)
 
     def append(self, *, study_key: str | None, image_sha256: list[str], model: dict, settings: dict,
                question_sha256: str, answer_sha256: str, finish: str) -> dict:
@@ -52,6 +67,11 @@ class AuditLog:
                   "image_sha256": list(image_sha256), "model": model, "settings": settings,
                   "question_sha256": question_sha256, "answer_sha256": answer_sha256, "finish": finish}
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self._append_line(record)
+        return record
+
+    def _append_line(self, record: dict) -> None:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)  # no newline translation
         fd = os.open(self.path, flags, 0o600)
         try:
@@ -65,13 +85,12 @@ class AuditLog:
             os.fsync(fd)
         finally:
             os.close(fd)  # also releases the lock
-        return record
 
-    def record_question(self, *, study_key: str | None, image_sha256: list[str], model: dict, settings: dict,
-                        question: str, answer: str, finish: str) -> dict:
-        """append() for one answered question: the texts are hashed here, so they never reach the log."""
-        return self.append(study_key=study_key, image_sha256=image_sha256, model=model, settings=settings,
-                           question_sha256=sha256_text(question), answer_sha256=sha256_text(answer), finish=finish)
+    def record_answer(self, asked: AskedQuestion, answer: str, finish: str) -> dict:
+        """append() for a question whose answer has ended: the texts are hashed here, so they never reach the log."""
+        return self.append(study_key=asked.study_key, image_sha256=list(asked.image_sha256), model=asked.model,
+                           settings=asked.settings, question_sha256=sha256_text(asked.question),
+                           answer_sha256=sha256_text(answer), finish=finish)
 
     def _tail(self) -> tuple[bytes | None, bool]:
         """The last line (None for an empty log) and whether the file ends with a newline."""

@@ -74,12 +74,12 @@ def stream():
         app.quit()
 
     timer.timeout.connect(tick)
-    window.runner.text.connect(pieces.append)
-    window.runner.finished.connect(done)
-    window.runner.failed.connect(lambda kind, message: (print(json.dumps({"error": message}), flush=True),
-                                                        app.quit()))
     timer.start()
     window.chat.send()
+    request = window.chat.request  # its signals reach the GUI through the event loop: none is missed
+    request.text.connect(pieces.append)
+    request.finished.connect(done)
+    request.failed.connect(lambda kind, message: (print(json.dumps({"error": message}), flush=True), app.quit()))
 
 QTimer.singleShot(0, ready)
 app.exec()

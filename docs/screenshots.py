@@ -67,8 +67,8 @@ def main() -> int:
     window.chat.input.setPlainText("Describe this image: the imaging technique, the view and the structures you "
                                    "can see.")
     finished = []
-    window.runner.finished.connect(finished.append)
     window.chat.send()
+    window.chat.request.finished.connect(finished.append)
     wait(lambda: bool(finished), 120_000)
     wait(lambda: False, 300)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -97,10 +97,10 @@ def main() -> int:
         from app.practice import sample_deck_path
 
         practice.open_deck(sample_deck_path())
-        practice.option_buttons[0].click()
+        practice.case.option_buttons[0].click()
         done = []
-        window.runner.finished.connect(done.append)
         practice.reveal()
+        practice.model_answer.request.finished.connect(done.append)
         wait(lambda: bool(done), 120_000)
         practice.show()
         wait(lambda: False, 500)

@@ -1,135 +1,282 @@
-"""The engine seen from the GUI: requests run on a background thread, results come back as Qt signals.
+"""The engine seen from the GUI: one `Request` object per question, answered one at a time, in the order asked.
 
-The engine itself already runs llama.cpp in a child process; this class only keeps its blocking client
-calls (loading, waiting for the next streamed piece) off the GUI thread. One request at a time.
+A window makes a request (`EngineRunner.request`), connects its signals and submits it. The request owns its
+signals, its cancel and its audit record: cancelling it stops only that question, and its record names the model
+and settings of the moment it was asked. A request submitted while another runs waits its turn (its `waiting`
+signal says behind which) and then runs. The engine itself runs llama.cpp in a child process; its blocking
+client calls (loading, waiting for the next streamed piece) run on one dedicated thread, never the GUI's.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
+import warnings
+from collections import deque
+from dataclasses import asdict
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
+from app.audit import AskedQuestion, AuditLog
+from app.store import model_identity
 from inference.engine import Answer, ContextFull, Engine, EngineCrashed, EngineError, EngineSettings, PreparedImage
 from inference.prompt import Turn
 from inference.sampling import SamplingSettings
 from inference.store.gguf_check import ModelFileError
+from inference.store.manifest import Manifest
 
 TEXT_BATCH_S = 0.03
 
 
-class EngineRunner(QObject):
-    loaded = Signal(dict)  # the worker's load report (context size, GPU layers, note)
-    stage = Signal(str, int, int)  # "loading" | "image" | "prompt" | "generating", done, total
-    text = Signal(str)  # a streamed piece of the answer
+def model_of(folder: Path | None) -> dict:
+    """The model files' names and hashes, as the manifest records them."""
+    if folder is None:
+        return {}
+    try:
+        return model_identity(Manifest.read(folder))
+    except (OSError, ValueError, TypeError, KeyError):  # a folder without a readable manifest: the request says so
+        return {"name": Path(folder).name}
+
+
+class Request(QObject):
+    """One question to the engine, from the moment it is asked until its answer has ended.
+
+    It ends with exactly one `finished` or `failed`, also when cancelled. Cancelled while it waits, it never reaches
+    the engine and finishes with an empty answer (finish "cancelled", `ran` False); cancelled while it runs, the
+    partial answer arrives through `finished`. Its audit record, if it has one, is written before that last signal
+    (`audit_error` says why it could not be)."""
+
+    waiting = Signal(object)  # the Request that runs now (or will run first): this one waits for it
+    started = Signal()  # its turn has come: the engine takes it
+    stage = Signal(str, int, int)  # "loading" | "queued" | "image" | "prompt" | "generating", done, total
+    text = Signal(str)  # the next streamed piece of the answer (pieces are batched, see TEXT_BATCH_S)
     finished = Signal(object)  # inference.engine.Answer
     failed = Signal(str, str)  # kind ("no_model" | "model_file" | "crashed" | "context_full" | "error"), message
 
+    def __init__(self, runner: EngineRunner, owner: str, turns: list[Turn], images: list[bytes | PreparedImage],
+                 sampling: SamplingSettings | None, asked: AskedQuestion | None, audit: AuditLog | None):
+        super().__init__()  # owned by whoever holds it: the runner until it ends, its window while it cares
+        self.owner = owner  # who asked, in words: "chat", "practice" (a waiting window names who it waits for)
+        self.turns, self.images, self.sampling = list(turns), list(images), sampling
+        self.folder, self.engine_settings = runner.folder, runner.settings  # the model answering it
+        self.asked, self.audit = asked, audit
+        self.audit_error: str | None = None
+        self.state = "new"  # new -> queued -> running -> ended; a cancelled waiting request goes queued -> ended
+        self.ran = False
+        self._runner = runner
+        self._cancel = threading.Event()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def cancel(self) -> None:
+        """Stop this request, and only this one. It still ends with its one finished (or failed) signal."""
+        self._runner._cancel(self)
+
+    def _disconnect_all(self) -> None:
+        """After its end: a slot that holds the request (a lambda, a partial) would otherwise keep it, its images
+        included, alive for as long as the app runs."""
+        for signal in (self.waiting, self.started, self.stage, self.text, self.finished, self.failed):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a signal nobody connected to
+                signal.disconnect()
+
+    def _write_audit(self, answer: str, finish: str) -> None:
+        if self.audit is None or self.asked is None:
+            return
+        try:
+            self.audit.record_answer(self.asked, answer, finish)
+        except OSError as exc:
+            self.audit_error = f"The audit log could not be written: {exc}"
+
+
+class EngineRunner(QObject):
+    # A request's end, from the engine client thread: the request and an Answer or (kind, message). The runner
+    # turns it into the request's own finished or failed on the GUI thread, after the request's last piece of text.
+    _request_ended = Signal(object, object)
+
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self.engine: Engine | None = None
-        self.folder: Path | None = None
+        self._request_ended.connect(self._end)
+        self.folder: Path | None = None  # the model for the requests made from now on
         self.settings = EngineSettings()
+        self.engine: Engine | None = None  # the engine client thread's; started lazily, on the first request
+        self._engine_for: tuple[Path | None, EngineSettings] | None = None
+        self._queue: deque[Request] = deque()  # submitted, waiting their turn, oldest first
+        self._current: Request | None = None  # handed to the engine client thread, its end not yet delivered
+        self._inbox: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        # Busy from ask() until the request's last signal has reached the GUI thread (not merely been sent):
-        # connected first, these run before any other window's slots, so a new request can never be taken
-        # for the end of the previous one.
-        self._busy = False
-        self.finished.connect(self._request_ended)
-        self.failed.connect(self._request_ended)
 
     @property
     def busy(self) -> bool:
-        return self._busy
-
-    def _request_ended(self, *_args) -> None:
-        self._busy = False
+        """A request is running or waiting."""
+        return self._current is not None or bool(self._queue)
 
     def set_model(self, folder: Path | None, settings: EngineSettings | None = None) -> None:
-        """Use this model folder for the next request (the worker starts lazily, on the first question)."""
-        if folder == self.folder and (settings is None or settings == self.settings) and self.engine is not None:
-            return
-        self.shutdown()
+        """Answer the requests made from now on with this model folder. A request made before keeps the model it was
+        asked of; the engine switches (off the GUI thread) when the first request for the new model runs."""
         self.folder = Path(folder) if folder is not None else None
         self.settings = settings or self.settings
-        self.engine = None
 
-    def image_size(self) -> int | None:
-        return self.engine.pair.image_size if self.engine is not None else None
+    def request(self, turns: list[Turn], images: list[bytes | PreparedImage], sampling: SamplingSettings | None,
+                *, owner: str, audit: AuditLog | None = None, study_key: str | None = None,
+                image_sha256: list[str] = ()) -> Request:
+        """A request for the answer to the last turn, to be submitted once its signals are connected. With `audit`,
+        its record (the model, the settings, the question) is fixed now and written when it ends."""
+        asked = None
+        if audit is not None:
+            asked = AskedQuestion(study_key, tuple(image_sha256), model_of(self.folder),
+                                  asdict(sampling or SamplingSettings()), turns[-1].question)
+        return Request(self, owner, turns, images, sampling, asked, audit)
 
-    def ask(self, turns: list[Turn], images: list[bytes | PreparedImage], sampling: SamplingSettings | None) -> bool:
-        """Answer the last turn on a background thread; False when a request is running already. The request
-        ends with exactly one `finished` or `failed`."""
-        if self._busy:
-            return False
-        self._busy = True
-        self._thread = threading.Thread(target=self._run, args=(list(turns), list(images), sampling),
-                                        name="huatuo-engine-client", daemon=True)
-        self._thread.start()
-        return True
-
-    def stop(self) -> None:
-        """Stop the running request; the partial answer arrives through `finished` (finish = "cancelled")."""
-        if self.engine is not None:
-            self.engine.cancel()
+    def submit(self, request: Request) -> None:
+        """Run the request now, or after those submitted before it (it emits `waiting` first)."""
+        if request.state != "new":
+            raise ValueError(f"a request is submitted once (this one is {request.state})")
+        ahead = self._current or (self._queue[0] if self._queue else None)
+        request.state = "queued"
+        self._queue.append(request)
+        if ahead is not None:
+            request.waiting.emit(ahead)
+        self._start_next()
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        self.stop()
+        """Cancel every request and end the engine client thread (and with it the engine). The waiting requests
+        end here and now, while their owners can still store how they ended; the running one ends as it stops."""
+        waiting = list(self._queue)
+        self._queue.clear()
+        for request in waiting:
+            request._cancel.set()
+            self._finish(request, Answer("", "cancelled", {}, []))
+        if self._current is not None:
+            self._current.cancel()
         if self._thread is not None:
+            self._inbox.put(None)
             self._thread.join(timeout)
+            self._thread = None
+
+    # --- on the GUI thread ------------------------------------------------------------------------
+    def _cancel(self, request: Request) -> None:
+        request._cancel.set()  # the client thread also checks it, for a cancel that came before the engine's turn
+        if request in self._queue:
+            self._queue.remove(request)
+            # Ended from the event loop, like a running request: never inside the caller's cancel().
+            QTimer.singleShot(0, self, lambda: self._finish(request, Answer("", "cancelled", {}, [])))
+        elif request is self._current and self.engine is not None:
+            self.engine.cancel()
+
+    def _end(self, request: Request, end: Answer | tuple[str, str]) -> None:
+        """A request's one end: its owner hears of it, then the next request in line starts (a request submitted
+        by the owner meanwhile takes its place in the line behind those already waiting)."""
+        request.state = "ended"
+        if request is self._current:
+            self._current = None
+        if isinstance(end, Answer):
+            request.finished.emit(end)
+        else:
+            request.failed.emit(*end)
+        request._disconnect_all()
+        self._start_next()
+
+    def _start_next(self) -> None:
+        if self._current is not None or not self._queue:
+            return
+        request = self._current = self._queue.popleft()
+        request.state, request.ran = "running", True
+        request.started.emit()
+        if self._thread is None or not self._thread.is_alive():
+            self._inbox = queue.SimpleQueue()  # a thread of its own: one left behind by shutdown keeps its own
+            self._thread = threading.Thread(target=self._serve, args=(self._inbox,), name="huatuo-engine-client",
+                                            daemon=True)
+            self._thread.start()
+        self._inbox.put(request)
+
+    # --- on the engine client thread ---------------------------------------------------------------
+    def _serve(self, inbox: queue.SimpleQueue) -> None:
+        while (request := inbox.get()) is not None:
+            self._answer(request)
         if self.engine is not None:
             self.engine.close()
+            self.engine = self._engine_for = None
 
-    def _run(self, turns, images, sampling) -> None:
+    def _answer(self, request: Request) -> None:
+        streamed: list[str] = []  # every piece, for the audit record of an answer that fails half-way
+        pending: list[str] = []  # pieces not sent to the GUI yet
+        last_sent = 0.0
+
+        def send_pending() -> None:
+            if pending:
+                request.text.emit("".join(pending))
+                pending.clear()
+
         try:
-            engine = self._ensure_engine()
-            prepared = [img if isinstance(img, PreparedImage) else engine.prepare_image(img) for img in images]
-            # A fast model streams thousands of pieces a second: they go to the GUI in batches, at most one
-            # per TEXT_BATCH_S, so its event loop is never flooded (a slow model's pieces still go one by one).
-            pending, last_sent = [], 0.0
-            for event in engine.generate(turns, prepared, sampling):
+            engine = self._engine_for_request(request)
+            prepared = [img if isinstance(img, PreparedImage) else engine.prepare_image(img) for img in request.images]
+            if request.cancelled:  # stopped while the model loaded: the engine never sees it
+                self._finish(request, Answer("", "cancelled", {}, []))
+                return
+            cancel_sent = False
+            for event in engine.generate(request.turns, prepared, request.sampling):
+                if request.cancelled and not cancel_sent:  # cancelled before the engine had taken the request
+                    engine.cancel()
+                    cancel_sent = True
                 kind = event["type"]
                 if kind == "tokens":
+                    # A fast model streams thousands of pieces a second: they go to the GUI in batches, at most one
+                    # per TEXT_BATCH_S, so its event loop is never flooded (a slow model's still go one by one).
+                    streamed.append(event["text"])
                     pending.append(event["text"])
                     if time.monotonic() - last_sent >= TEXT_BATCH_S:
-                        self.text.emit("".join(pending))
-                        pending, last_sent = [], time.monotonic()
+                        send_pending()
+                        last_sent = time.monotonic()
                     continue
-                if pending:
-                    self.text.emit("".join(pending))
-                    pending = []
+                send_pending()
                 if kind == "progress":
-                    self.stage.emit(event["stage"], event.get("done", 0), event.get("total", 0))
+                    request.stage.emit(event["stage"], event.get("done", 0), event.get("total", 0))
                 elif kind == "done":
-                    self.finished.emit(Answer(event["text"], event["finish"], event.get("timings", {}),
-                                              event.get("token_ids", [])))
+                    self._finish(request, Answer(event["text"], event["finish"], event.get("timings", {}),
+                                                 event.get("token_ids", [])))
                     return
             raise EngineError("the engine ended the request without an answer")
-        except ContextFull as exc:
-            self.failed.emit("context_full", str(exc))
-        except EngineCrashed as exc:
-            self.failed.emit("crashed", str(exc))
-        except ModelFileError as exc:
-            self.failed.emit("model_file", str(exc))
-        except _NoModel as exc:
-            self.failed.emit("no_model", str(exc))
-        except (EngineError, OSError, ValueError) as exc:
-            self.failed.emit("error", str(exc))
-        except Exception as exc:  # noqa: BLE001 - whatever happens, the request must end for its listeners
-            self.failed.emit("error", f"unexpected error in the engine client: {exc!r}")
+        except Exception as exc:  # noqa: BLE001 - whatever happens, the request must end for its owner
+            send_pending()
+            kind, message = _failure(exc)
+            if kind != "no_model":  # without a model no question reached one: nothing to record
+                request._write_audit("".join(streamed), "context_full" if kind == "context_full" else "error")
+            self._request_ended.emit(request, (kind, message))
 
-    def _ensure_engine(self) -> Engine:
+    def _finish(self, request: Request, answer: Answer) -> None:
+        request._write_audit(answer.text, answer.finish)
+        self._request_ended.emit(request, answer)
+
+    def _engine_for_request(self, request: Request) -> Engine:
+        """The engine for the request's model, started; the previous one is closed if the model changed."""
+        wanted = (request.folder, request.engine_settings)
+        if self.engine is not None and self._engine_for != wanted:
+            self.engine.close()
+            self.engine = self._engine_for = None
+        if request.folder is None:
+            raise _NoModel("no model is installed: open the model manager to get one")
         if self.engine is None:
-            if self.folder is None:
-                raise _NoModel("no model is installed: open the model manager to get one")
-            self.engine = Engine.from_folder(self.folder, self.settings)
+            self.engine = Engine.from_folder(request.folder, request.engine_settings)
+            self._engine_for = wanted
         if self.engine.pid is None:
-            self.stage.emit("loading", 0, 1)
-            self.loaded.emit(self.engine.start())
+            request.stage.emit("loading", 0, 1)
+            self.engine.start()
         return self.engine
 
 
 class _NoModel(Exception):
     pass
+
+
+def _failure(exc: Exception) -> tuple[str, str]:
+    """A failed request's kind and message, for its owner."""
+    for kinds, kind in ((ContextFull, "context_full"), (EngineCrashed, "crashed"), (ModelFileError, "model_file"),
+                        (_NoModel, "no_model"), ((EngineError, OSError, ValueError), "error")):
+        if isinstance(exc, kinds):
+            return kind, str(exc)
+    return "error", f"unexpected error in the engine client: {exc!r}"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
-from app.audit import GENESIS, AuditLog, sha256_text
+from app.audit import GENESIS, AskedQuestion, AuditLog, sha256_text
 from app.store import Store
 
 MODEL = {"name": "tiny", "text": {"file": "tiny-F32.gguf", "sha256": "a" * 64},
@@ -39,6 +40,30 @@ def test_records_hold_hashes_and_chain(tmp_path):
     for secret in ["DOE^JANE", "右下肺", "阴影", "Patient"]:
         assert secret not in text  # no question or answer text, no patient data
     assert log.verify() == (True, None)
+
+
+def test_a_question_is_recorded_as_it_was_asked_when_its_answer_ends(tmp_path):
+    log = AuditLog(tmp_path / "audit.jsonl")
+    settings = dict(SETTINGS)
+    asked = AskedQuestion(study_key=sha256_text("study"), image_sha256=(sha256_text("image"),), model=MODEL,
+                          settings=dict(settings), question=QUESTION)
+    settings["temperature"] = 0.9  # what changes after the question was asked does not reach its record
+    written = log.record_answer(asked, ANSWER, "cancelled")
+    [stored] = [json.loads(line) for line in log.path.read_text(encoding="utf-8").splitlines()]
+    assert stored == written and stored["settings"] == SETTINGS and stored["model"] == MODEL
+    assert stored["question_sha256"] == sha256_text(QUESTION) and stored["answer_sha256"] == sha256_text(ANSWER)
+    assert stored["image_sha256"] == [sha256_text("image")] and stored["finish"] == "cancelled"
+    assert QUESTION not in log.path.read_text(encoding="utf-8") and ANSWER not in log.path.read_text(encoding="utf-8")
+
+
+def test_records_written_from_two_threads_at_once_stay_chained(tmp_path):
+    log = AuditLog(tmp_path / "audit.jsonl")
+    threads = [threading.Thread(target=lambda: [record(log, n) for n in range(40)]) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(log.path.read_bytes().splitlines()) == 80 and log.verify() == (True, None)
 
 
 def test_text_instead_of_a_hash_is_refused(tmp_path):

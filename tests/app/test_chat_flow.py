@@ -48,11 +48,17 @@ def open_ct(window, qtbot):
     qtbot.waitUntil(lambda: window.series_viewer.shown is not None, timeout=10_000)
 
 
+def answer_of(qtbot, request):
+    """Wait for the request's answer (its signals reach the GUI through the event loop: connecting now misses none)."""
+    with qtbot.waitSignal(request.finished, timeout=ANSWER_TIMEOUT_MS) as blocker:
+        pass
+    return blocker.args[0]
+
+
 def ask(window, qtbot, question: str):
     window.chat.input.setPlainText(question)
-    with qtbot.waitSignal(window.runner.finished, timeout=ANSWER_TIMEOUT_MS) as blocker:
-        window.chat.send()
-    return blocker.args[0]
+    window.chat.send()
+    return answer_of(qtbot, window.chat.request)
 
 
 def test_ask_stop_regenerate_edit_export_restart(data_dir, qtbot, tmp_path, no_network):  # noqa: F811
@@ -65,8 +71,10 @@ def test_ask_stop_regenerate_edit_export_restart(data_dir, qtbot, tmp_path, no_n
     assert len(window.chat.pending_images) == 2
 
     pieces = []
-    window.runner.text.connect(pieces.append)
-    first = ask(window, qtbot, "Describe this image. 请描述。")
+    window.chat.input.setPlainText("Describe this image. 请描述。")
+    window.chat.send()
+    window.chat.request.text.connect(pieces.append)
+    first = answer_of(qtbot, window.chat.request)
     assert first.finish in ("stop", "length") and pieces and "".join(pieces) == first.text
     conv = window.chat.conversation
     assert len(conv.turns) == 1 and len(conv.turns[0].image_shas) == 2 and conv.turns[0].answer == first.text
@@ -75,19 +83,15 @@ def test_ask_stop_regenerate_edit_export_restart(data_dir, qtbot, tmp_path, no_n
     # Stop as soon as the first piece arrives: the partial answer is kept and marked.
     window.settings.max_new_tokens = 400
     window.chat.input.setPlainText("And the second question?")
-    stopped = []
-    window.runner.finished.connect(stopped.append)
-    window.runner.text.connect(lambda _piece: window.chat.stop())
     window.chat.send()
-    qtbot.waitUntil(lambda: bool(stopped), timeout=ANSWER_TIMEOUT_MS)
-    window.runner.text.disconnect()
-    assert stopped[0].finish == "cancelled"
+    window.chat.request.text.connect(lambda _piece: window.chat.stop())
+    stopped = answer_of(qtbot, window.chat.request)
+    assert stopped.finish == "cancelled"
     assert window.chat.conversation.turns[-1].finish == "cancelled"
     window.settings.max_new_tokens = 48
 
-    with qtbot.waitSignal(window.runner.finished, timeout=ANSWER_TIMEOUT_MS) as regenerated:
-        window.chat.regenerate()
-    assert regenerated.args[0].finish in ("stop", "length")
+    window.chat.regenerate()
+    assert answer_of(qtbot, window.chat.request).finish in ("stop", "length")
     assert len(window.chat.conversation.turns) == 2
 
     window.chat.edit_last()
@@ -130,8 +134,6 @@ def test_engine_crash_mid_answer_keeps_the_conversation(data_dir, qtbot):
     window.attach_view(False)
     window.settings.max_new_tokens = 400
     failures = []
-    window.runner.failed.connect(lambda kind, message: failures.append((kind, message)))
-
     killed = []
 
     def kill_engine(_piece):
@@ -139,19 +141,20 @@ def test_engine_crash_mid_answer_keeps_the_conversation(data_dir, qtbot):
             killed.append(window.runner.engine.pid)
             os.kill(killed[0], signal.SIGKILL)
 
-    window.runner.text.connect(kill_engine)
     window.chat.input.setPlainText("First question")
     window.chat.send()
+    window.chat.request.text.connect(kill_engine)
+    window.chat.request.failed.connect(lambda kind, message: failures.append((kind, message)))
     qtbot.waitUntil(lambda: bool(failures), timeout=ANSWER_TIMEOUT_MS)
     assert failures[0][0] == "crashed" and "stopped unexpectedly" in window.chat.status.text()
     turn = window.chat.conversation.turns[-1]
     assert turn.finish == "error" and turn.question == "First question"
 
     window.settings.max_new_tokens = 24
-    with qtbot.waitSignal(window.runner.finished, timeout=ANSWER_TIMEOUT_MS) as answered:
-        window.chat.regenerate()  # the engine restarts for the next request
-    assert answered.args[0].finish in ("stop", "length")
-    assert window.chat.conversation.turns[-1].answer == answered.args[0].text
+    window.chat.regenerate()  # the engine restarts for the next request
+    answered = answer_of(qtbot, window.chat.request)
+    assert answered.finish in ("stop", "length")
+    assert window.chat.conversation.turns[-1].answer == answered.text
     close_window(window)
 
 
@@ -178,9 +181,9 @@ KILLED_APP = textwrap.dedent("""
             print("KILLING", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
 
-    window.runner.text.connect(on_text)
     window.chat.input.setPlainText("A question the app dies during")
     window.chat.send()
+    window.chat.request.text.connect(on_text)
     app.exec()
 """)
 
@@ -210,9 +213,9 @@ def test_a_full_disk_keeps_the_question_and_the_app_up(data_dir, qtbot):
     assert window.chat.input.toPlainText() == "A question the disk has no room for"  # nothing typed is lost
     assert len(window.chat.pending_images) == 1 and not window.runner.busy
     db.execute("PRAGMA max_page_count = 1073741823")  # room again: the same question goes through
-    with qtbot.waitSignal(window.runner.finished, timeout=ANSWER_TIMEOUT_MS) as answered:
-        window.chat.send()
-    assert window.chat.conversation.turns[-1].answer == answered.args[0].text
+    window.chat.send()
+    answered = answer_of(qtbot, window.chat.request)
+    assert window.chat.conversation.turns[-1].answer == answered.text
     close_window(window)
 
 

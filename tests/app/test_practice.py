@@ -10,6 +10,7 @@ import sqlite3
 
 import pytest
 from PIL import Image
+from PySide6.QtGui import QTextCursor, QTextDocument
 from PySide6.QtWidgets import QWidget
 
 from app.audit import AuditLog
@@ -22,8 +23,10 @@ from app.practice import (
     model_choice,
     sample_deck_path,
 )
+from app.rendering import answer_html
 from app.ui.engine_runner import EngineRunner
-from app.ui.practice import NO_MODEL_TEXT, PracticeWindow, open_practice
+from app.ui.practice import PracticeWindow, open_practice
+from app.ui.practice_model import NO_MODEL_TEXT
 from inference.prompt import MC_INSTRUCTION, Turn
 from inference.sampling import SamplingSettings
 
@@ -72,6 +75,20 @@ def open_window(qtbot, runner) -> PracticeWindow:
     qtbot.addWidget(window)
     window.show()
     return window
+
+
+def answer_of(qtbot, request):
+    """Wait for the request's answer (its signals reach the GUI through the event loop: connecting now misses none)."""
+    with qtbot.waitSignal(request.finished, timeout=ANSWER_TIMEOUT_MS) as blocker:
+        pass
+    return blocker.args[0]
+
+
+def rendered(text: str) -> str:
+    """An answer as a view shows it, as plain text: its Markdown rendered (app.rendering)."""
+    document = QTextDocument()
+    QTextCursor(document).insertHtml(answer_html(text))
+    return document.toPlainText()
 
 
 # --- decks ---------------------------------------------------------------------------------------
@@ -166,74 +183,78 @@ def test_scoring_and_progress_follow_the_deck_content_not_its_path(tmp_path):
     assert reopened.attempts(moved) == {} and len(reopened.attempts(edited)) == 1
 
 
-# --- the window ----------------------------------------------------------------------------------
+# --- the window ---------------------------------------------------------------------------------
 
 def test_reveal_waits_for_the_trainee_then_shows_both_sides_streamed(qtbot, data, tmp_path, runner):
     deck_path = write_deck(tmp_path / "deck", [FREE, MC])
     window = open_window(qtbot, runner)
+    case, model = window.case, window.model_answer
     assert window.pages.currentWidget() is window.start_page
     assert window.open_deck(deck_path)
     assert window.intended_use.text() == "For education and research; not for diagnosis."
     assert window.intended_use.isVisible()
     assert window.item.number == 1 and window.counter.text() == "Case 1 of 2 · 0 of 2 answered"
-    assert window.thumb_group.buttons() and len(window.thumb_group.buttons()) == 2  # two images
+    assert case.thumb_group.buttons() and len(case.thumb_group.buttons()) == 2  # two images
 
     # Nothing to reveal before the trainee has written a read (blank does not count).
-    assert not window.reveal_button.isEnabled()
-    window.read_edit.setPlainText("   ")
-    assert not window.reveal_button.isEnabled()
+    assert not case.reveal_button.isEnabled()
+    case.read_edit.setPlainText("   ")
+    assert not case.reveal_button.isEnabled()
     window.reveal()
-    assert window.compare.currentWidget() is window.compare_hint and not window.attempts
-    window.read_edit.setPlainText("A flat grey field, nothing focal.")
-    assert window.reveal_button.isEnabled()
+    assert case.compare.currentWidget() is case.compare_hint and not window.attempts and model.request is None
+    case.read_edit.setPlainText("A flat grey field, nothing focal.")
+    assert case.reveal_button.isEnabled()
 
     window.audit = AuditLog(tmp_path / "audit.jsonl")
     pieces: list[str] = []
-    shown: list[str] = []  # the model's column as each piece arrives
-    runner.text.connect(pieces.append)
-    runner.text.connect(lambda _piece: shown.append(window.model_view.toPlainText()))
-    with qtbot.waitSignal(runner.finished, timeout=ANSWER_TIMEOUT_MS) as done:
-        window.reveal_button.click()
-        assert window.read_edit.isReadOnly() and window.stop_button.isVisible()
-    answer = done.args[0]
+    shown: list[str] = []  # the model's answer on screen as each piece arrives
+    case.reveal_button.click()
+    assert case.read_edit.isReadOnly() and model.stop_button.isVisible()
+    request = model.request
+    request.text.connect(pieces.append)
+    request.text.connect(lambda _piece: shown.append(model.text))
+    answer = answer_of(qtbot, request)
     assert answer.finish in ("stop", "length") and answer.text.strip() and "".join(pieces) == answer.text
     # Side by side: the trainee's read | the model's answer as streamed; the reference below.
-    assert window.your_read.text() == "A flat grey field, nothing focal."
+    assert case.your_read.text() == "A flat grey field, nothing focal."
     assert shown == ["".join(pieces[: n + 1]) for n in range(len(pieces))]  # it grew piece by piece
-    assert window.model_view.toPlainText() == answer.text
-    assert window.reference_label.text() == "A uniform grey square."
-    assert window.mark_row.isVisible() and not window.stop_button.isVisible()
+    assert model.text == answer.text and model.view.toPlainText() == rendered(answer.text)
+    assert case.reference_label.text() == "A uniform grey square."
+    assert case.mark_row.isVisible() and not model.stop_button.isVisible() and model.request is None
     # The question was audited like a chat question: hashes only, the chain intact.
     [record] = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert record["answer_sha256"] == hashlib.sha256(answer.text.encode()).hexdigest()
+    assert record["question_sha256"] == hashlib.sha256(b"Describe the image.").hexdigest()
     assert len(record["image_sha256"]) == 2 and record["study_key"] == window.deck.sha256
+    assert record["settings"]["max_new_tokens"] == SHORT.max_new_tokens and record["finish"] == answer.finish
     assert window.audit.verify() == (True, None)
 
     # Free text is self-assessed; the mark is saved with the answer and the model's answer.
-    window.right_button.click()
+    case.right_button.click()
     saved = Progress(data / "practice.sqlite3").attempts(window.deck)[1]
     assert saved.answer == "A flat grey field, nothing focal." and saved.correct is True and saved.self_marked
     assert saved.model_answer == answer.text and saved.seconds is not None
-    assert "marked this right" in window.your_result.text()
+    assert "marked this right" in case.your_result.text()
 
 
 def test_choices_are_scored_and_progress_resumes_after_a_restart(qtbot, data, tmp_path, runner):
     deck_path = write_deck(tmp_path / "deck", [MC, FREE, {**MC, "question": "Again: which side?"}])
     window = open_window(qtbot, runner)
     window.open_deck(deck_path)
-    assert window.option_buttons and window.options_box.isVisible() and not window.read_edit.isVisible()
-    assert not window.reveal_button.isEnabled()
-    window.option_buttons[0].click()  # "Left": not the deck's answer
-    assert window.reveal_button.isEnabled()
-    with qtbot.waitSignal(runner.finished, timeout=ANSWER_TIMEOUT_MS):
-        window.reveal()
-    assert window.your_read.text() == "A. Left"
-    assert window.your_result.text() == "Not correct: the deck's answer is B. Right."
-    assert window.reference_label.text() == "B. Right" and not window.mark_row.isVisible()
-    assert not any(button.isEnabled() for button in window.option_buttons)  # locked in
+    case = window.case
+    assert case.option_buttons and case.options_box.isVisible() and not case.read_edit.isVisible()
+    assert not case.reveal_button.isEnabled()
+    case.option_buttons[0].click()  # "Left": not the deck's answer
+    assert case.reveal_button.isEnabled()
+    window.reveal()
+    answer_of(qtbot, window.model_answer.request)
+    assert case.your_read.text() == "A. Left"
+    assert case.your_result.text() == "Not correct: the deck's answer is B. Right."
+    assert case.reference_label.text() == "B. Right" and not case.mark_row.isVisible()
+    assert not any(button.isEnabled() for button in case.option_buttons)  # locked in
 
     window.next_item()
-    assert window.item.number == 2 and window.compare.currentWidget() is window.compare_hint
+    assert window.item.number == 2 and case.compare.currentWidget() is case.compare_hint
     window.close()
 
     # A new window (the app restarted) reopens the recent deck at the first unanswered case.
@@ -241,23 +262,24 @@ def test_choices_are_scored_and_progress_resumes_after_a_restart(qtbot, data, tm
     assert again.deck is not None and again.deck.path.resolve() == deck_path.resolve()
     assert again.item.number == 2 and again.progress_bar.value() == 1
     again.show_item(1)  # an answered case shows what was saved, without asking the model again
-    assert again.your_read.text() == "A. Left" and again.option_buttons[0].isChecked()
-    assert not again.reveal_button.isVisible() and again.model_view.toPlainText()
+    assert again.case.your_read.text() == "A. Left" and again.case.option_buttons[0].isChecked()
+    assert not again.case.reveal_button.isVisible() and again.model_answer.view.toPlainText()
+    assert again.model_answer.request is None
     again.show_item(3)
-    again.option_buttons[1].click()
-    with qtbot.waitSignal(runner.finished, timeout=ANSWER_TIMEOUT_MS):
-        again.reveal()
-    assert again.your_result.text() == "Correct."
+    again.case.option_buttons[1].click()
+    again.reveal()
+    answer_of(qtbot, again.model_answer.request)
+    assert again.case.your_result.text() == "Correct."
 
     again.show_summary()
-    assert again.pages.currentWidget() is again.summary_page
-    assert "Answered 2 of 3" in again.summary_text.text()
-    assert "Multiple choice: 1 of 2 correct (50 %)" in again.summary_text.text()
-    assert again.summary_table.item(0, 3).text() == "wrong" and again.summary_table.item(2, 3).text() == "right"
+    assert again.pages.currentWidget() is again.summary
+    assert "Answered 2 of 3" in again.summary.text.text()
+    assert "Multiple choice: 1 of 2 correct (50 %)" in again.summary.text.text()
+    assert again.summary.table.item(0, 3).text() == "wrong" and again.summary.table.item(2, 3).text() == "right"
 
     again.reset_progress()
     assert again.item.number == 1 and not again.attempts and again.progress_bar.value() == 0
-    assert again.reveal_button.isVisible() and not again.reveal_button.isEnabled()
+    assert again.case.reveal_button.isVisible() and not again.case.reveal_button.isEnabled()
     assert Progress(data / "practice.sqlite3").attempts(again.deck) == {}
 
 
@@ -265,21 +287,26 @@ def test_leaving_a_case_stops_its_answer_and_the_next_one_waits_its_turn(qtbot, 
     window = PracticeWindow(runner, sampling=SamplingSettings.greedy_decoding(400))
     qtbot.addWidget(window)
     window.open_deck(write_deck(tmp_path / "deck", [FREE, MC]))
-    window.read_edit.setPlainText("grey")
-    answers = []
-    runner.finished.connect(answers.append)
+    window.case.read_edit.setPlainText("grey")
+    answers, waiting = [], []
 
     def move_on(_piece):  # as soon as the answer to case 1 streams: go to case 2 and answer it at once
         if window.item.number == 1:
             window.next_item()
-            window.option_buttons[1].click()
+            window.case.option_buttons[1].click()
             window.reveal()
+            waiting.append(window.model_answer.status.text())
+            window.model_answer.request.finished.connect(answers.append)
 
-    runner.text.connect(move_on)
     window.reveal()
+    first = window.model_answer.request
+    first.text.connect(move_on)
+    first.finished.connect(answers.append)
     qtbot.waitUntil(lambda: len(answers) == 2, timeout=ANSWER_TIMEOUT_MS)
+    assert waiting == ["Waiting for the previous answer to stop…"]
     assert answers[0].finish == "cancelled" and answers[1].finish in ("stop", "length") and answers[1].text.strip()
-    assert window.item.number == 2 and window.model_view.toPlainText() == answers[1].text
+    assert window.item.number == 2 and window.model_answer.text == answers[1].text
+    assert window.model_answer.view.toPlainText() == rendered(answers[1].text)
     saved = Progress(data / "practice.sqlite3").attempts(window.deck)
     assert saved[1].model_answer is None and saved[2].model_answer == answers[1].text
 
@@ -287,27 +314,34 @@ def test_leaving_a_case_stops_its_answer_and_the_next_one_waits_its_turn(qtbot, 
 def test_a_question_from_elsewhere_in_the_app_is_left_to_finish(qtbot, data, tmp_path, runner):
     window = open_window(qtbot, runner)
     window.open_deck(write_deck(tmp_path / "deck", [FREE]))
-    window.read_edit.setPlainText("grey")
-    answers = []
-    runner.finished.connect(answers.append)
-    runner.ask([Turn("Describe the image.", 0)], [], SamplingSettings.greedy_decoding(24))  # e.g. the chat panel
+    window.case.read_edit.setPlainText("grey")
+    elsewhere = runner.request([Turn("Describe the image.", 0)], [], SamplingSettings.greedy_decoding(24),
+                               owner="chat")  # e.g. the chat panel
+    runner.submit(elsewhere)
     window.reveal()
-    assert window.model_status.text() == "Waiting for the model to finish its previous answer…"
-    qtbot.waitUntil(lambda: len(answers) == 2, timeout=ANSWER_TIMEOUT_MS)
-    assert answers[0].finish in ("stop", "length")  # not interrupted
-    assert window.model_view.toPlainText() == answers[1].text != answers[0].text
+    mine = window.model_answer.request
+    assert window.model_answer.status.text() == "Waiting for the chat answer to finish…"
+    ended = []
+    elsewhere.finished.connect(lambda answer: ended.append(("elsewhere", answer)))
+    mine.started.connect(lambda: ended.append(("practice started", None)))
+    mine.finished.connect(lambda answer: ended.append(("practice", answer)))
+    qtbot.waitUntil(lambda: len(ended) == 3, timeout=ANSWER_TIMEOUT_MS)
+    assert [name for name, _ in ended] == ["elsewhere", "practice started", "practice"]
+    assert ended[0][1].finish in ("stop", "length")  # not interrupted
+    assert window.model_answer.text == ended[2][1].text != ended[0][1].text
 
 
 def test_without_a_model_the_trainee_still_sees_the_reference(qtbot, data, tmp_path):
     runner = EngineRunner()  # no model installed
     window = open_window(qtbot, runner)
     window.open_deck(write_deck(tmp_path / "deck", [FREE]))
-    window.read_edit.setPlainText("grey")
-    with qtbot.waitSignal(runner.failed, timeout=10_000) as failed:
-        window.reveal()
+    window.case.read_edit.setPlainText("grey")
+    window.reveal()
+    with qtbot.waitSignal(window.model_answer.request.failed, timeout=10_000) as failed:
+        pass
     assert failed.args[0] == "no_model"
-    assert window.model_status.text() == NO_MODEL_TEXT and window.model_view.toPlainText() == ""
-    assert window.reference_label.text() == "A uniform grey square." and window.your_read.text() == "grey"
+    assert window.model_answer.status.text() == NO_MODEL_TEXT and window.model_answer.view.toPlainText() == ""
+    assert window.case.reference_label.text() == "A uniform grey square." and window.case.your_read.text() == "grey"
     runner.shutdown()
 
 
@@ -322,5 +356,5 @@ def test_a_broken_deck_keeps_the_window_and_the_sample_deck_opens(qtbot, data, t
     assert not window.open_deck(broken)
     assert window.statusBar().currentMessage().startswith("broken.json: not valid JSON")
     assert window.open_deck(sample_deck_path()) and window.item.number == 1
-    assert window.image.pixmap() is not None and not window.image.pixmap().isNull()
+    assert window.case.image.pixmap() is not None and not window.case.image.pixmap().isNull()
     runner.shutdown()

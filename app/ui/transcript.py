@@ -1,0 +1,83 @@
+"""The chat's transcript: a conversation as the user reads it, and the answer being written streaming into it."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QByteArray, QUrl
+from PySide6.QtGui import QImage, QTextCursor, QTextDocument, QTextImageFormat
+from PySide6.QtWidgets import QTextBrowser
+
+from app import INTENDED_USE
+from app.finish import finish_phrase
+from app.store import StoredConversation
+from app.ui.answer_view import StreamedAnswer, insert_answer, scroll_to_end
+
+THUMB_WIDTH = 112
+
+
+class Transcript(QTextBrowser):
+    """Each question with the images asked about (from the store), each answer rendered from its Markdown (see
+    app.ui.answer_view: nothing in it is interpreted as HTML, followed or loaded) with how it ended."""
+
+    def __init__(self):
+        super().__init__()
+        self.setOpenExternalLinks(False)
+        self.setOpenLinks(False)
+        self.setPlaceholderText("Open a study, attach the view, and ask a question about it.")
+        self.streamed = StreamedAnswer(self)  # the answer being written, at the end of the transcript
+        self.answering: int | None = None  # the id of the turn it answers
+
+    def start_answer(self, conversation: StoredConversation) -> None:
+        """Show the conversation with its last turn being answered, empty so far."""
+        self.answering = conversation.turns[-1].id
+        self.streamed.reset()
+        self.show_conversation(conversation)
+
+    def add_piece(self, piece: str) -> None:
+        self.streamed.add(piece)
+
+    def end_answer(self, conversation: StoredConversation | None) -> None:
+        """The answer has ended: the conversation as stored, every answer whole."""
+        self.answering = None
+        self.streamed.stop()
+        self.show_conversation(conversation)
+
+    def show_conversation(self, conversation: StoredConversation | None) -> None:
+        doc = self.document()
+        doc.clear()
+        if conversation is None:
+            return
+        cursor = QTextCursor(doc)
+        for turn in conversation.turns:
+            cursor.insertHtml("<p style='margin-top:10px'><b>You</b></p>")
+            cursor.insertBlock()
+            for sha in turn.image_shas:  # the user's own attachments, from the store: the only images shown
+                url = f"image:{sha}"
+                doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl(url),
+                                QImage.fromData(QByteArray(conversation.images[sha].png)))
+                image = QTextImageFormat()
+                image.setName(url)
+                image.setWidth(THUMB_WIDTH)
+                image.setHeight(THUMB_WIDTH)
+                cursor.insertImage(image)
+                cursor.insertText(" ")
+            if turn.image_shas:
+                cursor.insertBlock()
+            cursor.insertText(turn.question)
+            cursor.insertBlock()
+            cursor.insertHtml("<p style='margin-top:6px'><b>Model</b></p>")
+            cursor.insertBlock()
+            if turn.id == self.answering:  # the last turn: the streamed answer runs to the end of the document
+                self.streamed.start = cursor.position()
+                if self.streamed.text:
+                    insert_answer(cursor, self.streamed.text)
+                else:
+                    cursor.insertText("…")
+                break
+            insert_answer(cursor, turn.answer or " ")
+            note = finish_phrase(turn.finish)
+            cursor.insertBlock()
+            if note:
+                cursor.insertHtml(f"<i>({note})</i> ")
+            cursor.insertHtml(f"<span style='color:gray; font-size:small'>{INTENDED_USE}</span>")
+            cursor.insertBlock()
+        scroll_to_end(self)
