@@ -9,11 +9,12 @@ and its audit record (hashes only) names the model and settings of the moment it
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QStandardPaths, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -35,6 +36,7 @@ from app.audit import AuditLog
 from app.export import export_conversation
 from app.settings import Settings
 from app.store import Store, StoredConversation, StoreError
+from app.ui.background import Task, run_in_background
 from app.ui.chat_answer import ChatAnswer
 from app.ui.conversation_list import ConversationList
 from app.ui.engine_runner import EngineRunner, Request, model_of
@@ -326,19 +328,21 @@ class ChatPanel(QWidget):
         if not self.conversation:
             return
         suffix = {"md": "Markdown (*.md)", "html": "HTML (*.html)", "pdf": "PDF (*.pdf)"}[fmt]
-        path, _ = QFileDialog.getSaveFileName(self, "Export conversation", f"conversation.{fmt}", suffix)
+        suggested = export_folder() / f"{export_name(self.conversation)}.{fmt}"
+        path, _ = QFileDialog.getSaveFileName(self, "Export conversation", str(suggested), suffix)
         if path:
             self.export(Path(path), fmt)
 
-    def export(self, path: Path, fmt: str) -> None:
-        try:
-            export_conversation(self.store.load(self.conversation.id), path, fmt,
-                                include_identifiers=self.settings.show_identifiers)
-        except OSError as exc:
-            self.status.setText(f"Export failed: {exc}")
-            return
-        note = "" if self.settings.show_identifiers else " (de-identified)"
-        self.status.setText(f"Exported to {path}{note}.")
+    def export(self, path: Path, fmt: str) -> Task:
+        """Export the conversation in the background (a long answer takes seconds to lay out as a PDF)."""
+        conversation = self.store.load(self.conversation.id)
+        identifiers = self.settings.show_identifiers
+        self.status.setText(f"Exporting to {path}…")
+        note = "" if identifiers else " (de-identified)"
+        return run_in_background(
+            lambda cancel: export_conversation(conversation, path, fmt, include_identifiers=identifiers),
+            on_done=lambda _: self.status.setText(f"Exported to {path}{note}."),
+            on_failed=lambda exc: self.status.setText(f"Export failed: {exc}"))
 
     # --- display ---------------------------------------------------------------------------------
     def _update_buttons(self) -> None:
@@ -358,3 +362,18 @@ class ChatPanel(QWidget):
 
     def transcript_text(self) -> str:
         return self.transcript.toPlainText()
+
+
+def export_folder() -> Path:
+    """Where the export dialog starts: the user's documents folder (never a shared temporary folder)."""
+    for location in (QStandardPaths.StandardLocation.DocumentsLocation, QStandardPaths.StandardLocation.HomeLocation):
+        folder = QStandardPaths.writableLocation(location)
+        if folder and Path(folder).is_dir():
+            return Path(folder)
+    return Path.home()
+
+
+def export_name(conversation: StoredConversation) -> str:
+    """A file name from the conversation's title and the day it started: "Chest CT 2026-12-03"."""
+    title = re.sub(r'[\\/:*?"<>|\x00-\x1f\s]+', " ", conversation.title).strip(" .") or "conversation"
+    return f"{title[:80].strip()} {conversation.created[:10]}".strip()

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from pydicom.data import get_testdata_file
@@ -104,8 +105,9 @@ def test_ask_stop_regenerate_edit_export_restart(data_dir, qtbot, tmp_path, no_n
     exports = {}
     for fmt in ("md", "html", "pdf"):
         exports[fmt] = tmp_path / f"conversation.{fmt}"
-        window.chat.export(exports[fmt], fmt)
-        assert exports[fmt].stat().st_size > 0
+        task = window.chat.export(exports[fmt], fmt)  # in the background: the window stays responsive
+        qtbot.waitUntil(lambda task=task: task.finished, timeout=120_000)
+        assert exports[fmt].stat().st_size > 0 and window.chat.status.text().startswith("Exported to")
     html = exports["html"].read_text(encoding="utf-8")
     assert "An edited second question" in html and "not for diagnosis" in html and html.count("<img") >= 2
     for fmt in ("md", "html"):
@@ -228,3 +230,16 @@ def test_an_unreadable_database_is_set_aside_and_a_new_one_started(tmp_path):
     [aside] = tmp_path.glob("conversations.sqlite3.unreadable-*")
     assert aside.read_bytes() == b"this is not a database" * 100  # kept whole, for recovery
     assert aside.name in note and "conversations.sqlite3" in note
+
+
+def test_the_export_dialog_starts_in_documents_with_the_title_and_date(qapp):
+    from types import SimpleNamespace
+
+    from PySide6.QtCore import QStandardPaths
+
+    from app.ui.chat import export_folder, export_name
+
+    documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    assert export_folder() in ([Path(documents)] if Path(documents).is_dir() else []) + [Path.home()]
+    conversation = SimpleNamespace(title='CT: chest/abdomen "follow-up"?', created="2026-12-03T10:00:00+00:00")
+    assert export_name(conversation) == "CT chest abdomen follow-up 2026-12-03"
