@@ -30,7 +30,7 @@ from . import INTENDED_USE, privacy
 from .finish import finish_sentence
 from .paths import data_dir
 from .rendering import answer_html, inert_markdown
-from .store import StoredConversation, StoredImage
+from .store import StoredConversation, StoredImage, StoredTurn
 
 FORMATS = ("md", "html", "pdf")
 
@@ -102,10 +102,20 @@ def _facts(conv: StoredConversation, include_identifiers: bool) -> list[tuple[st
         part = model.get(key) or {}
         if part:
             facts.append((name, f"{part.get('file', '?')} (sha256 {part.get('sha256', '?')})"))
-    settings = ", ".join(f"{k} {v}" for k, v in (conv.settings or {}).items())
-    facts.append(("Sampling", settings or "not recorded"))
     if include_identifiers and conv.study_info:
         facts += [(str(k).replace("_", " ").capitalize(), str(v)) for k, v in conv.study_info.items()]
+    return facts
+
+
+def _answer_facts(conv: StoredConversation, turn: StoredTurn) -> list[str]:
+    """Under each answer: how it ended when it ended early (with the reason, if the engine gave one), and the
+    sampling it was asked with (each answer its own: settings and seed can change between turns)."""
+    facts = []
+    if finish_sentence(turn.finish):
+        facts.append(f"{finish_sentence(turn.finish)} The answer may be incomplete."
+                     + (f" Reason: {turn.note}" if turn.note else ""))
+    settings = turn.settings or conv.settings  # a turn stored before answers kept their own: the conversation's
+    facts.append("Sampling: " + (", ".join(f"{k} {v}" for k, v in settings.items()) or "not recorded"))
     return facts
 
 
@@ -145,8 +155,7 @@ def _markdown(conv: StoredConversation, path: Path, include_identifiers: bool) -
             out += [f"![Image {number}]({quote(folder.name)}/{files[sha]})", "",
                     f"*{inert_markdown(_caption(number, conv.images[sha]))}*", ""]
         out += ["**Answer**", "", inert_markdown(turn.answer) if turn.answer else "*(no answer)*"]
-        if finish_sentence(turn.finish):
-            out += ["", f"*{finish_sentence(turn.finish)} The answer may be incomplete.*"]
+        out += [line for fact in _answer_facts(conv, turn) for line in ("", f"*{inert_markdown(fact)}*")]
     out += ["", "---", "", f"> {INTENDED_USE}", ""]
     return "\n".join(out)
 
@@ -186,8 +195,7 @@ def _html(conv: StoredConversation, include_identifiers: bool, image_src: ImageS
             out += [f"<p><img src=\"{esc(src)}\" alt=\"Image {numbers[sha]}\"{attributes}></p>",
                     f"<p class=\"caption\">{esc(_caption(numbers[sha], image))}</p>"]
         out += ["<h3>Answer</h3>", answer_html(turn.answer) if turn.answer else "<p><i>(no answer)</i></p>"]
-        if finish_sentence(turn.finish):
-            out.append(f"<p><i>{esc(finish_sentence(turn.finish))} The answer may be incomplete.</i></p>")
+        out += [f"<p><i>{esc(fact)}</i></p>" for fact in _answer_facts(conv, turn)]
     out += ["<hr>", f"<p class=\"label\">{esc(INTENDED_USE)}</p>", "</body></html>"]
     return "\n".join(out)
 

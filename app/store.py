@@ -23,7 +23,7 @@ from inference import prompt
 
 from .paths import data_dir
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FINISHED = ("stop", "length", "cancelled", "context_full")
 FINISH_STATES = ("pending", "error", *FINISHED)
 
@@ -61,6 +61,8 @@ class StoredTurn:
     answer_tokens: list[int] | None
     timings: dict
     created: str
+    settings: dict = field(default_factory=dict)  # the sampling this answer was asked with (seed included)
+    note: str = ""  # why an answer ended early, in the engine's words (an error's message)
 
 
 @dataclass
@@ -152,6 +154,9 @@ def _migrate(db: sqlite3.Connection, version: int) -> None:
             if statement.strip():
                 db.execute(statement)
         db.execute("INSERT INTO meta VALUES ('salt', ?)", (secrets.token_hex(32),))
+    if version < 2:  # each answer's own sampling settings, and why it ended early
+        db.execute("ALTER TABLE turns ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'")
+        db.execute("ALTER TABLE turns ADD COLUMN note TEXT NOT NULL DEFAULT ''")
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -306,9 +311,11 @@ class Store:
         conv = StoredConversation(row[0], row[1], row[2], json.loads(row[3]) if row[3] is not None else None,
                                   json.loads(row[4]), json.loads(row[5]), row[6], row[7])
         for t in self._db.execute("SELECT id, idx, question, image_shas, answer, finish, answer_tokens, timings, "
-                                  "created FROM turns WHERE conversation_id = ? ORDER BY idx", (conversation_id,)):
+                                  "created, settings, note FROM turns WHERE conversation_id = ? ORDER BY idx",
+                                  (conversation_id,)):
             conv.turns.append(StoredTurn(t[0], t[1], t[2], json.loads(t[3]), t[4], t[5],
-                                         json.loads(t[6]) if t[6] is not None else None, json.loads(t[7]), t[8]))
+                                         json.loads(t[6]) if t[6] is not None else None, json.loads(t[7]), t[8],
+                                         json.loads(t[9]), t[10]))
         for sha, png, label in self._db.execute(
                 "SELECT sha256, png, label FROM images WHERE conversation_id = ?", (conversation_id,)):
             conv.images[sha] = StoredImage(sha, png, label)
@@ -363,24 +370,31 @@ class Store:
             if db.execute("UPDATE turns SET answer = answer || ? WHERE id = ?", (piece, turn_id)).rowcount == 0:
                 raise KeyError(f"no turn {turn_id} in {self.path}")
 
+    def record_settings(self, turn_id: int, settings: dict) -> None:
+        """The sampling settings (seed included) the turn's answer is being asked with."""
+        with self._write() as db:
+            if db.execute("UPDATE turns SET settings = ? WHERE id = ?", (_json(settings), turn_id)).rowcount == 0:
+                raise KeyError(f"no turn {turn_id} in {self.path}")
+
     def finish_answer(self, turn_id: int, finish: str, answer_tokens: list[int] | None = None,
-                      timings: dict | None = None, text: str | None = None) -> None:
+                      timings: dict | None = None, text: str | None = None, note: str = "") -> None:
+        """How the answer ended; `note` says why when it ended early (an error's message)."""
         if finish not in FINISH_STATES or finish == "pending":
             raise ValueError(f"unknown finish {finish!r}; expected one of {', '.join(FINISH_STATES[1:])}")
         with self._write() as db:
             if text is not None:
                 db.execute("UPDATE turns SET answer = ? WHERE id = ?", (text, turn_id))
-            db.execute("UPDATE turns SET finish = ?, answer_tokens = ?, timings = ? WHERE id = ?",
+            db.execute("UPDATE turns SET finish = ?, answer_tokens = ?, timings = ?, note = ? WHERE id = ?",
                        (finish, _json(list(answer_tokens)) if answer_tokens is not None else None,
-                        _json(timings or {}), turn_id))
+                        _json(timings or {}), note, turn_id))
             self._touch(db, turn_id)
             self._index(db, turn_id)
 
     def reset_answer(self, turn_id: int) -> None:
         """Regenerate: the answer starts again, empty and pending."""
         with self._write() as db:
-            db.execute("UPDATE turns SET answer = '', finish = 'pending', answer_tokens = NULL, timings = '{}' "
-                       "WHERE id = ?", (turn_id,))
+            db.execute("UPDATE turns SET answer = '', finish = 'pending', answer_tokens = NULL, timings = '{}', "
+                       "note = '' WHERE id = ?", (turn_id,))
             self._touch(db, turn_id)
             self._index(db, turn_id)
 
@@ -390,7 +404,7 @@ class Store:
         with self._write() as db:
             self._delete_after(db, turn_id)
             db.execute("UPDATE turns SET question = ?, answer = '', finish = 'pending', answer_tokens = NULL, "
-                       "timings = '{}' WHERE id = ?", (question, turn_id))
+                       "timings = '{}', note = '' WHERE id = ?", (question, turn_id))
             self._touch(db, turn_id)
             self._index(db, turn_id)
 

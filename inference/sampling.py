@@ -9,7 +9,8 @@ texts shown to users) takes these values from `OFFICIAL`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,11 @@ class SamplingSettings:
     def greedy_decoding(cls, max_new_tokens: int | None = None) -> SamplingSettings:
         return cls(greedy=True, repetition_penalty=1.0,
                    max_new_tokens=OFFICIAL.max_new_tokens if max_new_tokens is None else max_new_tokens)
+
+    def with_new_seed(self) -> SamplingSettings:
+        """The same settings with a newly drawn seed, so that each answer (a regenerated one too) is a sample of its
+        own and can be reproduced from the seed recorded with it; greedy decoding has no seed to draw."""
+        return self if self.greedy else replace(self, seed=secrets.randbits(32))
 
 
 OFFICIAL = SamplingSettings()

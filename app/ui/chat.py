@@ -79,6 +79,7 @@ class ChatPanel(QWidget):
         self.transcript = Transcript()
         self.status = QLabel()
         self.status.setTextFormat(Qt.TextFormat.PlainText)
+        self.status.setWordWrap(True)  # a long message (an engine error) is read whole, never clipped
         self.progress = QProgressBar()
         self.progress.setMaximumHeight(14)
         self.progress.setTextVisible(False)
@@ -277,8 +278,9 @@ class ChatPanel(QWidget):
         self.conversation = self.store.load(self.conversation.id)
 
     def _ask_last(self) -> None:
-        self.answer = ChatAnswer(self.runner, self.store, self.audit, self.conversation, self.settings.sampling(),
-                                 self.transcript, self.status, self.progress)
+        # A new seed for every answer: a regenerate is a new sample (greedy stays greedy).
+        self.answer = ChatAnswer(self.runner, self.store, self.audit, self.conversation,
+                                 self.settings.sampling().with_new_seed(), self.transcript, self.status, self.progress)
         self.answer.ended.connect(self._answer_ended)
         self._asked_in_study = self.study_key
         self._update_buttons()

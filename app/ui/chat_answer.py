@@ -4,6 +4,8 @@ status line."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QLabel, QProgressBar
 
@@ -43,6 +45,7 @@ class ChatAnswer(QObject):
         self.request.failed.connect(self._on_failed)
 
     def start(self) -> None:
+        self._save(self.store.record_settings, self.turn_id, asdict(self.request.sampling))
         self.transcript.start_answer(self.conversation)
         self.progress.setRange(0, 0)
         self.progress.show()
@@ -85,7 +88,7 @@ class ChatAnswer(QObject):
     def _on_failed(self, kind: str, message: str) -> None:
         finish = "context_full" if kind == "context_full" else "error"
         answer = self.transcript.streamed.text
-        self._save(self.store.finish_answer, self.turn_id, finish, text=answer)
+        self._save(self.store.finish_answer, self.turn_id, finish, text=answer, note=message)
         if kind == "crashed":
             message += " Your conversation is kept: ask again, or regenerate, to continue."
         self._end(answer, finish, message)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import QByteArray, QUrl
-from PySide6.QtGui import QImage, QTextCursor, QTextDocument, QTextImageFormat
+from PySide6.QtGui import QImage, QTextCharFormat, QTextCursor, QTextDocument, QTextImageFormat
 from PySide6.QtWidgets import QTextBrowser
 
 from app import INTENDED_USE
@@ -62,7 +64,7 @@ class Transcript(QTextBrowser):
                 cursor.insertText(" ")
             if turn.image_shas:
                 cursor.insertBlock()
-            cursor.insertText(turn.question)
+            cursor.insertText(turn.question, QTextCharFormat())  # plain: not the heading's bold
             cursor.insertBlock()
             cursor.insertHtml("<p style='margin-top:6px'><b>Model</b></p>")
             cursor.insertBlock()
@@ -74,10 +76,10 @@ class Transcript(QTextBrowser):
                     cursor.insertText("…")
                 break
             insert_answer(cursor, turn.answer or " ")
-            note = finish_phrase(turn.finish)
+            note = finish_phrase(turn.finish) + (f": {turn.note}" if turn.note else "")
             cursor.insertBlock()
             if note:
-                cursor.insertHtml(f"<i>({note})</i> ")
+                cursor.insertHtml(f"<i>({html.escape(note)})</i> ")
             cursor.insertHtml(f"<span style='color:gray; font-size:small'>{INTENDED_USE}</span>")
             cursor.insertBlock()
         scroll_to_end(self)
