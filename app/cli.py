@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         from app.selftest import main as selftest_main
 
         return selftest_main(argv)
+    if argv and _names_a_file(argv[0]):  # `huatuo FILE…` is `huatuo gui FILE…`
+        argv = ["gui", *argv]
     parser = argparse.ArgumentParser(prog="huatuo", description="Offline medical-image assistant (HuatuoGPT-Vision)",
                                      epilog="huatuo --selftest [--model DIR] [--json] checks this installation")
     sub = parser.add_subparsers(dest="command")
@@ -81,6 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
         return EXIT_CANCELLED
+
+
+def _names_a_file(arg: str) -> bool:
+    """Not a command and not an option, but a file or folder (or what looks like one: a mistyped command such as
+    `huatuo covnert` still gets argparse's list of commands)."""
+    if arg in COMMANDS or arg.startswith("-"):
+        return False
+    return Path(arg).exists() or any(sign in arg for sign in ("/", "\\", "."))
 
 
 def add_gui_arguments(parser: argparse.ArgumentParser) -> None:

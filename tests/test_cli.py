@@ -29,3 +29,23 @@ def test_convert_error_is_one_clear_line(tmp_path):
     done = _huatuo("convert", str(tmp_path / "empty"), str(tmp_path / "out"))
     assert done.returncode == 1
     assert done.stderr.startswith("error:") and "config.json" in done.stderr
+
+
+def test_a_file_alone_opens_it_in_the_app(monkeypatch, tmp_path, capsys):
+    import pytest
+
+    import app.cli
+
+    opened = []
+    monkeypatch.setattr(app.cli, "run_gui", lambda args: opened.append(getattr(args, "paths", [])) or 0)
+    scan = tmp_path / "IM0001"  # a DICOM file without an extension, as scanners write them
+    scan.write_bytes(b"\0" * 132)
+    assert app.cli.main([str(scan)]) == 0
+    assert app.cli.main([str(tmp_path), str(tmp_path / "not-yet.dcm")]) == 0  # a folder; a file that is not there
+    assert app.cli.main([]) == 0
+    assert app.cli.main(["gui", str(scan)]) == 0
+    assert opened == [[str(scan)], [str(tmp_path), str(tmp_path / "not-yet.dcm")], [], [str(scan)]]
+    with pytest.raises(SystemExit) as usage:  # a mistyped command is still reported as one
+        app.cli.main(["covnert", "a", "b"])
+    assert usage.value.code == 2 and "invalid choice: 'covnert'" in capsys.readouterr().err
+    assert len(opened) == 4

@@ -53,7 +53,7 @@ def _explain(path: Path, exc: Exception, header: Dataset | None) -> PixelDecodeE
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if syntax is not None and getattr(syntax, "is_compressed", False) and "plugins" in str(exc):
         return PixelDecodeError(f"{path.name}: no installed decoder can read {name} pixel data")
-    if "reshape" in message or "truncated" in message.lower():
+    if any(sign in message.lower() for sign in ("reshape", "truncated", "buffer size must be a multiple")):
         return PixelDecodeError(f"{path.name}: the pixel data is truncated or damaged ({name})")
     return PixelDecodeError(f"{path.name}: the pixel data ({name}) cannot be decoded: {message}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import sys
 from pathlib import Path
@@ -43,7 +44,7 @@ from app.ui.tag_browser import TagBrowser
 from app.ui.theme import apply_theme
 from app.ui.viewer import Viewer
 from inference import quantization
-from inference.store.models import default_model, installed_models
+from inference.store.models import active_model, installed_models
 
 NO_MODEL_HELP = (
     "<b>No model installed.</b> Images and DICOM files open without one. To ask questions, open "
@@ -178,21 +179,21 @@ class MainWindow(QMainWindow):
     def refresh_models(self) -> None:
         models, problems = installed_models(models_dir())
         self.installed = models
-        chosen = self._chosen_model(models)
+        chosen, why_none = active_model(models_dir(), models)  # the default model: changed only by the user
         if chosen is not None:
-            text = f"<b>Model</b>: {chosen.label}"
+            text = f"<b>Model</b>: {html.escape(chosen.label)}"
             if len(models) > 1:
                 text += f" <small>({len(models)} installed)</small>"
+        elif why_none:
+            text = (f"<b>No model in use</b>: {html.escape(why_none)} Choose one in "
+                    "<b>Models › Manage models…</b> (Set default).")
         else:
             text = NO_MODEL_HELP.format(models=models_dir(), quant=quantization.DEFAULT)
+        problems += [f"{m.folder.name}: {m.problem}" for m in models if not m.usable]
         if problems:
-            text += "<br><b>Could not read:</b><br>" + "<br>".join(problems)
+            text += "<br><b>Cannot be used:</b><br>" + "<br>".join(html.escape(p) for p in problems)
         self.model_panel.setText(text)
         self.chat.set_model(chosen.folder if chosen is not None else None)
-
-    def _chosen_model(self, models):
-        default = default_model(models_dir())
-        return next((m for m in models if m.folder == default), models[0] if models else None)
 
     def show_model_manager(self) -> None:
         from app.ui.model_manager import ModelManagerDialog  # imported on use: the Hub client is not needed to start
@@ -332,7 +333,11 @@ class MainWindow(QMainWindow):
 
 def run_gui(paths: list[str]) -> int:
     from app import privacy
+    from app.qt_check import xcb_problem
 
+    if QApplication.instance() is None and (problem := xcb_problem()):  # Qt would abort naming the wrong library
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     private = privacy.start()  # before anything is opened: the data folder and every file in it are the user's only
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Huatuo Vision")

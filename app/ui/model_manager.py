@@ -2,6 +2,7 @@
 
 Downloads, conversions and imports run in a worker thread with a progress bar and a Cancel button; the GUI
 thread only draws. Whether each model fits this machine is worked out in the background as well.
+Each time it is opened it shows the models folder as it is then; a selection stays on its model, not its row.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
+    QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -30,13 +32,15 @@ from PySide6.QtWidgets import (
 from app import model_jobs
 from app.paths import models_dir
 from app.ui.background import Task, run_in_background
+from app.ui.theme import error_colour
 from inference import quantization
 from inference.cancellation import Cancelled
 from inference.hardware import Fit
 from inference.store.catalogue import CatalogueEntry, CatalogueError, fit_label, load_catalogue
+from inference.store.gguf_check import ModelFileError
 from inference.store.models import (
     InstalledModel,
-    default_model,
+    active_model,
     delete_model,
     installed_models,
     model_fit,
@@ -164,9 +168,12 @@ class ModelManagerDialog(QDialog):
         layout.addLayout(job_row)
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet("color: #b00020")
+        self._colour_errors()
         self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.error_label)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.buttons.rejected.connect(self.close)  # a running job goes on; reopening shows it
+        layout.addWidget(self.buttons)
 
     @staticmethod
     def _table(headers: list[str]) -> QTableWidget:
@@ -181,16 +188,43 @@ class ModelManagerDialog(QDialog):
         return table
 
     # --- contents --------------------------------------------------------------------------------------------
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self._colour_errors()  # the theme changed
+
+    def _colour_errors(self) -> None:
+        label = getattr(self, "error_label", None)  # a palette change can come while the dialog is being built
+        if label is not None:
+            label.setStyleSheet(f"color: {error_colour(self.palette())}")
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        """Opened again: the folder may have changed meanwhile, and an old job's outcome is no longer news."""
+        super().showEvent(event)
+        if not self.is_busy():
+            self.status_label.clear()
+            self.error_label.clear()
+        self.refresh()
+
     def refresh(self) -> None:
+        selected = self.selected_model()
         self.models, problems = installed_models(self.root)
-        default = default_model(self.root)
+        in_use, _ = active_model(self.root, self.models)
         table = self.installed_table
         table.setRowCount(len(self.models))
         for i, model in enumerate(self.models):
             m = model.manifest
-            self._set_row(table, i, [m.name, f"{m.text.quantization} (projector {m.mmproj.quantization})",
-                                     _size(model.size_bytes), self._fit_text(model.folder),
-                                     "★ default" if model.folder == default else ""])
+            state = self._fit_text(model.folder) if model.usable else f"cannot be used: {model.problem}"
+            name = m.name if m.name == model.folder.name else f"{m.name} ({model.folder.name})"  # copies differ here
+            self._set_row(table, i, [name, f"{m.text.quantization} (projector {m.mmproj.quantization})",
+                                     _size(model.size_bytes), state,
+                                     "★ default" if in_use is not None and model.folder == in_use.folder else ""])
+        # The selection stays on the model it was on, wherever the refresh put its row.
+        row = next((i for i, m in enumerate(self.models) if selected and m.folder == selected.folder), None)
+        if row is None:
+            table.clearSelection()
+        else:
+            table.selectRow(row)
         self.problems_label.setText("Could not read: " + "; ".join(problems) if problems else "")
         table = self.catalogue_table
         table.setRowCount(len(self.catalogue))
@@ -232,7 +266,8 @@ class ModelManagerDialog(QDialog):
 
     def _assess_fits(self) -> None:
         bandwidth = self.bandwidth_gb_s
-        items = [(m.folder, lambda m=m: model_fit(m, bandwidth)) for m in self.models if m.folder not in self._fits]
+        items = [(m.folder, lambda m=m: model_fit(m, bandwidth)) for m in self.models
+                 if m.usable and m.folder not in self._fits]
         items += [(e.id, lambda e=e: fit_label(e, bandwidth)) for e in self.catalogue if e.id not in self._fits]
         if not items:
             return
@@ -245,7 +280,7 @@ class ModelManagerDialog(QDialog):
         self._fits[key] = fit
         text = self._fit_text(key)
         for i, model in enumerate(self.models):
-            if model.folder == key:
+            if model.folder == key and model.usable:
                 self._update_cell(self.installed_table, i, 3, text)
         for i, entry in enumerate(self.catalogue):
             if entry.id == key:
@@ -269,7 +304,7 @@ class ModelManagerDialog(QDialog):
     def _update_buttons(self) -> None:
         busy = self.is_busy()
         model, entry = self.selected_model(), self.selected_entry()
-        self.default_button.setEnabled(model is not None and not busy)
+        self.default_button.setEnabled(model is not None and model.usable and not busy)  # a broken one: never
         self.delete_button.setEnabled(model is not None and not busy)
         self.import_button.setEnabled(not busy)
         self.convert_button.setEnabled(not busy)
@@ -291,7 +326,13 @@ class ModelManagerDialog(QDialog):
             text_gguf, mmproj_gguf, self.root, report, cancel, copy=copy))
 
     def set_default(self, model: InstalledModel) -> None:
-        set_default_model(self.root, model.folder)
+        try:
+            set_default_model(self.root, model.folder)
+        except ModelFileError as exc:  # changed on disk since it was listed
+            self.error_label.setText(str(exc))
+            self.refresh()
+            return
+        self.status_label.setText(f"{model.manifest.name} ({model.folder.name}) answers questions from now on")
         self.refresh()
         self.models_changed.emit()
 

@@ -5,6 +5,8 @@ Up/Down/PageUp/PageDown/Home/End slices, R rotate, H/V flip, I invert, F fit, 1 
 M measure (left-drag draws a ruler, in mm from Pixel Spacing), Space cine. Hovering shows the value under
 the cursor.
 Frames are decoded off the GUI thread through a bounded cache; window changes re-render the decoded frame.
+A new series starts fitted, with no probe value or measurement from the last one; a frame that cannot be decoded
+is explained in the viewer itself. Overlay text is outlined so that it reads over any pixels.
 What the model is given is `model_view_png()`: the same pixels the widget shows.
 """
 
@@ -15,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QPointF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QImage, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsLineItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QLabel
 
-from app.studies.frames import FrameCache
+from app.studies.frames import FrameCache, PixelDecodeError
 from app.studies.measure import length, probe
 from app.studies.orientation import edge_letters
 from app.studies.pixels import Window, default_window, is_colour, is_hounsfield, modality_values, render
@@ -27,6 +29,7 @@ from app.studies.view import FrameRenderer, ViewState, orient, shown_to_source, 
 from app.ui.background import run_in_background
 
 WL_SENSITIVITY = 1.0  # window units per pixel of drag, times the current width / 256
+OUTLINE = QColor(0, 0, 0, 230)  # around overlay text and the ruler: readable over white and inverted pixels
 
 
 def to_qimage(pixels: np.ndarray) -> QImage:
@@ -37,6 +40,34 @@ def to_qimage(pixels: np.ndarray) -> QImage:
     else:
         image = QImage(pixels.data, width, height, pixels.strides[0], QImage.Format.Format_RGB888)
     return image.copy()  # own the memory
+
+
+class OutlinedText(QLabel):
+    """Plain overlay text drawn in its colour over a dark one-pixel outline, as viewers draw their annotations."""
+
+    def __init__(self, parent, colour: str, bold: bool = False, monospace: bool = False):
+        super().__init__(parent)
+        self.colour = QColor(colour)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setMargin(1)  # room for the outline
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        font = self.font()
+        if monospace:
+            font.setFamily("monospace")
+            font.setStyleHint(QFont.StyleHint.Monospace)
+        font.setBold(bold)
+        self.setFont(font)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        painter = QPainter(self)
+        painter.setFont(self.font())
+        rect = self.contentsRect().adjusted(1, 1, -1, -1)
+        flags = int(self.alignment())
+        painter.setPen(OUTLINE)
+        for dx, dy in ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)):
+            painter.drawText(rect.translated(dx, dy), flags, self.text())
+        painter.setPen(self.colour)
+        painter.drawText(rect, flags, self.text())
 
 
 def _decode(renderer: FrameRenderer, position: int, path: Path, frame: int):
@@ -58,6 +89,9 @@ class Viewer(QGraphicsView):
         self.setBackgroundBrush(Qt.GlobalColor.black)
         self.setDragMode(QGraphicsView.DragMode.NoDrag)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        # No scroll bars, as in reading viewers (middle-drag pans): a fit then always uses the whole view.
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.renderer = FrameRenderer(FrameCache(cache_bytes))
         self.frames: list[tuple[Path, int]] = []
         self.position = 0
@@ -68,12 +102,18 @@ class Viewer(QGraphicsView):
         self._drag_start: QPointF | None = None
         self._drag_button = None
         self._drag_window: Window | None = None
-        self.overlay = QLabel(self)
-        self.overlay.setStyleSheet("color: #e0e0e0; background: transparent; font-family: monospace;")
+        self.overlay = OutlinedText(self, "#e0e0e0", monospace=True)
         self.overlay.move(8, 8)
-        self.edge_labels = {edge: QLabel(self) for edge in ("left", "right", "top", "bottom")}
-        for label in self.edge_labels.values():
-            label.setStyleSheet("color: #f0d060; background: transparent; font-weight: bold;")
+        self.edge_labels = {edge: OutlinedText(self, "#f0d060", bold=True)
+                            for edge in ("left", "right", "top", "bottom")}
+        self.notice = QLabel(self)  # why the frame on show cannot be shown; hidden while it can
+        self.notice.setWordWrap(True)
+        self.notice.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.notice.setTextFormat(Qt.TextFormat.PlainText)
+        self.notice.setStyleSheet("color: #f2f2f2; background: #3a2323; border: 1px solid #c06060; padding: 12px;")
+        self.notice.hide()
+        self._fit_pending = False  # a new series is fitted when its first frame arrives
+        self._fitted = False  # fitted, and not zoomed since: a resize fits again
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMouseTracking(True)
         self.cine = QTimer(self)
@@ -83,16 +123,31 @@ class Viewer(QGraphicsView):
         self.measurement = ""
         self._ruler = QGraphicsLineItem()
         self._ruler.setPen(QPen(QColor("#40e0ff"), 0))
-        self._ruler.setZValue(1)
-        self._ruler.hide()
-        self.scene().addItem(self._ruler)
+        self._ruler.setZValue(2)
+        self._ruler_outline = QGraphicsLineItem()  # a dark line under it: visible over bright pixels too
+        outline_pen = QPen(OUTLINE, 3)
+        outline_pen.setCosmetic(True)
+        self._ruler_outline.setPen(outline_pen)
+        self._ruler_outline.setZValue(1)
+        for item in (self._ruler, self._ruler_outline):
+            item.hide()
+            self.scene().addItem(item)
 
     # --- content -------------------------------------------------------------------------------
     def set_frames(self, frames: list[tuple[Path, int]]) -> None:
+        """Show another series: fitted to the view when its first frame arrives, nothing kept from the last one."""
         self.frames = list(frames)
         self.view = ViewState()
         self.position = 0
-        self._request(0)
+        self._clear_image()
+        self.probe_text = self.measurement = ""
+        self._show_ruler(False)
+        self._set_notice("")
+        self._fit_pending = True
+        self.overlay.setText("")
+        self._place_edge_letters()
+        if self.frames:
+            self._request(0)
 
     @property
     def header(self):
@@ -109,7 +164,7 @@ class Viewer(QGraphicsView):
     def _request(self, position: int) -> None:
         renderer, (path, frame) = self.renderer, self.frames[position]
         run_in_background(lambda cancel: _decode(renderer, position, path, frame), on_done=self._on_decoded,
-                          on_failed=self._on_decode_failed)
+                          on_failed=lambda error: self._on_decode_failed(position, (path, frame), error))
         for neighbour in (position + 1, position - 1):  # prefetch into the cache for smooth scrolling
             if 0 <= neighbour < len(self.frames):
                 p, f = self.frames[neighbour]
@@ -120,17 +175,47 @@ class Viewer(QGraphicsView):
         on_show = self.frames[position] if position < len(self.frames) else None
         if position != self.position or source != on_show:
             return  # a slice the user has already scrolled past, or one of a series no longer shown
-        first = self._decoded is None
         self._decoded = frame
+        self._set_notice("")
         if self.view.window is None:
             self.view = replace(self.view, window=self._default_window())
         self._show()
-        if first:
+        if self._fit_pending:
+            self._fit_pending = False
             self.fit()
         self.frame_changed.emit(self.position, len(self.frames))
 
-    def _on_decode_failed(self, error: Exception) -> None:
-        self.message.emit(str(error) or type(error).__name__)
+    def _on_decode_failed(self, position: int, source: tuple[Path, int], error: Exception) -> None:
+        on_show = self.frames[position] if position < len(self.frames) else None
+        if position != self.position or source != on_show:
+            return
+        reason = str(error) or type(error).__name__
+        if source[0].name not in reason:  # say which file, as the decoder's own messages do
+            reason = f"{source[0].name}: {reason}"
+        self._clear_image()  # no pixels of another frame under this one's overlay
+        self._set_notice(f"This image cannot be shown.\n\n{reason}")
+        self._update_overlay()
+        self.message.emit(reason)
+        self.frame_changed.emit(self.position, len(self.frames))
+
+    def _clear_image(self) -> None:
+        self._decoded = self.shown = None
+        self.item.setPixmap(QPixmap())
+        self.viewport().update()
+
+    def _set_notice(self, text: str) -> None:
+        self.notice.setText(text)
+        self.notice.setVisible(bool(text))
+        self._place_notice()
+
+    def _place_notice(self) -> None:
+        if not self.notice.text():
+            return
+        viewport = self.viewport().geometry()
+        width = max(120, min(520, viewport.width() - 40))
+        self.notice.setFixedWidth(width)
+        self.notice.adjustSize()
+        self.notice.move(viewport.center().x() - width // 2, viewport.center().y() - self.notice.height() // 2)
 
     def _show(self) -> None:
         if self._decoded is None:
@@ -173,10 +258,17 @@ class Viewer(QGraphicsView):
     def fit(self) -> None:
         if not self.item.pixmap().isNull():
             self.fitInView(self.item, Qt.AspectRatioMode.KeepAspectRatio)
+            self._fitted = True
             self._update_overlay()
 
     def actual_size(self) -> None:
         self.resetTransform()
+        self._fitted = False
+        self._update_overlay()
+
+    def zoom_by(self, factor: float) -> None:
+        self.scale(factor, factor)
+        self._fitted = False
         self._update_overlay()
 
     def zoom(self) -> float:
@@ -209,9 +301,17 @@ class Viewer(QGraphicsView):
     def toggle_measuring(self) -> None:
         self.measuring = not self.measuring
         if not self.measuring:
-            self._ruler.hide()
+            self._show_ruler(False)
             self.measurement = ""
             self._update_overlay()
+
+    def _show_ruler(self, visible: bool) -> None:
+        for item in (self._ruler, self._ruler_outline):
+            item.setVisible(visible)
+
+    def _set_ruler(self, x1: float, y1: float, x2: float, y2: float) -> None:
+        for item in (self._ruler, self._ruler_outline):
+            item.setLine(x1, y1, x2, y2)
 
     def reset(self) -> None:
         self.view = ViewState()
@@ -237,14 +337,23 @@ class Viewer(QGraphicsView):
 
     # --- overlays ------------------------------------------------------------------------------
     def _update_overlay(self) -> None:
-        if not self.frames or self.header is None:
+        try:
+            ds = self.header
+        except PixelDecodeError:  # not even the header can be read: the notice says so
+            ds = None
+        if ds is None:
             self.overlay.setText("")
+            self._place_edge_letters()
             return
-        ds = self.header
         lines = []
         if self.show_identifiers:
             lines.append(f"{ds.get('PatientName', '')}  {ds.get('PatientID', '')}")
         lines.append(f"{ds.get('Modality', '')}  {self.position + 1}/{len(self.frames)}")
+        if self._decoded is None:  # nothing on show (yet): no window, zoom or letters that would describe nothing
+            self.overlay.setText("\n".join(lines))
+            self.overlay.adjustSize()
+            self._place_edge_letters()
+            return
         if self.view.window is not None and not is_colour(ds):
             lines.append(f"W {self.view.window.width:.0f}  L {self.view.window.centre:.0f}")
         lines.append(f"zoom {self.zoom() * 100:.0f}%")
@@ -260,7 +369,7 @@ class Viewer(QGraphicsView):
 
     def _place_edge_letters(self) -> None:
         letters = None
-        if self.frames and self.header is not None:
+        if self._decoded is not None and self.frames and self.header is not None:
             value = self.header.get("ImageOrientationPatient")
             letters = edge_letters(tuple(float(v) for v in value) if value is not None and len(value) == 6 else None,
                                    self.view)
@@ -286,8 +395,8 @@ class Viewer(QGraphicsView):
         self._drag_window = self.view.window
         if self.measuring and event.button() == Qt.MouseButton.LeftButton:
             start = self.mapToScene(event.position().toPoint())
-            self._ruler.setLine(start.x(), start.y(), start.x(), start.y())
-            self._ruler.show()
+            self._set_ruler(start.x(), start.y(), start.x(), start.y())
+            self._show_ruler(True)
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
         if self._drag_start is None:
@@ -300,7 +409,7 @@ class Viewer(QGraphicsView):
         if self.measuring and self._drag_button == Qt.MouseButton.LeftButton:
             end = self.mapToScene(event.position().toPoint())
             line = self._ruler.line()
-            self._ruler.setLine(line.x1(), line.y1(), end.x(), end.y())
+            self._set_ruler(line.x1(), line.y1(), end.x(), end.y())
             a = self._source_point(self._drag_start)
             b = self._source_point(event.position())
             if a is not None and b is not None:
@@ -317,24 +426,23 @@ class Viewer(QGraphicsView):
             self.verticalScrollBar().setValue(int(self.verticalScrollBar().value() - delta.y()))
             self._drag_start = event.position()
         elif self._drag_button == Qt.MouseButton.RightButton:
-            factor = 1.01 ** (-delta.y())
-            self.scale(factor, factor)
+            self.zoom_by(1.01 ** (-delta.y()))
             self._drag_start = event.position()
-            self._update_overlay()
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802
         self._drag_start = None
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
+        if self._fitted:  # the window (or the splitter) changed size: still the whole image, as large as fits
+            self.fit()
         self._place_edge_letters()
+        self._place_notice()
 
     def wheelEvent(self, event) -> None:  # noqa: N802
         steps = event.angleDelta().y() // 120
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            factor = 1.15**steps
-            self.scale(factor, factor)
-            self._update_overlay()
+            self.zoom_by(1.15**steps)
         elif steps:
             self.go_to(self.position - steps)
 

@@ -192,4 +192,7 @@ def check_folder(folder: str | Path, verify_hashes: bool = True) -> PairInfo:
     except (ValueError, TypeError, KeyError) as exc:
         raise ModelFileError(f"{folder}/manifest.json is unreadable ({exc})") from None
     text_path, mmproj_path = manifest.paths(folder)
-    return check_pair(text_path, mmproj_path, manifest if verify_hashes else None)
+    try:
+        return check_pair(text_path, mmproj_path, manifest if verify_hashes else None)
+    except ModelFileError as exc:  # models share file names: say which model
+        raise ModelFileError(f"model {folder.name}: {exc}") from None

@@ -1,6 +1,6 @@
 """Installed models: converted folders (text GGUF + mmproj GGUF + manifest.json) under the models folder.
 
-Also importing a GGUF pair picked by the user, deleting a model, and which model is the default.
+Also importing a GGUF pair picked by the user, deleting a model, and which model is the default (the one in use).
 """
 
 from __future__ import annotations
@@ -36,6 +36,11 @@ Progress = Callable[[int, int], None]
 class InstalledModel:
     folder: Path
     manifest: Manifest
+    problem: str = ""  # why its files cannot be used ("" when they look whole)
+
+    @property
+    def usable(self) -> bool:
+        return not self.problem
 
     @property
     def size_bytes(self) -> int:
@@ -48,16 +53,43 @@ class InstalledModel:
 
 
 def installed_models(root: Path) -> tuple[list[InstalledModel], list[str]]:
-    """Models found under root, and a message for each folder that looks like a model but cannot be read."""
+    """Models found under root, and a message for each folder that looks like a model but cannot be read.
+
+    A model whose files are missing, of another size than its manifest says, or not GGUF is listed with its
+    `problem`; only hashing finds a same-size change, and that is left to loading (it takes minutes for a large
+    model), where the error names the model's folder.
+    """
     models, problems = [], []
+    root = Path(root)
     if not root.is_dir():
         return models, problems
     for manifest_path in sorted(root.glob(f"*/{MANIFEST_NAME}")):
+        folder = manifest_path.parent
         try:
-            models.append(InstalledModel(manifest_path.parent, Manifest.read(manifest_path.parent)))
+            manifest = Manifest.read(folder)
         except (OSError, ValueError, TypeError, KeyError) as exc:
-            problems.append(f"{manifest_path.parent.name}: unreadable manifest ({exc})")
+            problems.append(f"{folder.name}: unreadable manifest ({exc})")
+            continue
+        models.append(InstalledModel(folder, manifest, _files_problem(folder, manifest)))
     return models, problems
+
+
+def _files_problem(folder: Path, manifest: Manifest) -> str:
+    """A quick look at the two files (no hashing): present, as large as the manifest says, GGUF."""
+    for path, entry in zip(manifest.paths(folder), (manifest.text, manifest.mmproj), strict=True):
+        try:
+            size = path.stat().st_size
+            with open(path, "rb") as f:
+                magic = f.read(4)
+        except FileNotFoundError:
+            return f"{entry.file} is missing"
+        except OSError as exc:
+            return f"{entry.file} cannot be read ({exc.strerror or exc})"
+        if size != entry.size_bytes:
+            return f"{entry.file} is {size:,} bytes, its manifest says {entry.size_bytes:,} (an incomplete copy?)"
+        if magic != b"GGUF":
+            return f"{entry.file} is not a GGUF file"
+    return ""
 
 
 def model_fit(model: InstalledModel, bandwidth_gb_s: float | None = None) -> Fit:
@@ -69,19 +101,59 @@ def model_fit(model: InstalledModel, bandwidth_gb_s: float | None = None) -> Fit
 
 
 # --- the default model -------------------------------------------------------------------------------------------
+# The default model is the one questions go to. Only the user changes it (Set default), with one exception: while
+# no default is recorded (nothing was installed before, or the default was deleted in the model manager), the
+# earliest-installed usable model becomes the default and is recorded at once. A model added later, by any route,
+# then never takes its place, and a first install needs no extra step. A broken model is never chosen, and a
+# recorded default that is broken or gone is not replaced behind the user's back: nothing is in use until they
+# choose.
+
+def _recorded_default(root: Path) -> str | None:
+    try:
+        return str(json.loads((Path(root) / DEFAULT_MODEL_FILE).read_text(encoding="utf-8"))["folder"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
 
 def default_model(root: Path) -> Path | None:
     """The folder of the default model, or None when none is set or it is no longer installed."""
-    try:
-        name = json.loads((Path(root) / DEFAULT_MODEL_FILE).read_text(encoding="utf-8"))["folder"]
-    except (OSError, ValueError, KeyError, TypeError):
+    name = _recorded_default(root)
+    if name is None:
         return None
-    folder = Path(root) / str(name)
+    folder = Path(root) / name
     return folder if (folder / MANIFEST_NAME).is_file() else None
 
 
+def active_model(root: Path, models: list[InstalledModel]) -> tuple[InstalledModel | None, str]:
+    """The model in use among `models` (as installed_models lists them), and, when none is, why ("" when simply
+    none is installed). Records the first default as described above."""
+    name = _recorded_default(root)
+    if name is not None:
+        model = next((m for m in models if m.folder.name == name), None)
+        if model is None:
+            return None, f"the default model ({name}) is no longer installed."
+        if not model.usable:
+            return None, f"the default model ({name}) cannot be used: {model.problem}."
+        return model, ""
+    usable = [m for m in models if m.usable]
+    if not usable:
+        return None, "no installed model can be used." if models else ""
+    first = min(usable, key=_installed_order)
+    set_default_model(root, first.folder)
+    return first, ""
+
+
+def _installed_order(model: InstalledModel) -> tuple[str, int, str]:
+    """Earliest installed first: the manifest's date (to the second; undated last), then when it was written."""
+    try:
+        written = (model.folder / MANIFEST_NAME).stat().st_mtime_ns
+    except OSError:
+        written = 0
+    return model.manifest.created or "~", written, model.folder.name
+
+
 def set_default_model(root: Path, folder: Path | None) -> None:
-    """Remember folder (a model directly under root) as the default; None forgets the setting."""
+    """Remember folder (a usable model directly under root) as the default; None forgets the setting."""
     path = Path(root) / DEFAULT_MODEL_FILE
     if folder is None:
         path.unlink(missing_ok=True)
@@ -89,6 +161,9 @@ def set_default_model(root: Path, folder: Path | None) -> None:
     folder = Path(folder)
     if folder.parent.resolve() != Path(root).resolve() or not (folder / MANIFEST_NAME).is_file():
         raise ModelFileError(f"{folder} is not an installed model in {root}")
+    problem = _files_problem(folder, Manifest.read(folder))
+    if problem:
+        raise ModelFileError(f"model {folder.name} cannot be used: {problem}")
     partial = path.with_name(path.name + ".part")
     partial.write_text(json.dumps({"folder": folder.name}), encoding="utf-8")
     os.replace(partial, path)

@@ -1,21 +1,23 @@
 """The model manager dialog, offscreen with real widgets: import, default, delete, download from a local Hub with
-progress, cancel, failures, and the convert route (from the catalogue and from a picked folder)."""
+progress, cancel, failures, and the convert route (from the catalogue and from a picked folder); and which model
+the main window uses."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import PurePosixPath
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+from PySide6.QtWidgets import QDialogButtonBox, QFileDialog, QInputDialog, QMessageBox
 
 from app.model_jobs import CHECKPOINTS
 from app.ui.model_manager import PROGRESS_STEPS, ModelManagerDialog
 from inference.store.catalogue import load_catalogue
 from inference.store.gguf_check import check_folder
 from inference.store.manifest import Manifest
-from inference.store.models import default_model
+from inference.store.models import default_model, import_pair, set_default_model
 from tests.support.fake_hub import Fault, fake_hub, gguf_catalogue_model, publish  # noqa: F401 (fixture)
 from tests.support.network_guard import no_network  # noqa: F401 (fixture)
 
@@ -197,3 +199,92 @@ def test_a_dialog_deleted_mid_download_is_not_called_back(qtbot, fake_hub, publi
     shiboken6.delete(dialog)  # its job still runs; its progress and ending must go nowhere, not to a dead widget
     assert job.wait(20)
     qtbot.waitUntil(lambda: job.finished, timeout=10000)
+
+
+def _break(folder):
+    """A copy gone wrong: its text GGUF cut to half."""
+    text = folder / Manifest.read(folder).text.file
+    text.write_bytes(text.read_bytes()[: text.stat().st_size // 2])
+
+
+def test_the_selection_follows_its_model_not_its_row(make_manager, qtbot, tiny, root, monkeypatch):
+    root.mkdir(parents=True)
+    for name in ("b-model", "c-model"):
+        shutil.copytree(tiny, root / name)
+    dialog = make_manager()
+    shutil.copytree(tiny, root / "a-model")  # copied in while the dialog is open: it comes first on the next refresh
+    dialog.installed_table.selectRow(1)
+    assert dialog.selected_model().folder.name == "c-model"
+    with qtbot.waitSignal(dialog.models_changed):
+        qtbot.mouseClick(dialog.default_button, CLICK)
+    assert default_model(root) == root / "c-model"
+    assert [m.folder.name for m in dialog.models] == ["a-model", "b-model", "c-model"]
+    assert dialog.selected_model().folder.name == "c-model"
+    assert dialog.installed_table.item(2, 4).text() == "★ default"
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(dialog.models_changed):
+        qtbot.mouseClick(dialog.delete_button, CLICK)  # deletes the model the user chose, not what is on its row
+    assert not (root / "c-model").exists() and (root / "b-model").is_dir() and (root / "a-model").is_dir()
+    assert dialog.selected_model() is None and not dialog.delete_button.isEnabled()
+
+
+def test_reopening_shows_the_folder_as_it_is_now(make_manager, qtbot, tiny, root, tmp_path):
+    dialog = make_manager()
+    broken = tmp_path / "not-a-checkpoint"
+    broken.mkdir()
+    dialog.convert_folder(broken, "F16")
+    qtbot.waitUntil(lambda: not dialog.is_busy(), timeout=10000)
+    assert dialog.status_label.text() == "Failed" and dialog.error_label.text()
+    qtbot.mouseClick(dialog.buttons.button(QDialogButtonBox.StandardButton.Close), CLICK)
+    assert not dialog.isVisible()
+    shutil.copytree(tiny, root / "tiny")  # installed by hand while the dialog was closed
+    dialog.show()
+    assert [m.folder.name for m in dialog.models] == ["tiny"] and dialog.installed_table.rowCount() == 1
+    assert dialog.status_label.text() == "" and dialog.error_label.text() == ""
+
+
+def test_a_broken_model_is_listed_as_broken_and_never_made_default(make_manager, qtbot, tiny, root):
+    root.mkdir(parents=True)
+    shutil.copytree(tiny, root / "tiny")
+    shutil.copytree(tiny, root / "a-copy")  # sorts first
+    _break(root / "a-copy")
+    dialog = make_manager()
+    assert [m.folder.name for m in dialog.models] == ["a-copy", "tiny"]
+    table = dialog.installed_table
+    assert table.item(0, 3).text().startswith("cannot be used:") and "bytes" in table.item(0, 3).text()
+    assert table.item(0, 0).text().endswith("(a-copy)")  # copies share the model name: the folder tells them apart
+    assert table.item(0, 4).text() == "" and table.item(1, 4).text() == "★ default"
+    qtbot.waitUntil(lambda: table.item(1, 3).text().startswith("fits"), timeout=10000)
+    assert table.item(0, 3).text().startswith("cannot be used:")  # no fit verdict overwrites it
+    table.selectRow(0)
+    assert not dialog.default_button.isEnabled() and dialog.delete_button.isEnabled()
+    dialog.set_default(dialog.models[0])  # even when asked directly
+    assert "a-copy" in dialog.error_label.text() and default_model(root) == root / "tiny"
+
+
+def test_the_model_in_use_changes_only_by_the_users_choice(qtbot, tiny, tmp_path, monkeypatch):
+    from app.ui.main import MainWindow
+
+    monkeypatch.setenv("HUATUO_DATA_DIR", str(tmp_path / "data"))
+    models = tmp_path / "data" / "models"
+    window = MainWindow()
+    qtbot.addWidget(window)
+    assert window.chat.model_folder is None
+    manifest = Manifest.read(tiny)
+    first = import_pair(tiny / manifest.text.file, tiny / manifest.mmproj.file, models, name="tiny")
+    window.refresh_models()  # the first model installed becomes the default
+    assert window.chat.model_folder == first.folder and default_model(models) == first.folder
+    shutil.copytree(first.folder, models / "a-broken")  # both sort before it; one is a broken copy
+    _break(models / "a-broken")
+    shutil.copytree(first.folder, models / "a-whole")
+    window.refresh_models()
+    assert window.chat.model_folder == first.folder
+    panel = window.model_panel.text()
+    assert "Cannot be used" in panel and "a-broken" in panel and "a-whole" not in panel
+    set_default_model(models, models / "a-whole")  # what Set default in the model manager does
+    window.refresh_models()
+    assert window.chat.model_folder == models / "a-whole"
+    _break(models / "a-whole")  # the default breaks: nothing else is picked behind the user's back
+    window.refresh_models()
+    assert window.chat.model_folder is None
+    assert "the default model (a-whole) cannot be used" in window.model_panel.text()

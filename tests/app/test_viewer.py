@@ -175,8 +175,142 @@ def test_a_decode_for_a_series_no_longer_shown_is_ignored(qtbot, viewer, ct_seri
     _load(qtbot, viewer, ct_series)
     assert viewer.shown.shape == (128, 128)
     viewer.set_frames([(Path(get_testdata_file("MR_small.dcm")), 0)])
-    qtbot.waitUntil(lambda: viewer.shown.shape == (64, 64), timeout=5000)
+    qtbot.waitUntil(lambda: viewer.shown is not None and viewer.shown.shape == (64, 64), timeout=5000)
     shown = viewer.shown.copy()
     late = run_in_background(lambda cancel: _decode(viewer.renderer, 0, *ct_series[0]), on_done=viewer._on_decoded)
     qtbot.waitUntil(lambda: late.finished, timeout=5000)  # slice 0 of the CT series, decoded after the MR is shown
     assert np.array_equal(viewer.shown, shown)
+
+
+def _sample(name):
+    return Path(get_testdata_file(name))
+
+
+def _show(qtbot, viewer, path, shape):
+    """Open one file and wait until its own pixels are on show."""
+    viewer.set_frames([(path, 0)])
+    qtbot.waitUntil(lambda: viewer.shown is not None and viewer.shown.shape[:2] == shape, timeout=5000)
+
+
+def test_a_new_study_starts_fitted(qtbot, viewer):
+    _show(qtbot, viewer, _sample("CT_small.dcm"), (128, 128))
+    viewer.zoom_by(2)  # the user zoomed in on the CT
+    for name, shape in (("emri_small.dcm", (64, 64)), ("US1_UNCR.dcm", (480, 640))):
+        _show(qtbot, viewer, _sample(name), shape)
+        shown_zoom = viewer.zoom()
+        QTest.keyClick(viewer, Qt.Key.Key_F)  # what "fit" gives for this image
+        assert shown_zoom == pytest.approx(viewer.zoom()), name
+        assert f"zoom {shown_zoom * 100:.0f}%" in viewer.overlay.text()
+        left, top, right, bottom = viewer.visible_region()
+        assert (right - left, bottom - top) == (shape[1], shape[0])  # all of it in view
+
+
+def test_a_fitted_image_stays_fitted_when_the_view_is_resized(qtbot, viewer):
+    _show(qtbot, viewer, _sample("US1_UNCR.dcm"), (480, 640))
+    before = viewer.zoom()
+    viewer.resize(900, 700)  # the window opens at its full size after the first frame was fitted
+    qtbot.waitUntil(lambda: viewer.zoom() > before * 1.2, timeout=2000)
+    left, top, right, bottom = viewer.visible_region()
+    assert (right - left, bottom - top) == (640, 480)
+    viewer.zoom_by(1.5)  # zoomed by the user: a resize leaves the zoom alone
+    zoomed = viewer.zoom()
+    viewer.resize(700, 600)
+    qtbot.waitUntil(lambda: viewer.viewport().width() < 700, timeout=2000)
+    assert viewer.zoom() == pytest.approx(zoomed)
+
+
+def test_the_probe_and_ruler_do_not_outlive_their_study(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    centre = viewer.viewport().rect().center()
+    QTest.mouseMove(viewer.viewport(), centre)
+    qtbot.waitUntil(lambda: " HU @ (" in viewer.overlay.text(), timeout=2000)
+    QTest.keyClick(viewer, Qt.Key.Key_M)
+    QTest.mousePress(viewer.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, centre)
+    QTest.mouseMove(viewer.viewport(), centre + QPoint(80, 0))
+    QTest.mouseRelease(viewer.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                       centre + QPoint(80, 0))
+    assert "length " in viewer.overlay.text() and viewer._ruler.isVisible()
+    _show(qtbot, viewer, _sample("emri_small.dcm"), (64, 64))
+    text = viewer.overlay.text()
+    assert viewer.probe_text == "" and " @ (" not in text and "HU" not in text
+    assert "length" not in text and not viewer._ruler.isVisible()
+    assert text.startswith("MR  1/1")
+
+
+@pytest.mark.parametrize("cut", [0, 1])  # an odd and an even length: the decoder fails differently
+def test_a_truncated_file_is_explained_in_the_viewer(qtbot, viewer, tmp_path, cut):
+    data = _sample("CT_small.dcm").read_bytes()
+    path = tmp_path / "truncated.dcm"
+    path.write_bytes(data[: len(data) // 2 + cut])
+    messages = []
+    viewer.message.connect(messages.append)
+    viewer.set_frames([(path, 0)])
+    qtbot.waitUntil(lambda: viewer.notice.isVisible(), timeout=5000)
+    text = viewer.notice.text()
+    assert "cannot be shown" in text and "truncated.dcm" in text and "truncated or damaged" in text
+    assert messages and messages[-1] in text  # the status line says the same
+    assert viewer.viewport().geometry().contains(viewer.notice.geometry())  # whole, inside the view
+    assert viewer.shown is None and viewer.item.pixmap().isNull()
+    assert all(label.text() == "" for label in viewer.edge_labels.values())  # no letters around nothing
+    assert "zoom" not in viewer.overlay.text() and "W " not in viewer.overlay.text()
+    _show(qtbot, viewer, _sample("CT_small.dcm"), (128, 128))  # the next file shows, the notice goes
+    assert not viewer.notice.isVisible() and all(label.text() for label in viewer.edge_labels.values())
+
+
+@pytest.mark.parametrize("content", [b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\xff\x7f" + b"garbage",
+                                     None])  # a damaged file; one removed after the folder was scanned
+def test_an_unreadable_file_is_explained_and_hovering_it_is_harmless(qtbot, viewer, tmp_path, content):
+    path = tmp_path / "damaged.dcm"
+    if content is not None:
+        path.write_bytes(content)
+    viewer.set_frames([(path, 0)])
+    qtbot.waitUntil(lambda: viewer.notice.isVisible(), timeout=5000)
+    assert "damaged.dcm: " in viewer.notice.text() and "zoom" not in viewer.overlay.text()
+    QTest.mouseMove(viewer.viewport(), viewer.viewport().rect().center())  # no error from hovering nothing
+    assert viewer.probe_text == "" and viewer.shown is None
+
+
+def test_a_broken_slice_in_a_series_shows_its_notice_not_the_last_slice(qtbot, viewer, ct_series):
+    broken = ct_series[2][0]
+    broken.write_bytes(broken.read_bytes()[:-9000])
+    _load(qtbot, viewer, ct_series)
+    viewer.zoom_by(2)
+    zoom = viewer.zoom()
+    QTest.keyClick(viewer, Qt.Key.Key_Down)
+    qtbot.waitUntil(lambda: viewer.shown is not None and "2/5" in viewer.overlay.text(), timeout=5000)
+    QTest.keyClick(viewer, Qt.Key.Key_Down)
+    qtbot.waitUntil(lambda: viewer.notice.isVisible(), timeout=5000)
+    assert viewer.shown is None and "3/5" in viewer.overlay.text() and "s2.dcm" in viewer.notice.text()
+    QTest.keyClick(viewer, Qt.Key.Key_Down)
+    qtbot.waitUntil(lambda: viewer.shown is not None and "4/5" in viewer.overlay.text(), timeout=5000)
+    assert not viewer.notice.isVisible() and viewer.zoom() == pytest.approx(zoom)  # same series: zoom kept
+
+
+def _grey(widget):
+    """The widget as rendered, as grey levels (rows, columns)."""
+    from PySide6.QtGui import QImage
+
+    image = widget.grab().toImage().convertToFormat(QImage.Format.Format_Grayscale8)
+    array = np.frombuffer(image.constBits(), np.uint8, image.bytesPerLine() * image.height())
+    return array.reshape(image.height(), image.bytesPerLine())[:, : image.width()]
+
+
+def test_overlay_text_and_ruler_read_over_white_pixels(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    viewer.set_window(Window(-5000, 1))  # every pixel above the window: a white frame
+    assert viewer.shown.min() == 255
+    QTest.keyClick(viewer, Qt.Key.Key_M)
+    start, end = viewer.viewport().rect().center(), viewer.viewport().rect().center() + QPoint(150, 0)
+    QTest.mousePress(viewer.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+    QTest.mouseMove(viewer.viewport(), end)
+    QTest.mouseRelease(viewer.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, end)
+    assert "length" in viewer.overlay.text()
+    grey = _grey(viewer)
+    for label in [viewer.overlay, *viewer.edge_labels.values()]:
+        rect = label.geometry()
+        region = grey[rect.top():rect.bottom() + 1, rect.left():rect.right() + 1]
+        assert (region > 200).any() and (region < 80).any(), f"{label.text()!r} has no dark outline"
+    offset = viewer.viewport().geometry().topLeft()  # the ruler, drawn in the viewport, crosses this column
+    column = grey[:, offset.x() + start.x() + 75]
+    near = column[offset.y() + start.y() - 4: offset.y() + start.y() + 5]
+    assert (near < 80).any() and (near > 120).any()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 
 import pytest
@@ -11,6 +12,7 @@ from inference.store.gguf_check import ModelFileError, check_folder
 from inference.store.manifest import Manifest
 from inference.store.models import (
     DEFAULT_MODEL_FILE,
+    active_model,
     default_model,
     delete_model,
     import_pair,
@@ -87,3 +89,43 @@ def test_an_installed_model_gets_a_fit_verdict(source, tmp_path):
     model = import_pair(text, mmproj, tmp_path / "models")
     fit = model_fit(model, bandwidth_gb_s=20.0)
     assert fit.verdict == "fits" and fit.ram_needed_bytes > model.size_bytes
+
+
+def test_the_first_usable_model_becomes_the_default_and_stays(source, tmp_path):
+    text, mmproj, _ = source
+    root = tmp_path / "models"
+    assert active_model(root, installed_models(root)[0]) == (None, "")
+    first = import_pair(text, mmproj, root, name="m-first")
+    later = import_pair(text, mmproj, root, name="a-later")  # sorts first, installed later
+    model, why = active_model(root, installed_models(root)[0])
+    assert model.folder == first.folder and why == "" and default_model(root) == first.folder  # recorded
+    set_default_model(root, later.folder)
+    assert active_model(root, installed_models(root)[0])[0].folder == later.folder
+    delete_model(later)  # the default deleted: the remaining one takes over, and is recorded
+    assert active_model(root, installed_models(root)[0])[0].folder == first.folder
+    assert default_model(root) == first.folder
+
+
+def test_a_broken_model_is_listed_never_chosen_and_named_in_errors(source, tmp_path):
+    text, mmproj, manifest = source
+    root = tmp_path / "models"
+    whole = import_pair(text, mmproj, root, name="whole")
+    broken = import_pair(text, mmproj, root, name="a-broken")  # the same file names as the whole one
+    cut = broken.folder / manifest.text.file
+    cut.write_bytes(cut.read_bytes()[:1000])
+    models = {m.folder.name: m for m in installed_models(root)[0]}
+    assert models["whole"].usable and not models["a-broken"].usable
+    assert "bytes, its manifest says" in models["a-broken"].problem
+    assert active_model(root, list(models.values()))[0].folder == whole.folder
+    with pytest.raises(ModelFileError, match="model a-broken cannot be used"):
+        set_default_model(root, broken.folder)
+    with pytest.raises(ModelFileError, match="^model a-broken: "):
+        check_folder(broken.folder)  # what loading it says: which model, not only which file
+    shutil.copy(text, cut)
+    (broken.folder / manifest.mmproj.file).unlink()
+    assert "is missing" in installed_models(root)[0][0].problem
+    set_default_model(root, whole.folder)
+    (whole.folder / manifest.text.file).write_bytes(b"NOPE" + bytes(text.stat().st_size - 4))
+    model, why = active_model(root, installed_models(root)[0])
+    assert model is None and why == "the default model (whole) cannot be used: " \
+        f"{manifest.text.file} is not a GGUF file."
