@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import QByteArray, QUrl
-from PySide6.QtGui import QImage, QTextCharFormat, QTextCursor, QTextDocument, QTextImageFormat
+from PySide6.QtGui import QImage, QPalette, QTextCharFormat, QTextCursor, QTextDocument, QTextImageFormat
 from PySide6.QtWidgets import QTextBrowser
 
 from app import INTENDED_USE
@@ -80,6 +80,7 @@ class Transcript(QTextBrowser):
             cursor.insertBlock()
             if note:
                 cursor.insertHtml(f"<i>({html.escape(note)})</i> ")
-            cursor.insertHtml(f"<span style='color:gray; font-size:small'>{INTENDED_USE}</span>")
+            muted = self.palette().color(QPalette.ColorRole.PlaceholderText).name()  # the theme's secondary text
+            cursor.insertHtml(f"<span style='color:{muted}; font-size:small'>{INTENDED_USE}</span>")
             cursor.insertBlock()
         scroll_to_end(self)

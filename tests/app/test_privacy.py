@@ -76,7 +76,7 @@ def make_wide_installation(folder: Path) -> None:
 
 def use_the_app(folder: Path, converted) -> None:
     """Real use of everything that writes into the data folder, checking SQLite's companions while open."""
-    from app.audit import AuditLog, sha256_text
+    from app.audit import AskedQuestion, AuditLog, sha256_text
     from app.paths import models_dir
     from app.practice import Progress, load_deck, sample_deck_path
     from app.settings import Settings
@@ -99,8 +99,7 @@ def use_the_app(folder: Path, converted) -> None:
     settings = Settings.load()
     settings.theme = "dark"
     settings.save()
-    AuditLog().record_question(study_key=None, image_sha256=[sha256_text("image")], model={}, settings={},
-                               question="q", answer="a", finish="stop")
+    AuditLog().record_answer(AskedQuestion(None, (sha256_text("image"),), {}, {}, "q"), "a", "stop")
     source = converted("qwen2", "original", "F32")
     text = next(p for p in source.glob("*.gguf") if "mmproj" not in p.name)
     model = import_pair(text, next(source.glob("*mmproj*.gguf")), models_dir(), name="tiny")

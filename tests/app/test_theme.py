@@ -191,3 +191,33 @@ def test_the_contrast_measure_is_wcags():
     assert contrast(QColor("#000000"), QColor("#ffffff")) == pytest.approx(21.0)
     assert contrast(QColor("#777777"), QColor("#ffffff")) == pytest.approx(4.48, abs=0.01)
     assert contrast(_over(QColor(0, 0, 0, 128), QColor("#202124")), QColor("#202124")) < 1.5
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_answer_footer_and_practice_results_are_readable(qapp, qtbot, theme):
+    from app import INTENDED_USE
+    from app.store import StoredConversation, StoredTurn
+    from app.ui.practice_widgets import STYLE
+    from app.ui.transcript import Transcript
+
+    apply_theme(qapp, theme)
+    transcript = Transcript()
+    qtbot.addWidget(transcript)
+    turn = StoredTurn(1, 0, "Q", [], "An answer.", "stop", None, {}, "")
+    transcript.show_conversation(StoredConversation(1, "t", None, None, {}, {}, "", "", [turn]))
+    footer = transcript.document().find(INTENDED_USE)
+    assert not footer.isNull()
+    base = transcript.palette().color(Role.Base)
+    assert contrast(footer.charFormat().foreground().color(), base) >= TEXT_RATIO
+
+    for name in ("right", "wrong"):
+        label = QLabel("Correct")
+        label.setObjectName(name)
+        label.setStyleSheet(STYLE)
+        qtbot.addWidget(label)
+        label.ensurePolished()
+        p = label.palette()
+        label.setAutoFillBackground(True)
+        image = label.grab().toImage()
+        background = image.pixelColor(1, image.height() // 2)  # the label's own fill, left of the text
+        assert contrast(p.color(Role.WindowText), background) >= TEXT_RATIO, (theme, name)
