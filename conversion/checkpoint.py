@@ -244,18 +244,22 @@ class Checkpoint:
 
     # --- identity ------------------------------------------------------------------------------
     def identity(self) -> dict:
-        """What identifies the source: its config and shard index hashed, and the shard sizes."""
-        digest = hashlib.sha256((self.path / "config.json").read_bytes())
-        index = self.path / "model.safetensors.index.json"
-        if index.is_file():
-            digest.update(index.read_bytes())
-        files = sorted({t.path for t in self.tensors.values()})
-        return {
-            "folder_name": self.path.name,
-            "layout": self.layout,
-            "config_sha256": digest.hexdigest(),
-            "files": {p.name: p.stat().st_size for p in files},
-        }
+        return checkpoint_identity(self.path, self.layout, self.tensors)
+
+
+def checkpoint_identity(path: Path, layout: str, tensors: dict[str, StoredTensor]) -> dict:
+    """What identifies a source checkpoint: its config and shard index hashed, and the shard sizes."""
+    digest = hashlib.sha256((path / "config.json").read_bytes())
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        digest.update(index.read_bytes())
+    files = sorted({t.path for t in tensors.values()})
+    return {
+        "folder_name": path.name,
+        "layout": layout,
+        "config_sha256": digest.hexdigest(),
+        "files": {p.name: p.stat().st_size for p in files},
+    }
 
 
 def _detect_layout(config: dict, stored: dict[str, StoredTensor], path: Path) -> str:

@@ -12,14 +12,13 @@ themselves and must agree with the config where it states them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from inference.imageprep import CLIP_MEAN, CLIP_STD
 
-from .checkpoint import TextSpec
+from .checkpoint import TextSpec, checkpoint_identity
 from .errors import ConversionError
 from .safetensors_reader import StoredTensor, read_checkpoint_tensors
 
@@ -46,6 +45,10 @@ _LAYOUT_PREFIXES = {
     "nested": [("model.visual.", "vision."), ("model.language_model.", "text.model."),
                ("lm_head.", "text.lm_head.")],
 }
+
+
+_SIZED = ["text.model.embed_tokens.weight", "vision.patch_embed.proj.weight", "vision.blocks.0.mlp.gate_proj.weight",
+          "vision.merger.mlp.0.weight", "vision.merger.mlp.2.weight"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,10 @@ class Qwen25VLCheckpoint:
         stored = read_checkpoint_tensors(self.path)
         self.layout = _detect_layout(stored, self.path)
         self.tensors = _canonical(stored, self.layout)
+        # The tensors the sizes are read from, named when missing (the rest are checked once sizes are known).
+        missing = [n for n in _SIZED if n not in self.tensors]
+        if missing:
+            raise ConversionError(f"{self.path}: the tensor {missing[0]} is missing")
         self.text = self._text_spec()
         self.mrope_section = self._mrope_section()
         self.vision = self._vision_spec()
@@ -156,19 +163,17 @@ class Qwen25VLCheckpoint:
             raise ConversionError(f"{self.path}: config.json has no vision_config, so the vision tower is unknown")
         cfg = {**VISION_DEFAULTS, **given}
         t = self.tensors
-        patch = t.get("vision.patch_embed.proj.weight")
-        if patch is None:
-            raise ConversionError(f"{self.path}: the vision patch embedding (patch_embed.proj.weight) is missing")
+        patch = t["vision.patch_embed.proj.weight"]
         if len(patch.shape) != 5:
             raise ConversionError(f"{self.path}: the patch embedding has shape {patch.shape}, expected a Conv3d kernel")
         hidden, _, temporal, patch_size, _ = patch.shape
         depth = 1 + max((int(n.split(".")[2]) for n in t if n.startswith("vision.blocks.")), default=-1)
-        merger_in = t["vision.merger.mlp.0.weight"].shape[1] if "vision.merger.mlp.0.weight" in t else 0
+        merger_in = t["vision.merger.mlp.0.weight"].shape[1]
         merge = cfg.get("spatial_merge_size")
         from_tensors = {
             "hidden_size": hidden, "depth": depth, "patch_size": patch_size, "temporal_patch_size": temporal,
-            "intermediate_size": _shape(t, "vision.blocks.0.mlp.gate_proj.weight", 0),
-            "out_hidden_size": _shape(t, "vision.merger.mlp.2.weight", 0),
+            "intermediate_size": t["vision.blocks.0.mlp.gate_proj.weight"].shape[0],
+            "out_hidden_size": t["vision.merger.mlp.2.weight"].shape[0],
         }
         for key, actual in from_tensors.items():
             if key in given and int(given[key]) != actual:
@@ -280,19 +285,7 @@ class Qwen25VLCheckpoint:
         }
 
     def identity(self) -> dict:
-        digest = hashlib.sha256((self.path / "config.json").read_bytes())
-        index = self.path / "model.safetensors.index.json"
-        if index.is_file():
-            digest.update(index.read_bytes())
-        files = sorted({t.path for t in self.tensors.values()})
-        return {
-            "folder_name": self.path.name, "layout": self.layout, "config_sha256": digest.hexdigest(),
-            "files": {p.name: p.stat().st_size for p in files},
-        }
-
-
-def _shape(tensors: dict[str, StoredTensor], name: str, axis: int) -> int:
-    return tensors[name].shape[axis] if name in tensors else 0
+        return checkpoint_identity(self.path, self.layout, self.tensors)
 
 
 def _detect_layout(stored: dict[str, StoredTensor], path: Path) -> str:

@@ -253,6 +253,8 @@ def test_f32_matches_transformers(qwen_checkpoint, qwen_converted, layout):
         assert image.pixels_max_abs_diff == 0.0  # our preprocessing is transformers' processor, pixel for pixel
         assert image.cosine_min >= 0.999, image
     assert report.greedy_match and len(report.greedy_tokens_llama) >= 8
+    # A two-image follow-up continued from llama.cpp's KV cache: positions advance by each image's n_pos.
+    assert report.follow_up_match and len(report.follow_up_tokens_llama) >= 8
     assert report.passed, report.failures
 
 
