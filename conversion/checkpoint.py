@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConversionError
-from .safetensors_reader import StoredTensor, read_header
+from .safetensors_reader import StoredTensor, read_checkpoint_tensors
 
 TEXT_FAMILIES = {"qwen2": "qwen2", "llava_qwen2": "qwen2", "llama": "llama", "llava_llama": "llama"}
 
@@ -83,7 +83,9 @@ class VisionSpec:
 
 
 class Checkpoint:
-    """Config, specs and lazily read tensors of one checkpoint folder."""
+    """Config, specs and lazily read tensors of one LLaVA-style HuatuoGPT-Vision checkpoint folder."""
+
+    FAMILY = "llava"
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -91,7 +93,7 @@ class Checkpoint:
         if not config_path.is_file():
             raise ConversionError(f"{self.path}: no config.json, so this is not a model checkpoint folder")
         self.config = json.loads(config_path.read_text())
-        self._stored = _read_all_shards(self.path)
+        self._stored = read_checkpoint_tensors(self.path)
         self.layout = _detect_layout(self.config, self._stored, self.path)
         self.tensors = _canonical(self._stored, self.layout)
         self.text = self._text_spec()
@@ -225,42 +227,39 @@ class Checkpoint:
         if missing:
             raise ConversionError(f"{self.path}: language model layers are missing, e.g. {missing[0]}")
 
+    # --- the family's interface (see conversion.families) ------------------------------------
+    def write_text_gguf(self, path: Path, weight_type, on_bytes=None, name: str | None = None) -> None:
+        from .text_gguf import write_text_gguf
+
+        write_text_gguf(self, path, weight_type, on_bytes, name)
+
+    def write_mmproj_gguf(self, path: Path, weight_type, on_bytes=None, name: str | None = None) -> None:
+        from .mmproj_gguf import write_mmproj_gguf
+
+        write_mmproj_gguf(self, path, weight_type, on_bytes, name)
+
+    def manifest_fields(self) -> dict:
+        v = self.vision
+        return {"image_size": v.image_size, "image_tokens": v.n_image_tokens, "vision_layers_used": v.n_layers_used}
+
     # --- identity ------------------------------------------------------------------------------
     def identity(self) -> dict:
-        """What identifies the source: its config and shard index hashed, and the shard sizes."""
-        digest = hashlib.sha256((self.path / "config.json").read_bytes())
-        index = self.path / "model.safetensors.index.json"
-        if index.is_file():
-            digest.update(index.read_bytes())
-        files = sorted({t.path for t in self.tensors.values()})
-        return {
-            "folder_name": self.path.name,
-            "layout": self.layout,
-            "config_sha256": digest.hexdigest(),
-            "files": {p.name: p.stat().st_size for p in files},
-        }
+        return checkpoint_identity(self.path, self.layout, self.tensors)
 
 
-def _read_all_shards(path: Path) -> dict[str, StoredTensor]:
-    index_path = path / "model.safetensors.index.json"
-    if index_path.is_file():
-        weight_map: dict[str, str] = json.loads(index_path.read_text())["weight_map"]
-        shard_names = sorted(set(weight_map.values()))
-        missing = [n for n in shard_names if not (path / n).is_file()]
-        if missing:
-            raise ConversionError(f"{path}: shard {missing[0]} named in model.safetensors.index.json is missing")
-    else:
-        shard_names = sorted(p.name for p in path.glob("*.safetensors"))
-        weight_map = {}
-        if not shard_names:
-            raise ConversionError(f"{path}: no .safetensors weights found (other weight formats are not supported)")
-    stored: dict[str, StoredTensor] = {}
-    for name in shard_names:
-        stored.update(read_header(path / name))
-    absent = [k for k in weight_map if k not in stored]
-    if absent:
-        raise ConversionError(f"{path}: tensor {absent[0]} is listed in the index but missing from its shard")
-    return stored
+def checkpoint_identity(path: Path, layout: str, tensors: dict[str, StoredTensor]) -> dict:
+    """What identifies a source checkpoint: its config and shard index hashed, and the shard sizes."""
+    digest = hashlib.sha256((path / "config.json").read_bytes())
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        digest.update(index.read_bytes())
+    files = sorted({t.path for t in tensors.values()})
+    return {
+        "folder_name": path.name,
+        "layout": layout,
+        "config_sha256": digest.hexdigest(),
+        "files": {p.name: p.stat().st_size for p in files},
+    }
 
 
 def _detect_layout(config: dict, stored: dict[str, StoredTensor], path: Path) -> str:

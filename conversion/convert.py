@@ -14,12 +14,10 @@ from inference import quantization
 from inference.cancellation import Cancelled
 from inference.store.manifest import Manifest, ModelFile, sha256_file
 
-from .checkpoint import Checkpoint
 from .errors import ConversionError
+from .families import open_checkpoint
 from .gguf_stream import BF16, F16, F32
-from .mmproj_gguf import write_mmproj_gguf
 from .quantize import quantize
-from .text_gguf import write_text_gguf
 
 # progress(stage, done, total): stage is a short label, done/total in the stage's own units.
 Progress = Callable[[str, int, int], None]
@@ -43,7 +41,7 @@ def convert(
     mmproj_quant = mmproj_quant or quantization.default_projector(quant)
     if mmproj_quant not in quantization.PROJECTOR:
         raise ConversionError(f"the vision projector can be {', '.join(quantization.PROJECTOR)}, not {mmproj_quant!r}")
-    ckpt = Checkpoint(src)
+    ckpt = open_checkpoint(src)  # the model family is detected from config.json and the tensor names
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     name = _slug(ckpt.path.name)
@@ -76,34 +74,33 @@ def convert(
     (out / "manifest.json").unlink(missing_ok=True)
     try:
         if not quantization.uses_quantizer(quant):
-            write_text_gguf(ckpt, text_path, F32 if quant == "F32" else F16,
-                            bytes_progress("text model", text_bytes), name=ckpt.path.name)
+            ckpt.write_text_gguf(text_path, F32 if quant == "F32" else F16,
+                                 bytes_progress("text model", text_bytes), name=ckpt.path.name)
         else:
             # Quantize from an exact BF16 copy of the checkpoint (bf16 -> f16 could lose range).
             staging = out / f".{name}-BF16.staging.gguf"
             intermediates.append(staging)
-            write_text_gguf(ckpt, staging, BF16, bytes_progress("text model", text_bytes), name=ckpt.path.name)
+            ckpt.write_text_gguf(staging, BF16, bytes_progress("text model", text_bytes), name=ckpt.path.name)
             quantize(staging, text_path, quant, threads,
                      lambda i, n: report(f"quantizing to {quant}", i, n), cancel)
         if quantization.uses_quantizer(mmproj_quant):
             staging = out / f".{name}-mmproj-F16.staging.gguf"
             intermediates.append(staging)
-            write_mmproj_gguf(ckpt, staging, F16, bytes_progress("vision projector", vision_bytes), name=ckpt.path.name)
+            ckpt.write_mmproj_gguf(staging, F16, bytes_progress("vision projector", vision_bytes), name=ckpt.path.name)
             quantize(staging, mmproj_path, mmproj_quant, threads, None, cancel)
         else:
-            write_mmproj_gguf(ckpt, mmproj_path, F32 if mmproj_quant == "F32" else F16,
-                              bytes_progress("vision projector", vision_bytes), name=ckpt.path.name)
+            ckpt.write_mmproj_gguf(mmproj_path, F32 if mmproj_quant == "F32" else F16,
+                                   bytes_progress("vision projector", vision_bytes), name=ckpt.path.name)
         report("hashing", 0, 2)
         manifest = Manifest(
             name=ckpt.path.name,
+            family=ckpt.FAMILY,
             text_architecture=ckpt.text.family,
             text=_file_entry(text_path, quant),
             mmproj=_file_entry(mmproj_path, mmproj_quant),
             context_length=ckpt.text.context_length,
             hidden_size=ckpt.text.hidden_size,
-            image_size=ckpt.vision.image_size,
-            image_tokens=ckpt.vision.n_image_tokens,
-            vision_layers_used=ckpt.vision.n_layers_used,
+            **ckpt.manifest_fields(),
             source=ckpt.identity(),
             created=datetime.now(UTC).isoformat(timespec="seconds"),
         )
@@ -126,7 +123,7 @@ def _file_entry(path: Path, quant: str) -> ModelFile:
     return ModelFile(path.name, quant, path.stat().st_size, sha256_file(path))
 
 
-def _check_disk_space(ckpt: Checkpoint, out: Path, quant: str) -> None:
+def _check_disk_space(ckpt, out: Path, quant: str) -> None:
     weights = sum(t.n_elements for t in ckpt.tensors.values())
     staging_copy = weights * 2 if quantization.uses_quantizer(quant) else 0  # the BF16 copy quantized from
     needed = weights * quantization.TYPES[quant].bytes_per_weight + staging_copy

@@ -8,6 +8,7 @@ renamed at the end, so an interruption never leaves a half-written file under th
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -44,12 +45,17 @@ class PlannedTensor:
     name: str
     source: StoredTensor
     dtype: gguf.GGMLQuantizationType
-    transform: Callable[[np.ndarray], np.ndarray] | None = None  # applied per row block, shape-preserving
+    transform: Callable[[np.ndarray], np.ndarray] | None = None  # applied per row block; keeps the rows
     rows_multiple: int = 1  # blocks must keep groups of rows together (e.g. heads for Q/K permutation)
+    shape: tuple[int, ...] | None = None  # the written shape when the transform changes it (default: the source's)
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.shape or self.source.shape
 
     @property
     def nbytes(self) -> int:
-        return self.source.n_elements * _ITEMSIZE[self.dtype]
+        return math.prod(self.out_shape) * _ITEMSIZE[self.dtype]
 
     def blocks(self) -> Iterator[np.ndarray]:
         for block in self.source.row_blocks(BLOCK_BYTES, self.rows_multiple):
@@ -65,7 +71,7 @@ def write(
     """Write `writer`'s metadata and the planned tensors to `path`, atomically."""
     for t in tensors:
         raw = np.dtype(np.uint16) if t.dtype == BF16 else np.dtype(np.float16 if t.dtype == F16 else np.float32)
-        writer.add_tensor_info(t.name, t.source.shape, raw, t.nbytes, raw_dtype=t.dtype)
+        writer.add_tensor_info(t.name, t.out_shape, raw, t.nbytes, raw_dtype=t.dtype)
     partial = path.with_name(path.name + ".part")
     try:
         writer.write_header_to_file(partial)

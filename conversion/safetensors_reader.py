@@ -11,7 +11,7 @@ import json
 import math
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +63,15 @@ class StoredTensor:
             return bf16_to_f32(data)
         return data.astype(np.float32, copy=False)
 
+    def rows(self, start: int, stop: int) -> StoredTensor:
+        """The rows start..stop-1 (first axis) as a tensor of their own: rows are contiguous, so this is
+        only another offset and shape (e.g. the thirds of a fused q/k/v projection)."""
+        if not 0 <= start < stop <= self.shape[0]:
+            raise ValueError(f"{self.name}: rows {start}:{stop} are outside its {self.shape[0]} rows")
+        row_bytes = math.prod(self.shape[1:]) * _DTYPES[self.dtype].itemsize
+        return replace(self, name=f"{self.name}[{start}:{stop}]", shape=(stop - start, *self.shape[1:]),
+                       offset=self.offset + start * row_bytes)
+
     def read(self) -> np.ndarray:
         """The whole tensor as float32."""
         return self._read(0, self.n_elements).reshape(self.shape)
@@ -113,3 +122,27 @@ def read_header(path: Path) -> dict[str, StoredTensor]:
             )
         tensors[name] = tensor
     return tensors
+
+
+def read_checkpoint_tensors(path: Path) -> dict[str, StoredTensor]:
+    """Every tensor of a checkpoint folder (sharded with an index, or plain *.safetensors files), with
+    missing shards and tensors the index names but no shard holds reported by name."""
+    index_path = path / "model.safetensors.index.json"
+    if index_path.is_file():
+        weight_map: dict[str, str] = json.loads(index_path.read_text())["weight_map"]
+        shard_names = sorted(set(weight_map.values()))
+        missing = [n for n in shard_names if not (path / n).is_file()]
+        if missing:
+            raise ConversionError(f"{path}: shard {missing[0]} named in model.safetensors.index.json is missing")
+    else:
+        shard_names = sorted(p.name for p in path.glob("*.safetensors"))
+        weight_map = {}
+        if not shard_names:
+            raise ConversionError(f"{path}: no .safetensors weights found (other weight formats are not supported)")
+    stored: dict[str, StoredTensor] = {}
+    for name in shard_names:
+        stored.update(read_header(path / name))
+    absent = [k for k in weight_map if k not in stored]
+    if absent:
+        raise ConversionError(f"{path}: tensor {absent[0]} is listed in the index but missing from its shard")
+    return stored

@@ -1,4 +1,7 @@
-"""The language model as a llama.cpp GGUF: `qwen2` (7B) or `llama` (Yi-based 34B)."""
+"""The language model as a llama.cpp GGUF: `qwen2` (7B), `llama` (Yi-based 34B) or `qwen2vl` (Qwen2.5-VL).
+
+The LLaVA family writes its file here; other families reuse the writer, tensor plan and vocabulary.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +14,15 @@ import numpy as np
 from inference.prompt import CHAT_TEMPLATE
 
 from . import gguf_stream
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, TextSpec
 from .errors import ConversionError
 from .gguf_stream import F32, PlannedTensor
 
 QWEN2_SPLIT_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-ARCH = {"qwen2": gguf.MODEL_ARCH.QWEN2, "llama": gguf.MODEL_ARCH.LLAMA}
+ARCH = {"qwen2": gguf.MODEL_ARCH.QWEN2, "llama": gguf.MODEL_ARCH.LLAMA, "qwen2vl": gguf.MODEL_ARCH.QWEN2VL}
+BYTE_LEVEL_BPE = ("qwen2", "qwen2vl")  # architectures whose vocabulary is Qwen2's byte-level BPE
 
 
 def permute_for_rope(w: np.ndarray, n_heads: int) -> np.ndarray:
@@ -28,10 +32,15 @@ def permute_for_rope(w: np.ndarray, n_heads: int) -> np.ndarray:
 
 def write_text_gguf(ckpt: Checkpoint, path: Path, weight_type, on_bytes=None, name: str | None = None) -> None:
     """weight_type: F32, F16 or BF16 for 2-D weights; norms and biases stay F32."""
-    spec = ckpt.text
-    arch = gguf.MODEL_ARCH_NAMES[ARCH[spec.family]]
-    writer = gguf.GGUFWriter(None, arch)
-    writer.add_name(name or ckpt.path.name)
+    writer = new_writer(ckpt.text, name or ckpt.path.name, weight_type)
+    add_vocab(writer, ckpt.path, ckpt.text, _eos_id(ckpt), CHAT_TEMPLATE)
+    gguf_stream.write(path, writer, plan_tensors(ckpt.tensors, ckpt.text, weight_type, ckpt.path), on_bytes)
+
+
+def new_writer(spec: TextSpec, name: str, weight_type) -> gguf.GGUFWriter:
+    """A writer with the language model's hyperparameters (the keys every text architecture shares)."""
+    writer = gguf.GGUFWriter(None, gguf.MODEL_ARCH_NAMES[ARCH[spec.family]])
+    writer.add_name(name)
     writer.add_context_length(spec.context_length)
     writer.add_embedding_length(spec.hidden_size)
     writer.add_block_count(spec.n_layers)
@@ -48,15 +57,14 @@ def write_text_gguf(ckpt: Checkpoint, path: Path, weight_type, on_bytes=None, na
             gguf_stream.BF16: gguf.LlamaFileType.MOSTLY_BF16,
         }[weight_type]
     )
-    _add_vocab(writer, ckpt)
-    gguf_stream.write(path, writer, _plan(ckpt, weight_type), on_bytes)
+    return writer
 
 
-def _plan(ckpt: Checkpoint, weight_type) -> list[PlannedTensor]:
-    spec = ckpt.text
+def plan_tensors(tensors: dict, spec: TextSpec, weight_type, where: Path) -> list[PlannedTensor]:
+    """The language model's tensors (canonical ``text.*`` names) under their GGUF names."""
     names = gguf.TensorNameMap(ARCH[spec.family], spec.n_layers)
     planned = []
-    for canonical, source in ckpt.tensors.items():
+    for canonical, source in tensors.items():
         if not canonical.startswith("text."):
             continue
         hf_name = canonical[len("text.") :]
@@ -64,7 +72,7 @@ def _plan(ckpt: Checkpoint, weight_type) -> list[PlannedTensor]:
             continue
         gguf_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if gguf_name is None:
-            raise ConversionError(f"{ckpt.path}: the tensor {hf_name} has no place in a {spec.family} GGUF")
+            raise ConversionError(f"{where}: the tensor {hf_name} has no place in a {spec.family} GGUF")
         transform, multiple = None, 1
         if spec.family == "llama" and hf_name.endswith(("self_attn.q_proj.weight", "self_attn.k_proj.weight")):
             heads = spec.n_heads if "q_proj" in hf_name else spec.n_kv_heads
@@ -82,14 +90,16 @@ def _per_head_permutation(head_dim: int):
 
 
 # --- vocabulary -----------------------------------------------------------------------------------
-def _add_vocab(writer: gguf.GGUFWriter, ckpt: Checkpoint) -> None:
-    n_vocab = ckpt.text.vocab_size
-    if ckpt.text.family == "qwen2":
-        tokens, types, scores = _bpe_vocab(ckpt.path, n_vocab)
+def add_vocab(writer: gguf.GGUFWriter, folder: Path, spec: TextSpec, eos: int | None, chat_template: str) -> None:
+    """The tokenizer of `folder`, no BOS, the given end-of-generation token and chat template."""
+    n_vocab = spec.vocab_size
+    bpe = spec.family in BYTE_LEVEL_BPE
+    if bpe:
+        tokens, types, scores = _bpe_vocab(folder, n_vocab)
         writer.add_tokenizer_model("gpt2")
         writer.add_tokenizer_pre("qwen2")
     else:
-        tokens, types, scores, add_space_prefix = _sentencepiece_vocab(ckpt.path, n_vocab)
+        tokens, types, scores, add_space_prefix = _sentencepiece_vocab(folder, n_vocab)
         writer.add_tokenizer_model("llama")
         writer.add_tokenizer_pre("default")
         writer.add_add_space_prefix(add_space_prefix)
@@ -97,14 +107,14 @@ def _add_vocab(writer: gguf.GGUFWriter, ckpt: Checkpoint) -> None:
     writer.add_token_types(types)
     if scores is not None:
         writer.add_token_scores(scores)
-    special = gguf.SpecialVocab(ckpt.path, load_merges=ckpt.text.family == "qwen2", n_vocab=n_vocab)
-    if ckpt.text.family == "qwen2" and not special.merges:
-        raise ConversionError(f"{ckpt.path}: tokenizer.json has no BPE merges")
-    # The model is prompted without BOS, and with its own format, never the tokenizer_config's ChatML.
+    special = gguf.SpecialVocab(folder, load_merges=bpe, n_vocab=n_vocab)
+    if bpe and not special.merges:
+        raise ConversionError(f"{folder}: tokenizer.json has no BPE merges")
+    # The model is prompted without BOS, and with its own format (for HuatuoGPT-Vision's LLaVA models never the
+    # tokenizer_config's ChatML).
     special.add_special_token["bos"] = False
     special.add_special_token["eos"] = False
-    special.chat_template = CHAT_TEMPLATE
-    eos = _eos_id(ckpt)
+    special.chat_template = chat_template
     if eos is not None:
         special.special_token_ids["eos"] = eos
     special.add_to_gguf(writer, quiet=True)

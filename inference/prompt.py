@@ -98,3 +98,40 @@ MC_INSTRUCTION = "Answer with the option's letter from the given choices directl
 def multiple_choice(question: str, options: Sequence[str]) -> str:
     lines = "\n".join(f"{letter}. {text}" for letter, text in zip(MC_OPTION_LETTERS, options, strict=False))
     return f"{question}\n{lines}\n{MC_INSTRUCTION}"
+
+
+# --- a model family whose release brings its own chat template (Qwen2.5-VL) ------------------------------
+# Qwen2.5-VL's template writes each image as <|vision_start|><|image_pad|><|vision_end|>; transformers expands
+# the pad into the image's tokens, llama.cpp puts the image's embeddings at its place instead.
+QWEN25VL_IMAGE_TOKEN = "<|image_pad|>"
+
+
+def render_chat_template(template: str, turns: Sequence[Turn], image_marker: str | None = None,
+                         image_token: str = QWEN25VL_IMAGE_TOKEN) -> str:
+    """The prompt for `turns` in a release's own (Jinja) chat template, with the generation prompt.
+
+    Images come first in their user turn, as in HuatuoGPT-Vision's prompts. With `image_marker`, each image
+    token the template writes becomes that marker (the engine splits the prompt there)."""
+    from jinja2.ext import loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    if not turns:
+        raise ValueError("a prompt needs at least one turn")
+    if turns[-1].answer is not None:
+        raise ValueError("the last turn is already answered")
+    messages: list[dict] = []
+    for turn in turns:
+        content = [{"type": "image"}] * turn.n_images + [{"type": "text", "text": turn.question}]
+        messages.append({"role": "user", "content": content})
+        if turn.answer is not None:
+            messages.append({"role": "assistant", "content": turn.answer})
+
+    def raise_exception(message):
+        raise ValueError(message)
+
+    environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    environment.globals["raise_exception"] = raise_exception
+    text = environment.from_string(template).render(messages=messages, add_generation_prompt=True)
+    if text.count(image_token) != sum(t.n_images for t in turns):
+        raise ValueError(f"the chat template does not write one {image_token} per image")
+    return text if image_marker is None else text.replace(image_token, image_marker)

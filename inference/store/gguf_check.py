@@ -12,9 +12,12 @@ from pathlib import Path
 import gguf
 import numpy as np
 
+from inference.imageprep import QWEN25VL_DEFAULT_MAX_TOKENS
 from inference.store.manifest import Manifest, sha256_file
 
-SUPPORTED_TEXT_ARCHITECTURES = ("qwen2", "llama")
+SUPPORTED_TEXT_ARCHITECTURES = ("qwen2", "llama", "qwen2vl")
+# projector type -> the text architectures it belongs with: LLaVA-style HuatuoGPT-Vision, and Qwen2.5-VL
+PROJECTOR_TEXT_ARCHITECTURES = {"mlp": ("qwen2", "llama"), "qwen2.5vl_merger": ("qwen2vl",)}
 T = gguf.GGUFValueType
 
 
@@ -38,6 +41,7 @@ class PairInfo:
     image_tokens: int
     text_bytes: int
     mmproj_bytes: int
+    projector: str = "mlp"  # "qwen2.5vl_merger": images at their own size, image_tokens is the most per image
 
 
 def _open(path: Path) -> gguf.GGUFReader:
@@ -82,7 +86,7 @@ def check_text(path: Path) -> dict:
     if arch not in SUPPORTED_TEXT_ARCHITECTURES:
         if arch == "clip":
             raise ModelFileError(f"{path.name} is a vision projector (mmproj), not the text model")
-        raise ModelFileError(f"{path.name}: architecture {arch!r} is not HuatuoGPT-Vision's (qwen2 or llama)")
+        raise ModelFileError(f"{path.name}: architecture {arch!r} is not HuatuoGPT-Vision's (qwen2, llama or qwen2vl)")
     u32 = (T.UINT32,)
     info = {
         "architecture": arch,
@@ -95,6 +99,11 @@ def check_text(path: Path) -> dict:
     # Without it llama.cpp silently uses 10000 and every logit is wrong.
     _field(reader, path, f"{arch}.rope.freq_base", (T.FLOAT32,))
     _field(reader, path, f"{arch}.attention.layer_norm_rms_epsilon", (T.FLOAT32,))
+    if arch == "qwen2vl":  # M-RoPE: without its sections llama.cpp cannot place text and image positions
+        sections = _field(reader, path, "qwen2vl.rope.dimension_sections", (T.ARRAY, T.INT32))
+        head_dim = info["hidden_size"] // info["n_heads"]
+        if len(sections) != 4 or 2 * sum(sections) != head_dim:
+            raise ModelFileError(f"{path.name}: the M-RoPE sections {sections} do not cover the head size {head_dim}")
     tokenizer = _field(reader, path, "tokenizer.ggml.model", (T.STRING,))
     if "tokenizer.ggml.tokens" not in reader.fields:
         raise ModelFileError(f"{path.name}: the vocabulary (tokenizer.ggml.tokens) is missing")
@@ -122,45 +131,81 @@ def check_mmproj(path: Path) -> dict:
     if not _field(reader, path, "clip.has_vision_encoder", (T.BOOL,)):
         raise ModelFileError(f"{path.name} has no vision encoder")
     projector = _field(reader, path, "clip.projector_type", (T.STRING,))
-    if projector != "mlp":
-        raise ModelFileError(f"{path.name}: projector type {projector!r} is not HuatuoGPT-Vision's 'mlp'")
+    if projector not in PROJECTOR_TEXT_ARCHITECTURES:
+        raise ModelFileError(f"{path.name}: projector type {projector!r} is not HuatuoGPT-Vision's "
+                             f"({' or '.join(repr(p) for p in PROJECTOR_TEXT_ARCHITECTURES)})")
     u32 = (T.UINT32,)
     info = {key: _field(reader, path, f"clip.vision.{key}", u32)
             for key in ("image_size", "patch_size", "embedding_length", "feed_forward_length", "block_count",
                         "attention.head_count", "projection_dim")}
+    info["projector"] = projector
     _field(reader, path, "clip.vision.attention.layer_norm_epsilon", (T.FLOAT32,))
     _field(reader, path, "clip.vision.image_mean", (T.ARRAY, T.FLOAT32))
     _field(reader, path, "clip.vision.image_std", (T.ARRAY, T.FLOAT32))
+    tensors = {t.name: t for t in reader.tensors}
+    for name in ("mm.1.weight", "mm.3.weight"):
+        if name in tensors:
+            raise ModelFileError(f"{path.name}: unexpected tensor {name} (it changes the projector llama.cpp runs)")
+    if projector == "mlp":
+        required = _check_llava_projector(reader, path, info, tensors)
+    else:
+        required = _check_qwen25vl_projector(reader, path, info, tensors)
+    missing = [n for n in required if n not in tensors]
+    if missing:
+        raise ModelFileError(f"{path.name}: {len(missing)} tensors are missing, e.g. {missing[0]}")
+    out_width = int(np.prod(tensors["mm.2.weight"].shape[1:])) if len(tensors["mm.2.weight"].shape) > 1 else 0
+    info["projector_output"] = int(tensors["mm.2.bias"].shape[0]) or out_width
+    return info
+
+
+def _check_llava_projector(reader, path: Path, info: dict, tensors: dict) -> list[str]:
     layers = _field(reader, path, "clip.vision.feature_layer", (T.ARRAY, T.INT32))
     if layers != [info["block_count"]]:
         raise ModelFileError(
             f"{path.name}: feature_layer {layers} should be [{info['block_count']}] (the last written layer); "
             f"llama.cpp would run a different number of layers than the model uses"
         )
-    tensors = {t.name: t for t in reader.tensors}
-    for name in ("mm.1.weight", "mm.3.weight"):
-        if name in tensors:
-            raise ModelFileError(f"{path.name}: unexpected tensor {name} (it changes the projector llama.cpp runs)")
-    required = ["v.patch_embd.weight", "v.class_embd", "v.position_embd.weight", "v.pre_ln.weight",
-                "mm.0.weight", "mm.0.bias", "mm.2.weight", "mm.2.bias"] + [
+    if "v.class_embd" in tensors and tensors["v.class_embd"].tensor_type != gguf.GGMLQuantizationType.F32:
+        raise ModelFileError(f"{path.name}: v.class_embd must be F32 for llama.cpp")
+    return ["v.patch_embd.weight", "v.class_embd", "v.position_embd.weight", "v.pre_ln.weight",
+            "mm.0.weight", "mm.0.bias", "mm.2.weight", "mm.2.bias"] + [
         f"v.blk.{i}.{part}.{kind}" for i in range(info["block_count"])
         for part in ("attn_q", "attn_k", "attn_v", "attn_out", "ln1", "ln2", "ffn_up", "ffn_down")
         for kind in ("weight", "bias")
     ]
-    missing = [n for n in required if n not in tensors]
-    if missing:
-        raise ModelFileError(f"{path.name}: {len(missing)} tensors are missing, e.g. {missing[0]}")
-    if tensors["v.class_embd"].tensor_type != gguf.GGMLQuantizationType.F32:
-        raise ModelFileError(f"{path.name}: v.class_embd must be F32 for llama.cpp")
-    out_width = int(np.prod(tensors["mm.2.weight"].shape[1:])) if len(tensors["mm.2.weight"].shape) > 1 else 0
-    info["projector_output"] = int(tensors["mm.2.bias"].shape[0]) or out_width
-    return info
+
+
+def _check_qwen25vl_projector(reader, path: Path, info: dict, tensors: dict) -> list[str]:
+    # llama.cpp asserts (ends the process) on a class embedding or a patch bias in this graph.
+    for name in ("v.class_embd", "v.patch_embd.bias"):
+        if name in tensors:
+            raise ModelFileError(f"{path.name}: unexpected tensor {name} (llama.cpp's Qwen2.5-VL graph has none)")
+    pattern = _field(reader, path, "clip.vision.n_wa_pattern", (T.UINT32,))
+    if not pattern:
+        raise ModelFileError(f"{path.name}: clip.vision.n_wa_pattern is 0 (no full-attention layers)")
+    merge = _field(reader, path, "clip.vision.spatial_merge_size", (T.UINT32,), required=False)
+    if merge not in (None, 2):
+        raise ModelFileError(f"{path.name}: spatial merge size {merge}; llama.cpp's window attention assumes 2")
+    if not _field(reader, path, "clip.use_silu", (T.BOOL,), required=False):
+        raise ModelFileError(f"{path.name}: clip.use_silu is not set; the Qwen2.5-VL vision MLP uses SiLU")
+    return ["v.patch_embd.weight", "v.patch_embd.weight.1", "v.post_ln.weight",
+            "mm.0.weight", "mm.0.bias", "mm.2.weight", "mm.2.bias"] + [
+        f"v.blk.{i}.{part}.{kind}" for i in range(info["block_count"])
+        for part, kinds in (("attn_q", "wb"), ("attn_k", "wb"), ("attn_v", "wb"), ("attn_out", "wb"),
+                            ("ffn_gate", "wb"), ("ffn_up", "wb"), ("ffn_down", "wb"), ("ln1", "w"), ("ln2", "w"))
+        for kind in ({"w": "weight", "b": "bias"}[k] for k in kinds)
+    ]
 
 
 def check_pair(text_path: str | Path, mmproj_path: str | Path, manifest: Manifest | None = None) -> PairInfo:
     text_path, mmproj_path = Path(text_path), Path(mmproj_path)
     text = check_text(text_path)
     vision = check_mmproj(mmproj_path)
+    if text["architecture"] not in PROJECTOR_TEXT_ARCHITECTURES[vision["projector"]]:
+        raise ModelFileError(
+            f"{mmproj_path.name} is a {vision['projector']!r} projector, which does not belong with the "
+            f"{text['architecture']!r} text model {text_path.name}"
+        )
     if vision["projector_output"] != text["hidden_size"]:
         raise ModelFileError(
             f"{mmproj_path.name} projects images to width {vision['projector_output']} but {text_path.name} has "
@@ -173,12 +218,16 @@ def check_pair(text_path: str | Path, mmproj_path: str | Path, manifest: Manifes
                 raise ModelFileError(f"{path.name}: {size:,} bytes, the manifest says {entry.size_bytes:,}")
             if sha256_file(path) != entry.sha256:
                 raise ModelFileError(f"{path.name}: its SHA-256 does not match the manifest (the file was changed)")
+    if vision["projector"] == "mlp":
+        image_tokens = (vision["image_size"] // vision["patch_size"]) ** 2
+    else:  # an image takes as many tokens as its size gives, up to the pixel budget
+        image_tokens = manifest.image_tokens if manifest is not None else QWEN25VL_DEFAULT_MAX_TOKENS
     return PairInfo(
         text_path=text_path, mmproj_path=mmproj_path, architecture=text["architecture"],
         context_length=text["context_length"], hidden_size=text["hidden_size"], n_layers=text["n_layers"],
         n_kv_heads=text["n_kv_heads"], head_dim=text["head_dim"], image_size=vision["image_size"],
-        image_tokens=(vision["image_size"] // vision["patch_size"]) ** 2,
-        text_bytes=text_path.stat().st_size, mmproj_bytes=mmproj_path.stat().st_size,
+        image_tokens=image_tokens, text_bytes=text_path.stat().st_size, mmproj_bytes=mmproj_path.stat().st_size,
+        projector=vision["projector"],
     )
 
 

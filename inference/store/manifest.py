@@ -31,7 +31,7 @@ class ModelFile:
 @dataclass
 class Manifest:
     name: str
-    text_architecture: str  # "qwen2" | "llama"
+    text_architecture: str  # "qwen2" | "llama" | "qwen2vl"
     text: ModelFile
     mmproj: ModelFile
     context_length: int
@@ -42,6 +42,10 @@ class Manifest:
     source: dict = field(default_factory=dict)
     created: str = ""
     format: int = FORMAT_VERSION
+    family: str = "llava"  # "llava" (HuatuoGPT-Vision-7B/34B) | "qwen2.5-vl" (an image at its own size)
+    # Qwen2.5-VL: the pixel budget an image is smart-resized into (image_tokens is then the most per image).
+    image_min_pixels: int | None = None
+    image_max_pixels: int | None = None
 
     def write(self, folder: Path) -> Path:
         path = folder / MANIFEST_NAME
