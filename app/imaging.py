@@ -1,14 +1,18 @@
-"""Open an image file for display: PNG/JPEG/TIFF through Pillow (16-bit stretched to 8), a DICOM file
-through the studies pipeline (its first frame with its own window). Qt-free."""
+"""Open an image file for display, Qt-free: a DICOM file or a PNG/JPEG/TIFF through the one display pipeline
+(`app.studies`), its first frame with its own window (a plain image's pixels as stored, 16-bit stretched to 8)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+from pydicom.dataset import Dataset
 
+from app.studies.frames import PixelDecodeError
+from app.studies.plain_image import read_plain_header
 from app.studies.scan import looks_like_dicom
+from app.studies.view import FrameRenderer
 
 
 class ImageOpenError(Exception):
@@ -16,40 +20,25 @@ class ImageOpenError(Exception):
 
 
 def open_image(path: str | Path) -> Image.Image:
-    path = Path(path)
+    return Image.fromarray(_first_frame(Path(path), FrameRenderer())[1])
+
+
+def load_first_frame(path: str | Path, renderer: FrameRenderer) -> Dataset:
+    """Read the file's header and decode its first frame into the renderer's cache (off the GUI thread: the viewer
+    then shows it at once). Returns the header; ImageOpenError says why the file cannot be shown."""
+    return _first_frame(Path(path), renderer)[0]
+
+
+def _first_frame(path: Path, renderer: FrameRenderer) -> tuple[Dataset, np.ndarray]:
     if not path.is_file():
         raise ImageOpenError(f"{path.name}: no such file")
-    if looks_like_dicom(path):
-        return _open_dicom(path)
+    if not looks_like_dicom(path) and read_plain_header(path) is None:
+        raise ImageOpenError(f"{path.name} is neither an image (PNG, JPEG, TIFF) nor a DICOM file")
     try:
-        with Image.open(path) as image:
-            image.load()
-            return _to_display(image)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ImageOpenError(f"{path.name} is neither an image (PNG, JPEG, TIFF) nor a DICOM file ({exc})") from None
-
-
-def _to_display(image: Image.Image) -> Image.Image:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        pixels = np.asarray(image, dtype=np.float64)
-        return Image.fromarray(_stretch(pixels, pixels.min(), pixels.max()))
-    return image.convert("RGB") if image.mode not in ("RGB", "L") else image.copy()
-
-
-def _stretch(pixels: np.ndarray, low: float, high: float) -> np.ndarray:
-    span = max(high - low, 1e-9)
-    return (np.clip((pixels - low) / span, 0, 1) * 255 + 0.5).astype(np.uint8)
-
-
-def _open_dicom(path: Path) -> Image.Image:
-    from app.studies.frames import PixelDecodeError
-    from app.studies.view import FrameRenderer
-
-    renderer = FrameRenderer()
-    try:
-        if "Rows" not in renderer.header(path):
-            kind = renderer.header(path).get("Modality", "non-image")
+        header = renderer.header(path)
+        if "Rows" not in header:
+            kind = header.get("Modality", "non-image")
             raise ImageOpenError(f"{path.name}: a DICOM {kind} object without pixel data (nothing to show)")
-        return Image.fromarray(renderer.pixels(path, 0))
+        return header, renderer.pixels(path, 0)
     except PixelDecodeError as exc:
         raise ImageOpenError(str(exc)) from None

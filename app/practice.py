@@ -5,6 +5,9 @@ A deck is a JSON file of items in the format of the HuatuoGPT-Vision evaluation 
 of the correct option) for multiple choice, or only `answer` (a reference) for free text. The file is either
 that list of items or an object with `title` and `items`.
 
+`append_case` adds a free-text case to a deck of the user's own (creating it when there is none): its images are
+written beside the deck, in a folder named after it.
+
 Progress is kept per deck in `practice.sqlite3` in the data folder, keyed by the SHA-256 of the deck file, so
 a moved or renamed deck keeps its progress and an edited deck starts afresh.
 """
@@ -13,13 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import os
 import re
 import sqlite3
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
+from app import privacy
 from app.imaging import open_image
 from app.paths import data_dir
 from inference import evalset
@@ -107,6 +114,63 @@ def _deck_item(raw: object, number: int, deck_path: Path) -> Item:
     reference = item.answer.strip() if item.answer is not None and not item.options else None
     return Item(number, item.question.strip(), images, tuple(o.strip() for o in item.options), item.correct,
                 reference, item.dataset)
+
+
+def append_case(deck_path: str | Path, question: str, reference: str, images: list[bytes], *,
+                title: str | None = None, source: str = "Teaching cases") -> Deck:
+    """Append a free-text case (the question, the reference answer, PNG images) to the deck at `deck_path`, or
+    start a deck there. The images go into "<deck name>_images/" beside it, named by their SHA-256. The deck is
+    written whole and then renamed over the old one, and read back as practice mode reads it; a deck that cannot
+    be read is left as it is (DeckError)."""
+    deck_path = Path(deck_path)
+    question, reference = question.strip(), reference.strip()
+    if not question or not reference:
+        raise DeckError(f"{deck_path.name}: a practice case needs a question and a reference answer")
+    if not 1 <= len(images) <= MAX_IMAGES_PER_CONVERSATION:
+        raise DeckError(f"{deck_path.name}: a practice case has 1 to {MAX_IMAGES_PER_CONVERSATION} images, "
+                        f"not {len(images)}")
+    data: object = {"title": title or deck_path.stem.replace("_", " "), "items": []}
+    if deck_path.exists():
+        try:
+            data = evalset.read_json(deck_path, deck_path.name)[1]
+        except evalset.EvalSetError as exc:
+            raise DeckError(str(exc)) from None
+    items = data.get("items") if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise DeckError(f"{deck_path.name}: expected a list of items, or an object with a list under \"items\"")
+    folder = deck_path.parent / f"{deck_path.stem}_images"
+    if not folder.is_dir():
+        folder.mkdir(parents=True)
+        _give_user_mode(folder, privacy.user_folder_mode())
+    names = []
+    for png in images:
+        name = f"{hashlib.sha256(png).hexdigest()[:16]}.png"
+        if not (folder / name).exists():
+            (folder / name).write_bytes(png)
+            _give_user_mode(folder / name, privacy.user_file_mode())
+        names.append(f"{folder.name}/{name}")
+    items.append({"question": question, "answer": reference, "image": names, "dataset": source})
+    _write_atomically(deck_path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    return load_deck(deck_path)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        # The deck's own permissions, or the user's default ones for a new deck (the app's umask keeps what it
+        # creates private; a deck is the user's, saved where the user chose).
+        _give_user_mode(Path(temporary), path.stat().st_mode & 0o777 if path.exists() else privacy.user_file_mode())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _give_user_mode(path: Path, mode: int) -> None:
+    if os.name == "posix":
+        path.chmod(mode)
 
 
 def build_question(item: Item) -> str:

@@ -1,4 +1,6 @@
-"""Lazy, cached access to the frames of DICOM files: one frame decoded at a time, never a whole series."""
+"""Lazy, cached access to the frames of DICOM files: one frame decoded at a time, never a whole series. A PNG,
+JPEG or TIFF file is read as a one-frame image with a header of its own (`plain_image`), so that it goes through
+the same display pipeline and view."""
 
 from __future__ import annotations
 
@@ -12,18 +14,26 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import pixel_array
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from .plain_image import PlainImageHeader, read_plain_header, read_plain_pixels
+
 
 class PixelDecodeError(Exception):
     """Pixel data that cannot be decoded here; the message names the file and the transfer syntax."""
 
 
 def read_header(path: Path) -> Dataset:
-    return pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    plain = read_plain_header(path)
+    return plain if plain is not None else pydicom.dcmread(path, stop_before_pixels=True, force=True)
 
 
 def decode_frame(path: Path, index: int, header: Dataset | None = None) -> np.ndarray:
     """Decode one frame (YBR comes back as RGB, as pydicom converts it). Reading by path decodes only
     that frame; files it cannot read that way (no file meta, deflated) are read whole as a fallback."""
+    if isinstance(header, PlainImageHeader):
+        try:
+            return read_plain_pixels(path)
+        except (OSError, ValueError, SyntaxError) as exc:  # Pillow's errors for truncated or damaged files
+            raise PixelDecodeError(f"{Path(path).name}: the image cannot be decoded ({exc})") from None
     try:
         return pixel_array(str(path), index=index)
     except Exception as first:

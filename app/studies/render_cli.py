@@ -9,8 +9,7 @@ from pathlib import Path
 from .frames import PixelDecodeError
 from .pixels import Window, is_hounsfield
 from .presets import CT_PRESETS
-from .scan import looks_like_dicom
-from .view import FrameRenderer, ViewState, orient, to_png
+from .view import FrameRenderer, ViewState, to_png
 
 
 def add_arguments(parser) -> None:
@@ -31,23 +30,17 @@ def run(args) -> int:
             centre, width = (float(v) for v in args.window.split(","))
             window = Window(centre, width)
         view = ViewState(window=window, invert=args.invert, rotation=args.rotate)
-        if looks_like_dicom(args.file) or args.file.suffix.lower() == ".dcm":
-            renderer = FrameRenderer()
-            if args.preset:
-                if not is_hounsfield(renderer.header(args.file)):
-                    print(f"error: {args.file.name} is not CT in Hounsfield units; presets apply to CT only",
-                          file=sys.stderr)
-                    return 2
-                view = ViewState(window=Window(*CT_PRESETS[args.preset]), invert=args.invert, rotation=args.rotate)
-            pixels = renderer.pixels(args.file, args.frame, view)
-        else:
-            import numpy as np
-
-            from app.imaging import open_image
-
-            pixels = orient(np.asarray(open_image(args.file)), view)
-            if args.invert:
-                pixels = 255 - pixels
+        if not args.file.is_file():
+            print(f"error: {args.file}: no such file", file=sys.stderr)
+            return 1
+        renderer = FrameRenderer()  # DICOM and plain images alike: the viewer's pipeline
+        if args.preset:
+            if not is_hounsfield(renderer.header(args.file)):
+                print(f"error: {args.file.name} is not CT in Hounsfield units; presets apply to CT only",
+                      file=sys.stderr)
+                return 2
+            view = ViewState(window=Window(*CT_PRESETS[args.preset]), invert=args.invert, rotation=args.rotate)
+        pixels = renderer.pixels(args.file, args.frame, view)
         args.out.write_bytes(to_png(pixels))
     except (PixelDecodeError, IndexError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

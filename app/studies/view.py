@@ -1,5 +1,6 @@
 """A view of one frame — window, inversion, rotation, flips and an optional zoomed region — rendered to
-the exact pixels shown on screen and given to the model ("what the model sees")."""
+the exact pixels shown on screen and given to the model ("what the model sees"). Every kind of image goes
+through it: DICOM frames, and PNG/JPEG/TIFF files as one-frame images (`plain_image`)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def orient(pixels: np.ndarray, view: ViewState) -> np.ndarray:
 
 
 class FrameRenderer:
-    """Renders frames of DICOM files through one bounded frame cache."""
+    """Renders frames of DICOM files, and PNG/JPEG/TIFF files as one frame, through one bounded frame cache."""
 
     MAX_HEADERS = 512  # headers can carry large private blocks: keep only the recently used ones
 

@@ -52,6 +52,8 @@ def suggested_questions(modality: str | None, language: str) -> list[str]:
 
 class ChatPanel(QWidget):
     attach_requested = Signal(bool)  # the window attaches what the viewer shows (True: only the zoomed region)
+    teaching_case_requested = Signal()  # the window exports the conversation as a de-identified teaching case
+    practice_case_requested = Signal()  # the window adds a question of the conversation to a practice deck
     conversations_changed = Signal()
 
     def __init__(self, runner: EngineRunner, store: Store, audit: AuditLog, settings: Settings, parent=None):
@@ -127,6 +129,9 @@ class ChatPanel(QWidget):
         export_menu = QMenu(self.export_button)
         for label, fmt in (("Markdown…", "md"), ("HTML…", "html"), ("PDF…", "pdf")):
             export_menu.addAction(label, lambda fmt=fmt: self.choose_export(fmt))
+        export_menu.addSeparator()
+        export_menu.addAction("Teaching case (de-identified DICOM)…", self.teaching_case_requested.emit)
+        export_menu.addAction("Make practice case…", self.practice_case_requested.emit)
         self.export_button.setMenu(export_menu)
         buttons = QHBoxLayout()
         for button in (self.regenerate_button, self.edit_button, self.copy_button, self.export_button):

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import html
-import io
 import sys
 from pathlib import Path
 
-from PIL.ImageQt import ImageQt
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence, QPixmap
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
-    QGraphicsPixmapItem,
-    QGraphicsScene,
-    QGraphicsView,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -27,12 +22,14 @@ from PySide6.QtWidgets import (
 
 from app import INTENDED_USE
 from app.audit import AuditLog
-from app.imaging import ImageOpenError, open_image
+from app.imaging import ImageOpenError, load_first_frame
 from app.paths import data_dir, models_dir
 from app.settings import Settings
 from app.store import Store, StoreError
 from app.studies.deid import burned_in_warning
+from app.studies.plain_image import PlainImageHeader
 from app.studies.scan import Library, looks_like_dicom, scan
+from app.teaching_case import AttachedSources
 from app.ui.background import run_in_background
 from app.ui.chat import ChatPanel
 from app.ui.engine_runner import EngineRunner
@@ -41,6 +38,7 @@ from app.ui.series_strip import SeriesStrip
 from app.ui.settings_dialog import FirstRunDialog, SettingsDialog
 from app.ui.study_browser import StudyBrowser
 from app.ui.tag_browser import TagBrowser
+from app.ui.teaching_case_dialog import PracticeCaseDialog, TeachingCaseDialog
 from app.ui.theme import apply_theme
 from app.ui.viewer import Viewer
 from inference import quantization
@@ -54,8 +52,9 @@ NO_MODEL_HELP = (
 )
 
 
-def _load(path: str):
-    """Reads a path off the GUI thread: a DICOM file or folder becomes a scanned Library, an image a PIL image."""
+def _load(path: str, renderer):
+    """Reads a path off the GUI thread: a DICOM file or folder becomes a scanned Library; a PNG/JPEG/TIFF is read
+    into the viewer's cache and shown through the same view as DICOM (its header comes back)."""
     source = Path(path)
     if source.is_dir() or looks_like_dicom(source) or source.name.upper() == "DICOMDIR":
         library = scan([source])
@@ -64,26 +63,7 @@ def _load(path: str):
                 f"{i.kind} (not an image)" for s in library.all_series() for i in s.instances]
             raise ImageOpenError(f"{source.name}: nothing to show: " + ("; ".join(reasons[:3]) or "no DICOM"))
         return path, library
-    return path, open_image(path)
-
-
-class ImageView(QGraphicsView):
-    def __init__(self):
-        super().__init__()
-        self.setScene(QGraphicsScene(self))
-        self.item = QGraphicsPixmapItem()
-        self.scene().addItem(self.item)
-        self.setBackgroundBrush(Qt.GlobalColor.black)
-
-    def show_image(self, image) -> None:
-        self.item.setPixmap(QPixmap.fromImage(ImageQt(image.convert("RGBA"))))
-        self.scene().setSceneRect(self.item.boundingRect())
-        self.fitInView(self.item, Qt.AspectRatioMode.KeepAspectRatio)
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        super().resizeEvent(event)
-        if not self.item.pixmap().isNull():
-            self.fitInView(self.item, Qt.AspectRatioMode.KeepAspectRatio)
+    return path, load_first_frame(path, renderer)
 
 
 class MainWindow(QMainWindow):
@@ -95,12 +75,10 @@ class MainWindow(QMainWindow):
         self.store = store or Store.open_default()
         self.audit = audit or AuditLog(data_dir() / "audit.jsonl")
         self.runner = EngineRunner(self)
-        self.viewer = ImageView()
-        self.series_viewer = Viewer()
+        self.series_viewer = Viewer()  # every kind of image: DICOM series and frames, PNG, JPEG, TIFF
         self.series_viewer.show_identifiers = self.settings.show_identifiers
         self.series_viewer.message.connect(self.statusBar().showMessage)
         self.views = QStackedWidget()
-        self.views.addWidget(self.viewer)
         self.views.addWidget(self.series_viewer)
         self.model_panel = QLabel()
         self.model_panel.setWordWrap(True)
@@ -108,6 +86,9 @@ class MainWindow(QMainWindow):
         self.model_panel.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.chat = ChatPanel(self.runner, self.store, self.audit, self.settings)
         self.chat.attach_requested.connect(self.attach_view)
+        self.chat.teaching_case_requested.connect(self.export_teaching_case)
+        self.chat.practice_case_requested.connect(self.make_practice_case)
+        self.attached_sources = AttachedSources()  # this session only: no file path goes into the store
         side = QWidget()
         layout = QVBoxLayout(side)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -134,7 +115,6 @@ class MainWindow(QMainWindow):
         self._build_menu()
         self.statusBar().showMessage(INTENDED_USE)
         self.current_path: str | None = None
-        self.current_image = None  # a plain image on screen (PIL)
         self.current_series = None
         self.library: Library | None = None
         self.installed: list = []
@@ -230,7 +210,8 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str) -> None:
         self.statusBar().showMessage(f"Opening {Path(path).name}…")
-        run_in_background(lambda cancel: _load(path), on_done=self._on_loaded, on_failed=self._on_failed)
+        renderer = self.series_viewer.renderer
+        run_in_background(lambda cancel: _load(path, renderer), on_done=self._on_loaded, on_failed=self._on_failed)
 
     def _on_loaded(self, loaded) -> None:
         path, content = loaded
@@ -239,7 +220,7 @@ class MainWindow(QMainWindow):
         self._save_settings()
         self.browser.set_recent(self.settings.recent)
         if isinstance(content, Library):
-            self.library, self.current_image = content, None
+            self.library = content
             series = [s for s in content.all_series() if s.is_image]
             self.browser.set_library(content, self.settings.show_identifiers)
             self.strip.set_series(series)
@@ -247,14 +228,14 @@ class MainWindow(QMainWindow):
             skipped = f" · {len(content.skipped)} file(s) could not be read" if content.skipped else ""
             self.statusBar().showMessage(f"{Path(path).name} · {len(series)} series{skipped} · {INTENDED_USE}")
             return
-        self.library, self.current_series, self.current_image = None, None, content
+        self.library, self.current_series = None, None
         self.browser.set_library(None, False)
         self.strip.set_series([])
-        self.viewer.show_image(content)
-        self.views.setCurrentWidget(self.viewer)
+        self.series_viewer.set_frames([(Path(path), 0)])
+        self.views.setCurrentWidget(self.series_viewer)
         key = self.store.study_key(str(Path(path).resolve()))
         self.chat.set_study(key, None, {"file": str(Path(path).resolve())})
-        self.statusBar().showMessage(f"{Path(path).name} · {content.width}×{content.height} · {INTENDED_USE}")
+        self.statusBar().showMessage(f"{Path(path).name} · {content.Columns}×{content.Rows} · {INTENDED_USE}")
 
     def show_series(self, series) -> None:
         self.current_series = series
@@ -269,23 +250,52 @@ class MainWindow(QMainWindow):
                                      f"{INTENDED_USE}")
 
     def attach_view(self, zoomed_region: bool) -> None:
-        """Give the chat the image exactly as shown (for a plain image: the file's pixels)."""
-        if self.views.currentWidget() is self.series_viewer and self.series_viewer.shown is not None:
-            png = self.series_viewer.model_view_png(zoomed_region)
-            warning = burned_in_warning(self.series_viewer.header)
-            if warning:
-                self.statusBar().showMessage(f"Attached, but {warning}.")
-            position = self.series_viewer.position + 1
-            label = f"{self.current_series.modality} {self.current_series.description} " \
-                    f"{position}/{len(self.series_viewer.frames)}".strip()
-        elif self.current_image is not None:
-            buffer = io.BytesIO()
-            self.current_image.save(buffer, format="PNG")
-            png, label = buffer.getvalue(), Path(self.current_path).name
-        else:
+        """Give the chat the image exactly as shown, whatever its kind (optionally only the zoomed region)."""
+        viewer = self.series_viewer
+        if viewer.shown is None or not viewer.frames:
             self.statusBar().showMessage("Open an image first: the model is asked about what the viewer shows.")
             return
-        self.chat.add_attachment(png, label)
+        png = viewer.model_view_png(zoomed_region)
+        path, frame = viewer.frames[viewer.position]
+        if isinstance(viewer.header, PlainImageHeader):
+            label = Path(path).name
+        else:
+            warning = burned_in_warning(viewer.header)
+            if warning:
+                self.statusBar().showMessage(f"Attached, but {warning}.")
+            label = f"{self.current_series.modality} {self.current_series.description} " \
+                    f"{viewer.position + 1}/{len(viewer.frames)}".strip()
+        if self.chat.add_attachment(png, label):
+            self.attached_sources.record(png, path, frame)
+
+    def _conversation_on_screen(self):
+        return self.store.load(self.chat.conversation.id) if self.chat.conversation is not None else None
+
+    def export_teaching_case(self) -> TeachingCaseDialog | None:
+        """De-identified DICOM files of the attached views (or the whole series on screen) and the conversation."""
+        conversation = self._conversation_on_screen()
+        if conversation is None:
+            return None
+        series = self.current_series if self.chat.study_key == conversation.study_key else None
+        files = [i.path for i in series.instances if i.has_pixels] if series is not None else []
+        dialog = TeachingCaseDialog(conversation, self.attached_sources, files, self)
+        dialog.message.connect(self.statusBar().showMessage)
+        dialog.open()
+        return dialog
+
+    def make_practice_case(self) -> PracticeCaseDialog | None:
+        conversation = self._conversation_on_screen()
+        if conversation is None or not conversation.turns:
+            return None
+        dialog = PracticeCaseDialog(conversation, self)
+        dialog.message.connect(self.statusBar().showMessage)
+        dialog.deck_written.connect(self._open_deck)
+        dialog.open()
+        return dialog
+
+    def _open_deck(self, path: Path, open_it: bool) -> None:
+        if open_it:
+            open_practice(self.runner, self, self.audit).open_deck(path)
 
     def _fill_window_menu(self) -> None:
         """From file, auto and invert for all data; the HU presets only for CT in Hounsfield units."""
@@ -301,7 +311,8 @@ class MainWindow(QMainWindow):
                 menu.addAction(name.capitalize(), lambda name=name: viewer.apply_preset(name))
 
     def show_tags(self) -> None:
-        if self.views.currentWidget() is self.series_viewer and self.series_viewer.header is not None:
+        header = self.series_viewer.header
+        if header is not None and not isinstance(header, PlainImageHeader):  # a PNG/JPEG has no tags
             TagBrowser(self.series_viewer.header, self.identifiers_action.isChecked(), self).show()
 
     def _set_identifiers(self, on: bool) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pydicom.dataset import Dataset
 from PySide6.QtWidgets import QDialog, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout
 
-from app.studies.deid import EMPTY, REMOVE
+from app.studies.deid import DUMMY, EMPTY, REMOVE
 
 MASK = "•••"
 
 
 def identifying(keyword: str, vr: str) -> bool:
-    return keyword in EMPTY or keyword in REMOVE or vr == "PN"
+    return keyword in REMOVE or keyword in EMPTY or keyword in DUMMY or vr == "PN"
 
 
 class TagBrowser(QDialog):

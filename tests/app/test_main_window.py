@@ -1,5 +1,7 @@
 """The desktop window comes up without a model, explains how to get one, and opens images off the GUI thread."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -35,7 +37,9 @@ def test_opens_a_png(window, qtbot, tmp_path):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 90), dtype=np.uint8)).save(path)
     window.open_path(str(path))
     qtbot.waitUntil(lambda: window.current_path == str(path), timeout=5000)
-    assert window.viewer.item.pixmap().width() == 90
+    qtbot.waitUntil(lambda: window.series_viewer.shown is not None, timeout=5000)
+    assert window.views.currentWidget() is window.series_viewer  # the one viewer, for every kind of image
+    assert window.series_viewer.item.pixmap().width() == 90
     assert "90×60" in window.statusBar().currentMessage()
 
 
@@ -119,4 +123,231 @@ def test_sixteen_bit_png_is_shown(window, qtbot, tmp_path):
     Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16).save(path)
     window.open_path(str(path))
     qtbot.waitUntil(lambda: window.current_path == str(path), timeout=5000)
-    assert window.viewer.item.pixmap().width() == 64
+    qtbot.waitUntil(lambda: window.series_viewer.shown is not None, timeout=5000)
+    assert window.series_viewer.item.pixmap().width() == 64
+    assert window.series_viewer.shown.min() == 0 and window.series_viewer.shown.max() == 255  # stretched to 8 bits
+
+
+# --- what the model is given is the pixels on screen, for every kind of image -----------------------------------
+
+def _png_array(png: bytes) -> np.ndarray:
+    import io
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def _qimage_array(image) -> np.ndarray:
+    """A QImage's pixels as RGB, read back through a lossless PNG."""
+    from PySide6.QtCore import QBuffer, QIODevice
+
+    buffer = QBuffer()
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.save(buffer, "PNG")
+    return _png_array(bytes(buffer.data()))
+
+
+def _on_screen(viewer, region) -> np.ndarray:
+    """The pixels the viewer's viewport shows of the image region (left, top, right, bottom), at actual size."""
+    left, top, right, bottom = region
+    corner = viewer.mapFromScene(left, top)
+    grabbed = _qimage_array(viewer.viewport().grab().toImage())
+    return grabbed[corner.y():corner.y() + bottom - top, corner.x():corner.x() + right - left]
+
+
+def _scene_region(viewer, region) -> np.ndarray:
+    """The viewer's image region rendered at one screen pixel per image pixel, whatever the zoom."""
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QImage, QPainter
+
+    left, top, right, bottom = region
+    image = QImage(right - left, bottom - top, QImage.Format.Format_RGB888)
+    painter = QPainter(image)
+    viewer.scene().render(painter, QRectF(0, 0, right - left, bottom - top), QRectF(left, top, right - left,
+                                                                                  bottom - top))
+    painter.end()
+    return _qimage_array(image)
+
+
+def _attach(window, zoomed_region: bool) -> bytes:
+    window.chat.attach_requested.emit(zoomed_region)  # the chat's Attach view / "Attach the zoomed region only"
+    return window.chat.pending_images[-1][1]
+
+
+def _image_kinds(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    rng = np.random.default_rng(3)
+    grey = tmp_path / "grey.png"
+    Image.fromarray(rng.integers(0, 256, (130, 170), dtype=np.uint8)).save(grey)
+    jpeg = tmp_path / "colour.jpg"
+    Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(jpeg, quality=85)
+    return {"png": (grey, 0), "jpeg": (jpeg, 0), "multi-frame dicom": (get_testdata_file("emri_small.dcm"), 6),
+            "colour multi-frame dicom": (get_testdata_file("examples_ybr_color.dcm"), 12),
+            "colour dicom": (get_testdata_file("US1_UNCR.dcm"), 0)}
+
+
+@pytest.mark.parametrize("kind", ["png", "jpeg", "multi-frame dicom", "colour multi-frame dicom", "colour dicom"])
+def test_the_attached_image_is_the_visible_region_pixel_for_pixel(window, qtbot, tmp_path, kind):
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+
+    path, frame = _image_kinds(tmp_path)[kind]
+    if path is None:
+        pytest.skip("pydicom-data is not installed")
+    viewer = window.series_viewer
+    window.open_path(str(path))
+    qtbot.waitUntil(lambda: viewer.shown is not None and window.current_path == str(path), timeout=10_000)
+    if frame:
+        with qtbot.waitSignal(viewer.frame_changed, timeout=10_000):
+            viewer.go_to(frame)
+    for key in (Qt.Key.Key_R, Qt.Key.Key_H, Qt.Key.Key_V, Qt.Key.Key_R, Qt.Key.Key_I):  # rotate, flip, invert
+        QTest.keyClick(viewer, key)
+    assert viewer.view.rotation == 180 and viewer.view.flip_horizontal and viewer.view.invert
+
+    # Zoomed in at actual size, the viewport smaller than the image, then panned with the middle button.
+    viewer.setFixedSize(60, 56)
+    QTest.keyClick(viewer, Qt.Key.Key_1)
+    qtbot.waitUntil(lambda: viewer.horizontalScrollBar().maximum() > 0, timeout=5000)
+    before = viewer.horizontalScrollBar().value(), viewer.verticalScrollBar().value()
+    QTest.mousePress(viewer.viewport(), Qt.MouseButton.MiddleButton, pos=QPoint(30, 30))
+    QTest.mouseMove(viewer.viewport(), QPoint(20, 22))
+    QTest.mouseRelease(viewer.viewport(), Qt.MouseButton.MiddleButton, pos=QPoint(20, 22))
+    after = viewer.horizontalScrollBar().value(), viewer.verticalScrollBar().value()
+    assert after == (before[0] + 10, before[1] + 8)  # panned by the drag
+    region = viewer.visible_region()
+    full_height, full_width = viewer.shown.shape[:2]
+    assert region[2] - region[0] < full_width and region[3] - region[1] < full_height and region[:2] == (10, 8)
+    attached = _png_array(_attach(window, zoomed_region=True))
+    assert attached.shape[:2] == (region[3] - region[1], region[2] - region[0])
+    assert np.array_equal(attached, _on_screen(viewer, region))  # exactly what the screen shows
+
+    # Magnified three times: the attached region is the shown image's region, pixel for pixel.
+    viewer.scale(3, 3)
+    region = viewer.visible_region()
+    attached = _png_array(_attach(window, zoomed_region=True))
+    assert np.array_equal(attached, _scene_region(viewer, region))
+    whole = _png_array(_attach(window, zoomed_region=False))
+    assert whole.shape[:2] == (full_height, full_width)
+    assert np.array_equal(whole, _scene_region(viewer, (0, 0, full_width, full_height)))
+
+
+# --- teaching cases from the conversation on screen ---------------------------------------------------------------
+
+def _conversation_about_the_view(window, qtbot, path, frames=(0,)):
+    """Open `path`, attach the given frames as the user would, and store a conversation about them (no model
+    needed: the store is written as the chat writes it)."""
+    viewer = window.series_viewer
+    window.open_path(str(path))
+    qtbot.waitUntil(lambda: viewer.shown is not None and window.current_path == str(path), timeout=10_000)
+    for frame in frames:
+        if frame != viewer.position:
+            with qtbot.waitSignal(viewer.frame_changed, timeout=10_000):
+                viewer.go_to(frame)
+        window.attach_view(False)
+    store, chat = window.store, window.chat
+    cid = store.create_conversation("US · teaching", study_key=chat.study_key)
+    shas = [store.add_image(cid, png, label) for label, png in chat.pending_images]
+    turn = store.add_turn(cid, "What is shown?", shas)
+    store.finish_answer(turn, "stop", [1], {}, text="An ultrasound frame.")
+    chat.clear_attachments()
+    chat.open_conversation(cid)
+    return store.load(cid)
+
+
+def test_export_teaching_case_warns_of_burned_in_text_and_writes_de_identified_dicom(window, qtbot, tmp_path):
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    source = get_testdata_file("examples_ybr_color.dcm")
+    conversation = _conversation_about_the_view(window, qtbot, source, frames=(0, 5))
+    assert "Teaching case (de-identified DICOM)…" in [a.text() for a in window.chat.export_button.menu().actions()]
+    dialog = window.export_teaching_case()
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=10_000)
+    assert len(dialog.plan.images) == 2 and list(dialog.plan.dicom_files) == [Path(source)]  # one file, once
+    assert "US images often have text burned into the pixels" in dialog.warnings.text()
+    assert dialog.whole_series.isEnabled()  # the series on screen is the conversation's
+    assert not dialog.export_button.isEnabled()  # not before the user says the images were checked
+    dialog.checked.setChecked(True)
+    assert dialog.export_button.isEnabled()
+    dialog.destination.setText(str(tmp_path / "case"))
+    dialog.format.setCurrentIndex(dialog.format.findData("html"))
+    with qtbot.waitSignal(dialog.accepted, timeout=30_000):
+        dialog.export_button.click()
+    assert "Teaching case saved in" in window.statusBar().currentMessage()
+    exported = pydicom.dcmread(tmp_path / "case" / "dicom" / "IM0001.dcm")
+    original = pydicom.dcmread(source)
+    assert exported.PatientIdentityRemoved == "YES" and exported.PixelData == original.PixelData
+    assert exported.StudyInstanceUID != original.StudyInstanceUID
+    page = (tmp_path / "case" / "conversation.html").read_text(encoding="utf-8")
+    assert "dicom/IM0001.dcm, frame 1" in page and "dicom/IM0001.dcm, frame 6" in page
+    assert conversation.title in page
+
+
+def test_a_plain_image_is_exported_as_the_view_the_model_saw(window, qtbot, tmp_path):
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(path)
+    conversation = _conversation_about_the_view(window, qtbot, path)
+    (sha,) = conversation.images
+    assert window.attached_sources.get(sha).path == path  # known in this session, not stored
+    dialog = window.export_teaching_case()
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=10_000)
+    assert not dialog.plan.dicom_files and dialog.plan.images[0].note == "its source is not a DICOM file"
+    assert not dialog.whole_series.isEnabled()
+    dialog.checked.setChecked(True)
+    dialog.destination.setText(str(tmp_path / "case"))
+    with qtbot.waitSignal(dialog.accepted, timeout=30_000):
+        dialog.export_button.click()
+    written = np.asarray(Image.open(tmp_path / "case" / "images" / "image-01.png"))
+    assert np.array_equal(written, np.asarray(Image.open(path)))
+
+
+def test_make_practice_case_adds_to_the_users_deck_and_opens_it_in_practice_mode(window, qtbot, tmp_path):
+    from pydicom.data import get_testdata_file
+
+    from app.ui.practice import PracticeWindow
+
+    _conversation_about_the_view(window, qtbot, get_testdata_file("CT_small.dcm"))
+    dialog = window.make_practice_case()
+    qtbot.addWidget(dialog)
+    assert dialog.question.toPlainText() == "What is shown?" and not dialog.add_button.isEnabled()
+    dialog.reference.setPlainText("An axial CT slice.")
+    dialog.deck.setText(str(tmp_path / "cases.json"))
+    with qtbot.waitSignal(dialog.accepted, timeout=30_000):
+        dialog.add_button.click()
+    practice = window.findChild(PracticeWindow)
+    assert practice is not None and practice.isVisible()
+    assert practice.deck.path == tmp_path / "cases.json" and practice.item.question == "What is shown?"
+    assert practice.item.reference == "An axial CT slice."
+    assert not practice.case.image.pixmap().isNull()
+    practice.close()
+
+
+def test_the_whole_series_on_request(window, qtbot, tmp_path):
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import generate_uid
+
+    folder = tmp_path / "series"
+    folder.mkdir()
+    base = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    for i in range(3):
+        base.SOPInstanceUID = generate_uid()
+        base.ImagePositionPatient = [0, 0, float(i)]
+        base.PixelData = (base.pixel_array + i * 40).astype(base.pixel_array.dtype).tobytes()
+        base.save_as(folder / f"IM{i}")
+    _conversation_about_the_view(window, qtbot, folder, frames=(1,))
+    dialog = window.export_teaching_case()
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=10_000)
+    assert len(dialog.plan.dicom_files) == 1 and not dialog.plan.warnings  # CT: no burned-in warning
+    assert dialog.export_button.isEnabled()
+    dialog.whole_series.setChecked(True)
+    qtbot.waitUntil(lambda: dialog.plan is not None and len(dialog.plan.dicom_files) == 3, timeout=10_000)
+    dialog.destination.setText(str(tmp_path / "case"))
+    with qtbot.waitSignal(dialog.accepted, timeout=30_000):
+        dialog.export_button.click()
+    exported = [pydicom.dcmread(p) for p in sorted((tmp_path / "case" / "dicom").glob("*.dcm"))]
+    assert len(exported) == 3 and len({ds.SeriesInstanceUID for ds in exported}) == 1
+    assert len({ds.SOPInstanceUID for ds in exported}) == 3
