@@ -28,8 +28,9 @@ class MeasurementsPanel(QWidget):
         self.delete_button.clicked.connect(self.delete_selected)
         self.clear_button = QPushButton("Clear all")
         self.clear_button.clicked.connect(viewer.clear_measurements)
-        QShortcut(QKeySequence.StandardKey.Delete, self.list, activated=self.delete_selected,
-                  context=Qt.ShortcutContext.WidgetShortcut)
+        delete = QShortcut(QKeySequence.StandardKey.Delete, self.list, activated=self.delete_selected,
+                           context=Qt.ShortcutContext.WidgetShortcut)
+        delete.setWhatsThis("Delete the selected measurement")  # Help › Keyboard shortcuts shows it
         buttons = QHBoxLayout()
         buttons.addWidget(self.delete_button)
         buttons.addWidget(self.clear_button)
