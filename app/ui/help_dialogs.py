@@ -186,7 +186,7 @@ def about_html(model_folder: Path | None, manifest=None) -> str:
              row("llama-cpp-python", version("llama-cpp-python")), row("pydicom", version("pydicom")), "</table>"]
     parts.append("<h4>Model in use</h4>")
     if manifest is None:
-        parts.append("<p>None. Choose one in Models › Manage models….</p>")
+        parts.append("<p>None. Choose one in Models › Manage models.</p>")
     else:
         parts.append("<table cellspacing=4>" + row("name", manifest.name) + row("folder", str(model_folder)))
         for role, f in (("text model", manifest.text), ("vision projector", manifest.mmproj)):

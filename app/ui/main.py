@@ -408,6 +408,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Nothing attached: the image may carry burned-in text.")
             return False
         self._burned_in_accepted.add(key)
+        self.statusBar().showMessage("Attached as shown, burned-in text included: confirmed for this series.")
         return True
 
     def _fill_window_menu(self) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QPointF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPixmap
+from PySide6.QtGui import QColor, QCursor, QFont, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QLabel, QSlider
 
 from app.studies.frames import FrameCache, PixelDecodeError
@@ -203,6 +203,7 @@ class Viewer(QGraphicsView):
             return  # a slice the user has already scrolled past, or one of a series no longer shown
         self._decoded = frame
         self._set_notice("")
+        self._update_probe()  # the value under the cursor on this slice, not the last one
         if self.view.window is None:
             self.view = replace(self.view, window=self._default_window())
         self._show()
@@ -493,6 +494,17 @@ class Viewer(QGraphicsView):
         """Left-drag follows the selected tool; middle always pans and right always zooms."""
         return {Qt.MouseButton.LeftButton: self.tool, Qt.MouseButton.MiddleButton: Tool.PAN,
                 Qt.MouseButton.RightButton: Tool.ZOOM}.get(button)
+
+    def _update_probe(self) -> None:
+        """The value under the cursor, while the cursor is over the image."""
+        position = self.viewport().mapFromGlobal(QCursor.pos())
+        point = self._source_point(QPointF(position)) if self.viewport().rect().contains(position) else None
+        self.probe_text = f"{probe(self._decoded, self.header, *point)} @ ({point[1]}, {point[0]})" if point else ""
+
+    def leaveEvent(self, event) -> None:  # noqa: N802
+        super().leaveEvent(event)
+        self.probe_text = ""
+        self._update_overlay()
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
         if self._drag_start is None:

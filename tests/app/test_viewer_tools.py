@@ -7,9 +7,9 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsLineItem
+from PySide6.QtWidgets import QApplication, QGraphicsEllipseItem, QGraphicsLineItem
 
 from app.studies.measure import describe_roi, ellipse_stats
 from app.studies.pixels import Window
@@ -224,3 +224,18 @@ def test_the_probe_tool_marks_a_value_on_its_slice(qtbot, viewer, ct_series):
     assert viewer.measurements[0].text == f"value {value:.0f} HU @ ({c}, {r})"
     _go_to_slice(qtbot, viewer, 1)
     assert viewer.measurements_on_slice() == [] and "value " not in viewer.overlay.text()
+
+
+def test_the_probe_reads_the_slice_on_show_and_goes_when_the_cursor_leaves(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    viewer.actual_size()
+    spot = _at(viewer, 30.5, 40.5)
+    QTest.mouseMove(viewer.viewport(), spot)
+    qtbot.waitUntil(lambda: " HU @ (" in viewer.probe_text, timeout=2000)
+    first = viewer.probe_text
+    QTest.keyClick(viewer, Qt.Key.Key_Down)  # the cursor stays; slice 2 is 50 HU brighter (see ct_series)
+    qtbot.waitUntil(lambda: "2/5" in viewer.overlay.text(), timeout=5000)
+    value, where = first.split(" HU @ ")
+    assert viewer.probe_text == f"{int(value) + 50} HU @ {where}"
+    QApplication.sendEvent(viewer, QEvent(QEvent.Type.Leave))
+    assert viewer.probe_text == "" and " HU @ " not in viewer.overlay.text()
