@@ -203,7 +203,8 @@ class Viewer(QGraphicsView):
             return  # a slice the user has already scrolled past, or one of a series no longer shown
         self._decoded = frame
         self._set_notice("")
-        self._update_probe()  # the value under the cursor on this slice, not the last one
+        if self.probe_text:  # hovering while scrolling: this slice's value (a new series starts without one)
+            self._update_probe()
         if self.view.window is None:
             self.view = replace(self.view, window=self._default_window())
         self._show()
