@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QPointF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QCursor, QFont, QImage, QPainter, QPixmap
+from PySide6.QtGui import QCursor, QImage, QPixmap
 from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QLabel, QSlider
 
 from app.studies.frames import FrameCache, PixelDecodeError
@@ -28,10 +28,10 @@ from app.studies.presets import CT_PRESETS
 from app.studies.view import FrameRenderer, ViewState, orient, shown_to_source, to_png
 from app.ui.background import run_in_background
 from app.ui.viewer_measurements import Measurement, draw, measure
+from app.ui.viewer_overlay import OutlinedText, slice_lines
 from app.ui.viewer_tools import Tool, command_for, run
 
 WL_SENSITIVITY = 1.0  # window units per pixel of drag, times the current width / 256
-OUTLINE = QColor(0, 0, 0, 230)  # around overlay text: readable over white and inverted pixels
 DRAWN = {Tool.RULER: "line", Tool.ELLIPSE: "ellipse", Tool.PROBE: "point"}  # tools that draw a measurement
 CURSORS = {Tool.WINDOW: Qt.CursorShape.ArrowCursor, Tool.ZOOM: Qt.CursorShape.SizeVerCursor,
            Tool.PAN: Qt.CursorShape.OpenHandCursor, Tool.RULER: Qt.CursorShape.CrossCursor,
@@ -46,34 +46,6 @@ def to_qimage(pixels: np.ndarray) -> QImage:
     else:
         image = QImage(pixels.data, width, height, pixels.strides[0], QImage.Format.Format_RGB888)
     return image.copy()  # own the memory
-
-
-class OutlinedText(QLabel):
-    """Plain overlay text drawn in its colour over a dark one-pixel outline, as viewers draw their annotations."""
-
-    def __init__(self, parent, colour: str, bold: bool = False, monospace: bool = False):
-        super().__init__(parent)
-        self.colour = QColor(colour)
-        self.setTextFormat(Qt.TextFormat.PlainText)
-        self.setMargin(1)  # room for the outline
-        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        font = self.font()
-        if monospace:
-            font.setFamily("monospace")
-            font.setStyleHint(QFont.StyleHint.Monospace)
-        font.setBold(bold)
-        self.setFont(font)
-
-    def paintEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        painter = QPainter(self)
-        painter.setFont(self.font())
-        rect = self.contentsRect().adjusted(1, 1, -1, -1)
-        flags = int(self.alignment())
-        painter.setPen(OUTLINE)
-        for dx, dy in ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)):
-            painter.drawText(rect.translated(dx, dy), flags, self.text())
-        painter.setPen(self.colour)
-        painter.drawText(rect, flags, self.text())
 
 
 def _decode(renderer: FrameRenderer, position: int, path: Path, frame: int):
@@ -566,14 +538,3 @@ class Viewer(QGraphicsView):
         else:
             run(self, command)
 
-
-def slice_lines(ds) -> list[str]:
-    """Slice location and thickness, when the header has them."""
-    parts = []
-    for keyword, name in (("SliceLocation", "loc"), ("SliceThickness", "thick")):
-        try:
-            value = float(ds.get(keyword))
-        except (TypeError, ValueError):
-            continue
-        parts.append(f"{name} {value:.1f} mm")
-    return ["  ".join(parts)] if parts else []

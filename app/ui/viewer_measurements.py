@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (
 
 from app.studies.measure import describe_roi, ellipse_stats, length, probe, source_to_shown
 from app.studies.view import ViewState
+from app.ui.viewer_overlay import OUTLINE
 
 COLOUR = QColor("#40e0ff")
-OUTLINE = QColor(0, 0, 0, 230)
 
 Point = tuple[float, float]  # (row, column) of the stored frame, continuous
 
