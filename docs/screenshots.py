@@ -5,6 +5,8 @@
 Opens the app on a real CT image, asks a question through the real engine and saves the main window with the
 streamed answer, the model manager and practice mode as PNG files in docs/. Without --model the answer comes
 from a tiny random-weight test model (built here; needs the dev extras), so its text is not meaningful prose.
+Also, in the light and the dark theme: the start page (`empty-state-THEME.png`) and the viewer with its toolbar, a
+ruler and an ellipse region (`viewer-tools-THEME.png`). `--only viewer` makes just those (no model needed).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def main() -> int:
     parser.add_argument("--model", type=Path)
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     parser.add_argument("--theme", default="light")
+    parser.add_argument("--only", choices=["all", "viewer"], default="all")
     args = parser.parse_args()
 
     import os
@@ -31,12 +34,18 @@ def main() -> int:
     work = Path(tempfile.mkdtemp())
     os.environ["HUATUO_DATA_DIR"] = str(work / "data")
     from pydicom.data import get_testdata_file
-    from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
     from app.settings import Settings
     from app.ui.main import MainWindow
     from app.ui.theme import apply_theme
+
+    app = QApplication([])
+    for theme in ("light", "dark"):
+        viewer_screenshots(args.out, theme)
+    if args.only == "viewer":
+        shutil.rmtree(work, ignore_errors=True)
+        return 0
 
     model = args.model
     if model is None:
@@ -47,19 +56,10 @@ def main() -> int:
     settings = Settings(greedy=True, max_new_tokens=120, acknowledged="screenshots", theme=args.theme)
     settings.save(work / "data")
 
-    app = QApplication([])
     apply_theme(app, args.theme)
     window = MainWindow(Settings.load())
     window.resize(1500, 920)
     window.show()
-
-    def wait(condition, timeout_ms=60_000):
-        loop_timer = QTimer()
-        loop = QEventLoop()
-        loop_timer.timeout.connect(lambda: condition() and loop.quit())
-        loop_timer.start(20)
-        QTimer.singleShot(timeout_ms, loop.quit)
-        loop.exec()
 
     window.open_path(get_testdata_file("CT_small.dcm"))
     wait(lambda: window.series_viewer.shown is not None)
@@ -112,6 +112,75 @@ def main() -> int:
     window.close()
     shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def wait(condition, timeout_ms=60_000):
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop_timer = QTimer()
+    loop = QEventLoop()
+    loop_timer.timeout.connect(lambda: condition() and loop.quit())
+    loop_timer.start(20)
+    QTimer.singleShot(timeout_ms, loop.quit)
+    loop.exec()
+
+
+def save_small(widget, path: Path) -> None:
+    """A PNG of the widget in 256 colours: UI and grey-scale images lose nothing visible, the file a third."""
+    from PIL import Image
+    from PySide6.QtCore import QBuffer, QIODevice
+
+    buffer = QBuffer()
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    widget.grab().toImage().save(buffer, "PNG")
+    import io
+
+    image = Image.open(io.BytesIO(bytes(buffer.data()))).convert("RGB")
+    image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
+    print(f"saved {path}")
+
+
+def viewer_screenshots(out: Path, theme: str) -> None:
+    """The start page, then CT_small with the toolbar, a ruler and an ellipse region, in one theme."""
+    from pydicom.data import get_testdata_file
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from app.settings import Settings
+    from app.ui.main import MainWindow
+    from app.ui.theme import apply_theme
+    from app.ui.viewer_tools import Tool
+
+    apply_theme(QApplication.instance(), theme)
+    settings = Settings.load()
+    settings.theme = theme
+    window = MainWindow(settings)
+    window.resize(1280, 780)
+    window.show()
+    wait(lambda: False, 300)
+    out.mkdir(parents=True, exist_ok=True)
+    save_small(window, out / f"empty-state-{theme}.png")
+
+    window.open_path(get_testdata_file("CT_small.dcm"))
+    viewer = window.series_viewer
+    wait(lambda: viewer.shown is not None)
+    wait(lambda: False, 200)
+
+    def drag(start, end):
+        a, b = viewer.mapFromScene(QPointF(*start)), viewer.mapFromScene(QPointF(*end))
+        QTest.mousePress(viewer.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, a)
+        QTest.mouseMove(viewer.viewport(), b)
+        QTest.mouseRelease(viewer.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, b)
+
+    viewer.select_tool(Tool.RULER)
+    drag((22, 64), (106, 64))
+    viewer.select_tool(Tool.ELLIPSE)
+    drag((50, 80), (78, 100))
+    QTest.mouseMove(viewer.viewport(), viewer.mapFromScene(QPointF(64, 40)))  # the probe in the overlay
+    wait(lambda: False, 300)
+    save_small(window, out / f"viewer-tools-{theme}.png")
+    window.close()
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 
 import pytest
@@ -10,6 +11,17 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+
+
+TEST_HANG_S = 900  # far above the slowest test: a test still running then is stuck (a modal dialog, a deadlock)
+
+
+@pytest.fixture(autouse=True)
+def stuck_test_watchdog():
+    """A stuck test ends the run with every thread's traceback instead of holding CI until its time limit."""
+    faulthandler.dump_traceback_later(TEST_HANG_S, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(autouse=True)

@@ -1,13 +1,16 @@
-"""Pixel probe and length measurement on the stored frame, calibrated by Pixel Spacing when present."""
+"""Measurements on the stored frame, calibrated by Pixel Spacing when present: the pixel probe, lengths, ellipse
+regions (mean, SD, area), and the map between stored-frame and shown-image coordinates that keeps them in place."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from pydicom.dataset import Dataset
 
 from .pixels import is_colour, is_hounsfield, modality_values
+from .view import ViewState
 
 
 def probe(frame: np.ndarray, ds: Dataset, row: int, col: int) -> str:
@@ -37,3 +40,77 @@ def length(ds: Dataset, start: tuple[float, float], end: tuple[float, float]) ->
     mm = math.hypot(d_row * spacing[0], d_col * spacing[1])
     note = "" if "PixelSpacing" in ds else " (at the detector)"
     return f"{mm:.1f} mm{note}"
+
+
+# --- geometry between the stored frame and the shown image -----------------------------------------------------
+# Continuous coordinates: (row, column) of the stored frame and (x, y) of the shown image, pixel (r, c) covering
+# [r, r + 1) x [c, c + 1). Rotations by 90 degrees and flips keep axis-aligned shapes axis-aligned.
+
+def source_to_shown(row: float, col: float, source_shape: tuple[int, int], view: ViewState) -> tuple[float, float]:
+    """A point of the stored frame to (x, y) of the shown image: flips, then clockwise rotation, as `orient`."""
+    height, width = source_shape[:2]
+    if view.flip_horizontal:
+        col = width - col
+    if view.flip_vertical:
+        row = height - row
+    for _ in range(view.rotation // 90):  # a quarter turn clockwise: (r, c) of (H, W) -> (c, H - r) of (W, H)
+        row, col, height, width = col, height - row, width, height
+    return col, row
+
+
+def shown_to_source_point(x: float, y: float, source_shape: tuple[int, int], view: ViewState) -> tuple[float, float]:
+    """The exact inverse of `source_to_shown`, for points anywhere (also outside the image)."""
+    height, width = source_shape[:2]
+    turns = view.rotation // 90
+    shown_h, shown_w = (width, height) if turns % 2 else (height, width)
+    row, col = y, x
+    for _ in range(turns):  # a quarter turn back: (r', c') of (H', W') -> (W' - c', r') of (W', H')
+        row, col, shown_h, shown_w = shown_w - col, row, shown_w, shown_h
+    if view.flip_vertical:
+        row = height - row
+    if view.flip_horizontal:
+        col = width - col
+    return row, col
+
+
+# --- regions of interest ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RoiStats:
+    pixels: int  # pixels whose centre lies inside the region
+    mean: float
+    sd: float  # population standard deviation of those pixels, as reading viewers report it
+    area_mm2: float | None  # the ellipse's own area (pi a b), None when the image is not calibrated
+    area_px: float
+    unit: str  # " HU" for CT in Hounsfield units, else ""
+
+
+def ellipse_mask(shape: tuple[int, int], centre: tuple[float, float], radii: tuple[float, float]) -> np.ndarray:
+    """Pixels of a frame whose centre lies inside the axis-aligned ellipse (centre and radii as (row, column))."""
+    rows = (np.arange(shape[0]) + 0.5 - centre[0]) / max(radii[0], 1e-9)
+    cols = (np.arange(shape[1]) + 0.5 - centre[1]) / max(radii[1], 1e-9)
+    return rows[:, None] ** 2 + cols[None, :] ** 2 <= 1.0
+
+
+def ellipse_stats(frame: np.ndarray, ds: Dataset, centre: tuple[float, float],
+                  radii: tuple[float, float]) -> RoiStats | None:
+    """Mean, SD and area of an ellipse on a grey-scale frame, in modality units (HU for CT); None for colour
+    data or an ellipse holding no pixel centre."""
+    if is_colour(ds):
+        return None
+    mask = ellipse_mask(frame.shape[:2], centre, radii)
+    if not mask.any():
+        return None
+    values = modality_values(frame, ds)[mask].astype(np.float64)
+    spacing = pixel_spacing(ds)
+    area_px = math.pi * radii[0] * radii[1]
+    area_mm2 = area_px * spacing[0] * spacing[1] if spacing is not None else None
+    return RoiStats(int(mask.sum()), float(values.mean()), float(values.std()), area_mm2, area_px,
+                    " HU" if is_hounsfield(ds) else "")
+
+
+def describe_roi(stats: RoiStats | None) -> str:
+    if stats is None:
+        return "no statistics (colour image or empty region)"
+    area = f"{stats.area_mm2:.1f} mm²" if stats.area_mm2 is not None else f"{stats.area_px:.0f} px² (uncalibrated)"
+    return f"mean {stats.mean:.1f}{stats.unit}  SD {stats.sd:.1f}{stats.unit}  area {area}"

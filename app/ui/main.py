@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
+    QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -32,7 +34,10 @@ from app.studies.scan import Library, looks_like_dicom, scan
 from app.teaching_case import AttachedSources
 from app.ui.background import run_in_background
 from app.ui.chat import ChatPanel
+from app.ui.empty_state import EmptyState
 from app.ui.engine_runner import EngineRunner
+from app.ui.help_dialogs import AboutDialog, ShortcutsDialog
+from app.ui.measurements_panel import MeasurementsPanel
 from app.ui.practice import open_practice
 from app.ui.series_strip import SeriesStrip
 from app.ui.settings_dialog import FirstRunDialog, SettingsDialog
@@ -41,6 +46,7 @@ from app.ui.tag_browser import TagBrowser
 from app.ui.teaching_case_dialog import PracticeCaseDialog, TeachingCaseDialog
 from app.ui.theme import apply_theme
 from app.ui.viewer import Viewer
+from app.ui.viewer_tools import build_toolbar
 from inference import quantization
 from inference.store.models import active_model, installed_models
 
@@ -64,6 +70,19 @@ def _load(path: str, renderer):
             raise ImageOpenError(f"{source.name}: nothing to show: " + ("; ".join(reasons[:3]) or "no DICOM"))
         return path, library
     return path, load_first_frame(path, renderer)
+
+
+def _load_several(paths: list[str], renderer):
+    """Several dropped files or folders: their DICOM read together as one library (labelled by the folder that
+    holds them all); plain images alone: the first one."""
+    sources = [Path(p) for p in paths]
+    if not any(p.is_dir() or looks_like_dicom(p) or p.name.upper() == "DICOMDIR" for p in sources):
+        return _load(paths[0], renderer)
+    library = scan(sources)
+    if not any(s.is_image for s in library.all_series()):
+        reasons = [r for _, r in library.skipped] or ["no DICOM image"]
+        raise ImageOpenError(f"{len(paths)} items: nothing to show: " + "; ".join(reasons[:3]))
+    return os.path.commonpath([str(p.resolve().parent) for p in sources]), library
 
 
 class MainWindow(QMainWindow):
@@ -105,7 +124,7 @@ class MainWindow(QMainWindow):
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(self.views, 1)
-        left_layout.addWidget(self.strip)
+        left_layout.addWidget(self._build_viewer_extras())
         splitter.addWidget(self.browser)
         splitter.addWidget(left)
         splitter.addWidget(side)
@@ -119,6 +138,9 @@ class MainWindow(QMainWindow):
         self.library: Library | None = None
         self.installed: list = []
         self.model_manager = None  # created when first opened
+        self.closed = False
+        self._burned_in_accepted: set[str] = set()  # series whose burned-in text the user accepted to attach
+        self.setAcceptDrops(True)
         self.refresh_models()
 
     def _build_menu(self) -> None:
@@ -152,6 +174,7 @@ class MainWindow(QMainWindow):
         self.models_menu.addAction("&Refresh", self.refresh_models)
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction("Intended use…", lambda: FirstRunDialog(self).exec())
+        self._add_help_actions(help_menu)
         quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         menu.addAction(quit_action)
@@ -214,6 +237,8 @@ class MainWindow(QMainWindow):
         run_in_background(lambda cancel: _load(path, renderer), on_done=self._on_loaded, on_failed=self._on_failed)
 
     def _on_loaded(self, loaded) -> None:
+        if self.closed:  # a file read in the background arrived after the window was closed
+            return
         path, content = loaded
         self.current_path = path
         self.settings.add_recent(str(Path(path).resolve()))
@@ -255,14 +280,13 @@ class MainWindow(QMainWindow):
         if viewer.shown is None or not viewer.frames:
             self.statusBar().showMessage("Open an image first: the model is asked about what the viewer shows.")
             return
+        if not self.confirm_burned_in("attach"):
+            return
         png = viewer.model_view_png(zoomed_region)
         path, frame = viewer.frames[viewer.position]
         if isinstance(viewer.header, PlainImageHeader):
             label = Path(path).name
         else:
-            warning = burned_in_warning(viewer.header)
-            if warning:
-                self.statusBar().showMessage(f"Attached, but {warning}.")
             label = f"{self.current_series.modality} {self.current_series.description} " \
                     f"{viewer.position + 1}/{len(viewer.frames)}".strip()
         if self.chat.add_attachment(png, label):
@@ -297,6 +321,113 @@ class MainWindow(QMainWindow):
         if open_it:
             open_practice(self.runner, self, self.audit).open_deck(path)
 
+    # --- start page, viewer tools and measurements ----------------------------------------------
+    def _build_viewer_extras(self) -> QWidget:
+        """The start page (until something is open), the viewer's toolbar, and the row under the viewer: the
+        series strip and the measurements list."""
+        self.empty_state = EmptyState()
+        self.empty_state.open_file.connect(self.choose_file)
+        self.empty_state.open_folder.connect(self.choose_folder)
+        self.views.addWidget(self.empty_state)
+        self.views.setCurrentWidget(self.empty_state)
+        self.viewer_toolbar = build_toolbar(self.series_viewer, self)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.viewer_toolbar)
+        self.measurements = MeasurementsPanel(self.series_viewer)
+        self.measurements.setFixedWidth(260)
+        self.views.currentChanged.connect(lambda _: self._viewer_tools_follow_view())
+        self._viewer_tools_follow_view()
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.strip, 1)
+        layout.addWidget(self.measurements)
+        row.setFixedHeight(self.strip.maximumHeight())
+        return row
+
+    def _viewer_tools_follow_view(self) -> None:
+        """The tools apply to the DICOM viewer only: disabled over the start page and plain images."""
+        on = self.views.currentWidget() is self.series_viewer
+        self.viewer_toolbar.setEnabled(on)
+        self.measurements.setEnabled(on)
+
+    # --- drag and drop -------------------------------------------------------------------------
+    @staticmethod
+    def _dropped_paths(event) -> list[str]:
+        mime = event.mimeData()
+        return [url.toLocalFile() for url in mime.urls() if url.isLocalFile()] if mime.hasUrls() else []
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if self._dropped_paths(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        paths = self._dropped_paths(event)
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.open_paths(paths)
+
+    def open_paths(self, paths: list[str]) -> None:
+        """Files or folders dropped together: one opens as File › Open would; several are read together."""
+        if len(paths) == 1:
+            self.open_path(paths[0])
+            return
+        self.statusBar().showMessage(f"Opening {len(paths)} items…")
+        renderer = self.series_viewer.renderer
+        run_in_background(lambda cancel: _load_several(paths, renderer), on_done=self._on_loaded,
+                          on_failed=self._on_failed)
+
+    # --- help ----------------------------------------------------------------------------------
+    def _add_help_actions(self, menu) -> None:
+        shortcuts = QAction("&Keyboard shortcuts…", self, shortcut=QKeySequence("Ctrl+/"))
+        shortcuts.triggered.connect(self.show_shortcuts)
+        menu.addAction(shortcuts)
+        menu.addAction("&About Huatuo Vision…", self.show_about)
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        dialog = ShortcutsDialog(self)
+        dialog.show()
+        return dialog
+
+    def show_about(self) -> AboutDialog:
+        chosen, _ = active_model(models_dir(), self.installed)
+        dialog = AboutDialog(self, chosen.folder if chosen else None, chosen.manifest if chosen else None)
+        dialog.show()
+        return dialog
+
+    # --- burned-in text ------------------------------------------------------------------------
+    def confirm_burned_in(self, verb: str = "attach") -> bool:
+        """Before the shown image leaves the viewer: when its file says, or its modality suggests, that text may be
+        burned into the pixels, the user confirms; remembered per series for this session."""
+        header = self.series_viewer.header
+        if header is None or isinstance(header, PlainImageHeader):  # a PNG/JPEG has no header to say so
+            return True
+        warning = burned_in_warning(header)
+        if not warning:
+            return True
+        key = str(header.get("SeriesInstanceUID") or self.series_viewer.frames[self.series_viewer.position][0])
+        if key in self._burned_in_accepted:
+            return True
+        box = QMessageBox(QMessageBox.Icon.Warning, "Text in the image?",
+                          f"This image may show names, dates or IDs in its pixels: {warning}.", parent=self)
+        box.setInformativeText("Attached images are kept with the conversation and appear in its exports. "
+                               "Header identifiers are never sent; text in the pixels is.")
+        proceed = box.addButton(f"{verb.capitalize()} anyway", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Cancel))
+        box.exec()
+        if box.clickedButton() is not proceed:
+            self.statusBar().showMessage("Nothing attached: the image may carry burned-in text.")
+            return False
+        self._burned_in_accepted.add(key)
+        self.statusBar().showMessage("Attached as shown, burned-in text included: confirmed for this series.")
+        return True
+
     def _fill_window_menu(self) -> None:
         """From file, auto and invert for all data; the HU presets only for CT in Hounsfield units."""
         menu, viewer = self.window_menu, self.series_viewer
@@ -329,12 +460,15 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Settings could not be saved: {exc}")
 
     def _on_failed(self, error: Exception) -> None:
+        if self.closed:
+            return
         if isinstance(error, ImageOpenError):
             self.statusBar().showMessage(str(error))
         else:  # not expected from a reader, but the status line must not stay on "Opening…"
             self.statusBar().showMessage(f"Could not open the file: {str(error) or type(error).__name__}")
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self.closed = True
         if self.model_manager is not None:
             self.model_manager.shutdown()
         self.runner.shutdown()

@@ -1,9 +1,9 @@
 """The DICOM viewer: one series (or a multi-frame file) with the usual mouse and keyboard conventions.
 
-Left-drag window/level, middle-drag pan, right-drag zoom, wheel scroll slices (Ctrl+wheel zoom); keys:
-Up/Down/PageUp/PageDown/Home/End slices, R rotate, H/V flip, I invert, F fit, 1 actual size, Esc reset,
-M measure (left-drag draws a ruler, in mm from Pixel Spacing), Space cine. Hovering shows the value under
-the cursor.
+Left-drag does what the selected tool does (window/level by default; zoom, pan, ruler, ellipse, probe), middle-drag
+pans, right-drag zooms, the wheel scrolls slices (Ctrl+wheel zooms), a slider at the right edge moves through the
+series; the keys are `viewer_tools.COMMANDS` (the toolbar and Help › Keyboard shortcuts are built from the same
+table). Hovering shows the value under the cursor. Measurements stay with the slice they were made on.
 Frames are decoded off the GUI thread through a bounded cache; window changes re-render the decoded frame.
 A new series starts fitted, with no probe value or measurement from the last one; a frame that cannot be decoded
 is explained in the viewer itself. Overlay text is outlined so that it reads over any pixels.
@@ -17,19 +17,25 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QPointF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QGraphicsLineItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QLabel
+from PySide6.QtGui import QCursor, QImage, QPixmap
+from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QLabel, QSlider
 
 from app.studies.frames import FrameCache, PixelDecodeError
-from app.studies.measure import length, probe
+from app.studies.measure import probe, shown_to_source_point
 from app.studies.orientation import edge_letters
 from app.studies.pixels import Window, default_window, is_colour, is_hounsfield, modality_values, render
 from app.studies.presets import CT_PRESETS
 from app.studies.view import FrameRenderer, ViewState, orient, shown_to_source, to_png
 from app.ui.background import run_in_background
+from app.ui.viewer_measurements import Measurement, draw, measure
+from app.ui.viewer_overlay import OutlinedText, slice_lines
+from app.ui.viewer_tools import Tool, command_for, run
 
 WL_SENSITIVITY = 1.0  # window units per pixel of drag, times the current width / 256
-OUTLINE = QColor(0, 0, 0, 230)  # around overlay text and the ruler: readable over white and inverted pixels
+DRAWN = {Tool.RULER: "line", Tool.ELLIPSE: "ellipse", Tool.PROBE: "point"}  # tools that draw a measurement
+CURSORS = {Tool.WINDOW: Qt.CursorShape.ArrowCursor, Tool.ZOOM: Qt.CursorShape.SizeVerCursor,
+           Tool.PAN: Qt.CursorShape.OpenHandCursor, Tool.RULER: Qt.CursorShape.CrossCursor,
+           Tool.ELLIPSE: Qt.CursorShape.CrossCursor, Tool.PROBE: Qt.CursorShape.CrossCursor}
 
 
 def to_qimage(pixels: np.ndarray) -> QImage:
@@ -42,34 +48,6 @@ def to_qimage(pixels: np.ndarray) -> QImage:
     return image.copy()  # own the memory
 
 
-class OutlinedText(QLabel):
-    """Plain overlay text drawn in its colour over a dark one-pixel outline, as viewers draw their annotations."""
-
-    def __init__(self, parent, colour: str, bold: bool = False, monospace: bool = False):
-        super().__init__(parent)
-        self.colour = QColor(colour)
-        self.setTextFormat(Qt.TextFormat.PlainText)
-        self.setMargin(1)  # room for the outline
-        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        font = self.font()
-        if monospace:
-            font.setFamily("monospace")
-            font.setStyleHint(QFont.StyleHint.Monospace)
-        font.setBold(bold)
-        self.setFont(font)
-
-    def paintEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        painter = QPainter(self)
-        painter.setFont(self.font())
-        rect = self.contentsRect().adjusted(1, 1, -1, -1)
-        flags = int(self.alignment())
-        painter.setPen(OUTLINE)
-        for dx, dy in ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)):
-            painter.drawText(rect.translated(dx, dy), flags, self.text())
-        painter.setPen(self.colour)
-        painter.drawText(rect, flags, self.text())
-
-
 def _decode(renderer: FrameRenderer, position: int, path: Path, frame: int):
     """Off the GUI thread: the frame's pixels (kept in the renderer's cache), with where they belong."""
     return position, (path, frame), renderer.cache.get(path, frame, renderer.header(path))
@@ -79,6 +57,9 @@ class Viewer(QGraphicsView):
     frame_changed = Signal(int, int)  # position, count
     view_changed = Signal()
     message = Signal(str)
+    tool_changed = Signal(object)  # Tool
+    cine_changed = Signal(bool)
+    measurements_changed = Signal()
 
     def __init__(self, cache_bytes: int = 512 * 1024 * 1024):
         super().__init__()
@@ -118,20 +99,20 @@ class Viewer(QGraphicsView):
         self.setMouseTracking(True)
         self.cine = QTimer(self)
         self.cine.timeout.connect(lambda: self.go_to((self.position + 1) % max(1, len(self.frames))))
-        self.measuring = False  # M toggles: left-drag measures instead of windowing
+        self.tool = Tool.WINDOW  # what left-drag does
         self.probe_text = ""
-        self.measurement = ""
-        self._ruler = QGraphicsLineItem()
-        self._ruler.setPen(QPen(QColor("#40e0ff"), 0))
-        self._ruler.setZValue(2)
-        self._ruler_outline = QGraphicsLineItem()  # a dark line under it: visible over bright pixels too
-        outline_pen = QPen(OUTLINE, 3)
-        outline_pen.setCosmetic(True)
-        self._ruler_outline.setPen(outline_pen)
-        self._ruler_outline.setZValue(1)
-        for item in (self._ruler, self._ruler_outline):
-            item.hide()
-            self.scene().addItem(item)
+        self.measurement = ""  # the latest measurement on this slice, in words, for the overlay
+        self.measurements: list[Measurement] = []  # of this series, each with its slice
+        self._drawing: tuple[str, tuple[float, float]] | None = None  # a measurement being drawn: kind, start
+        self._pending: Measurement | None = None
+        self._measurement_items: list = []
+        self.slider = QSlider(Qt.Orientation.Vertical, self)  # the series at a glance; first slice at the top
+        self.slider.setInvertedAppearance(True)
+        self.slider.setInvertedControls(True)
+        self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.slider.setToolTip("Slice (wheel, Up/Down, PgUp/PgDown, Home/End)")
+        self.slider.valueChanged.connect(self.go_to)
+        self.slider.hide()
 
     # --- content -------------------------------------------------------------------------------
     def set_frames(self, frames: list[tuple[Path, int]]) -> None:
@@ -141,8 +122,16 @@ class Viewer(QGraphicsView):
         self.position = 0
         self._clear_image()
         self.probe_text = self.measurement = ""
-        self._show_ruler(False)
+        self.measurements, self._drawing, self._pending = [], None, None
+        self._draw_measurements()
+        self.measurements_changed.emit()
         self._set_notice("")
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(0, len(self.frames) - 1))
+        self.slider.setValue(0)
+        self.slider.blockSignals(False)
+        self.slider.setVisible(len(self.frames) > 1)
+        self._place_slider()
         self._fit_pending = True
         self.overlay.setText("")
         self._place_edge_letters()
@@ -160,6 +149,15 @@ class Viewer(QGraphicsView):
         if position != self.position or self._decoded is None:
             self.position = position
             self._request(position)
+        self.slider.blockSignals(True)
+        self.slider.setValue(position)
+        self.slider.blockSignals(False)
+
+    def step(self, slices: int) -> None:
+        self.go_to(self.position + slices)
+
+    def go_to_last(self) -> None:
+        self.go_to(len(self.frames) - 1)
 
     def _request(self, position: int) -> None:
         renderer, (path, frame) = self.renderer, self.frames[position]
@@ -177,6 +175,8 @@ class Viewer(QGraphicsView):
             return  # a slice the user has already scrolled past, or one of a series no longer shown
         self._decoded = frame
         self._set_notice("")
+        if self.probe_text:  # hovering while scrolling: this slice's value (a new series starts without one)
+            self._update_probe()
         if self.view.window is None:
             self.view = replace(self.view, window=self._default_window())
         self._show()
@@ -224,6 +224,7 @@ class Viewer(QGraphicsView):
         self.shown = orient(pixels, replace(self.view, region=None))
         self.item.setPixmap(QPixmap.fromImage(to_qimage(self.shown)))
         self.scene().setSceneRect(self.item.boundingRect())
+        self._draw_measurements()
         self._update_overlay()
         self.view_changed.emit()
 
@@ -247,6 +248,14 @@ class Viewer(QGraphicsView):
         if name not in self.presets():
             raise ValueError(f"the preset {name!r} applies to CT in Hounsfield units only")
         self.set_window(Window(*CT_PRESETS[name]))
+
+    def apply_preset_key(self, name: str) -> None:
+        """A preset hotkey: applied to CT in HU; on other data it says why nothing happened."""
+        if name in self.presets():
+            self.apply_preset(name)
+        elif self.header is not None:
+            modality = self.header.get("Modality") or "not CT"
+            self.message.emit(f"The {name} preset is for CT in Hounsfield units; this is {modality}.")
 
     def auto_window(self) -> None:
         from app.studies.pixels import auto_window
@@ -292,26 +301,80 @@ class Viewer(QGraphicsView):
         """Play a multi-frame file or a series in a loop (at its Recommended Display Frame Rate if given)."""
         if self.cine.isActive():
             self.cine.stop()
-            return
-        if len(self.frames) > 1:
+        elif len(self.frames) > 1:
             rate = fps or float(self.header.get("RecommendedDisplayFrameRate", 0) or self.header.get("CineRate", 0)
                                 or 15)
             self.cine.start(int(1000 / max(1.0, rate)))
+        self.cine_changed.emit(self.cine.isActive())
+
+    # --- tools and measurements ----------------------------------------------------------------
+    def select_tool(self, tool: Tool, toggle: bool = True) -> None:
+        """What left-drag does; a tool's key pressed again (toggle) goes back to window/level."""
+        if toggle and tool == self.tool:
+            tool = Tool.WINDOW
+        self.tool = tool
+        self.viewport().setCursor(CURSORS[tool])
+        self.tool_changed.emit(tool)
+
+    @property
+    def measuring(self) -> bool:
+        return self.tool == Tool.RULER
 
     def toggle_measuring(self) -> None:
-        self.measuring = not self.measuring
-        if not self.measuring:
-            self._show_ruler(False)
-            self.measurement = ""
-            self._update_overlay()
+        self.select_tool(Tool.RULER)
 
-    def _show_ruler(self, visible: bool) -> None:
-        for item in (self._ruler, self._ruler_outline):
-            item.setVisible(visible)
+    def measurements_on_slice(self, position: int | None = None) -> list[Measurement]:
+        if not self.frames:
+            return []
+        source = self.frames[self.position if position is None else position]
+        return [m for m in self.measurements if m.source == source]
 
-    def _set_ruler(self, x1: float, y1: float, x2: float, y2: float) -> None:
-        for item in (self._ruler, self._ruler_outline):
-            item.setLine(x1, y1, x2, y2)
+    def delete_measurement(self, measurement: Measurement) -> None:
+        self.measurements = [m for m in self.measurements if m is not measurement]
+        self._after_measurements_changed()
+
+    def delete_last_measurement(self) -> None:
+        on_slice = self.measurements_on_slice()
+        if on_slice:
+            self.delete_measurement(on_slice[-1])
+
+    def clear_measurements(self) -> None:
+        self.measurements = []
+        self._after_measurements_changed()
+
+    def _after_measurements_changed(self) -> None:
+        self._draw_measurements()
+        self._update_overlay()
+        self.measurements_changed.emit()
+
+    def _draw_measurements(self) -> None:
+        """Only this slice's measurements (and one being drawn), placed for the current rotation and flips."""
+        for item in self._measurement_items:
+            self.scene().removeItem(item)
+        self._measurement_items = []
+        on_slice = self.measurements_on_slice() if self._decoded is not None else []
+        if self._pending is not None:
+            on_slice.append(self._pending)
+        for m in on_slice:
+            self._measurement_items += draw(self.scene(), m, self._decoded.shape[:2], self.view)
+        self.measurement = on_slice[-1].text if on_slice else ""
+
+    def _frame_point(self, position) -> tuple[float, float]:
+        """A viewport position as a (row, column) of the stored frame, continuous."""
+        scene = self.mapToScene(position.toPoint())
+        return shown_to_source_point(scene.x(), scene.y(), self._decoded.shape[:2], self.view)
+
+    def _update_drawing(self, position, finished: bool) -> None:
+        kind, start = self._drawing
+        points = (self._frame_point(position),) if kind == "point" else (start, self._frame_point(position))
+        self._pending = measure(kind, self.frames[self.position], points, self._decoded, self.header)
+        if finished:
+            if self._pending is not None:
+                self.measurements.append(self._pending)
+            self._drawing, self._pending = None, None
+            self.measurements_changed.emit()
+        self._draw_measurements()
+        self._update_overlay()
 
     def reset(self) -> None:
         self.view = ViewState()
@@ -357,12 +420,13 @@ class Viewer(QGraphicsView):
         if self.view.window is not None and not is_colour(ds):
             lines.append(f"W {self.view.window.width:.0f}  L {self.view.window.centre:.0f}")
         lines.append(f"zoom {self.zoom() * 100:.0f}%")
+        lines += slice_lines(ds)
         if str(ds.get("LossyImageCompression", "00")) == "01":
             lines.append("LOSSY")
         if self.probe_text:
             lines.append(self.probe_text)
         if self.measurement:
-            lines.append(f"length {self.measurement}")
+            lines.append(self.measurement)
         self.overlay.setText("\n".join(lines))
         self.overlay.adjustSize()
         self._place_edge_letters()
@@ -374,6 +438,8 @@ class Viewer(QGraphicsView):
             letters = edge_letters(tuple(float(v) for v in value) if value is not None and len(value) == 6 else None,
                                    self.view)
         width, height = self.viewport().width(), self.viewport().height()
+        if self.slider.isVisible():
+            width -= self.slider.width()
         for edge, label in self.edge_labels.items():
             label.setText(letters[edge] if letters else "")
             label.adjustSize()
@@ -391,12 +457,27 @@ class Viewer(QGraphicsView):
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt override)
         self._drag_start = event.position()
-        self._drag_button = event.button()
+        self._drag_button = self._drag_role(event.button())
         self._drag_window = self.view.window
-        if self.measuring and event.button() == Qt.MouseButton.LeftButton:
-            start = self.mapToScene(event.position().toPoint())
-            self._set_ruler(start.x(), start.y(), start.x(), start.y())
-            self._show_ruler(True)
+        if self._drag_button in DRAWN and self._decoded is not None:
+            self._drawing = (DRAWN[self._drag_button], self._frame_point(event.position()))
+            self._update_drawing(event.position(), finished=False)
+
+    def _drag_role(self, button) -> Tool | None:
+        """Left-drag follows the selected tool; middle always pans and right always zooms."""
+        return {Qt.MouseButton.LeftButton: self.tool, Qt.MouseButton.MiddleButton: Tool.PAN,
+                Qt.MouseButton.RightButton: Tool.ZOOM}.get(button)
+
+    def _update_probe(self) -> None:
+        """The value under the cursor, while the cursor is over the image."""
+        position = self.viewport().mapFromGlobal(QCursor.pos())
+        point = self._source_point(QPointF(position)) if self.viewport().rect().contains(position) else None
+        self.probe_text = f"{probe(self._decoded, self.header, *point)} @ ({point[1]}, {point[0]})" if point else ""
+
+    def leaveEvent(self, event) -> None:  # noqa: N802
+        super().leaveEvent(event)
+        self.probe_text = ""
+        self._update_overlay()
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
         if self._drag_start is None:
@@ -406,38 +487,42 @@ class Viewer(QGraphicsView):
             self._update_overlay()
             return
         delta = event.position() - self._drag_start
-        if self.measuring and self._drag_button == Qt.MouseButton.LeftButton:
-            end = self.mapToScene(event.position().toPoint())
-            line = self._ruler.line()
-            self._set_ruler(line.x1(), line.y1(), end.x(), end.y())
-            a = self._source_point(self._drag_start)
-            b = self._source_point(event.position())
-            if a is not None and b is not None:
-                self.measurement = length(self.header, a, b)
-                self._update_overlay()
-        elif self._drag_button == Qt.MouseButton.LeftButton and self._drag_window is not None:
+        role = self._drag_button
+        if role in DRAWN:
+            if self._drawing is not None:
+                self._update_drawing(event.position(), finished=False)
+        elif role == Tool.WINDOW and self._drag_window is not None:
             w = self._drag_window
             step = WL_SENSITIVITY * max(w.width, 1.0) / 256
             self.view = replace(self.view, window=Window(w.centre - delta.y() * step,
                                                          max(1.0, w.width + delta.x() * step), w.function))
             self._show()
-        elif self._drag_button == Qt.MouseButton.MiddleButton:
+        elif role == Tool.PAN:
             self.horizontalScrollBar().setValue(int(self.horizontalScrollBar().value() - delta.x()))
             self.verticalScrollBar().setValue(int(self.verticalScrollBar().value() - delta.y()))
             self._drag_start = event.position()
-        elif self._drag_button == Qt.MouseButton.RightButton:
+        elif role == Tool.ZOOM:
             self.zoom_by(1.01 ** (-delta.y()))
             self._drag_start = event.position()
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        if self._drawing is not None and self._decoded is not None:
+            self._update_drawing(event.position(), finished=True)
+        self._drawing = None
         self._drag_start = None
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
         if self._fitted:  # the window (or the splitter) changed size: still the whole image, as large as fits
             self.fit()
+        self._place_slider()
         self._place_edge_letters()
         self._place_notice()
+
+    def _place_slider(self) -> None:
+        viewport = self.viewport().geometry()
+        self.slider.setFixedHeight(max(40, viewport.height() - 80))
+        self.slider.move(viewport.right() - self.slider.width() - 2, viewport.top() + 40)
 
     def wheelEvent(self, event) -> None:  # noqa: N802
         steps = event.angleDelta().y() // 120
@@ -447,25 +532,9 @@ class Viewer(QGraphicsView):
             self.go_to(self.position - steps)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
-        key = event.key()
-        actions = {
-            Qt.Key.Key_Up: lambda: self.go_to(self.position - 1),
-            Qt.Key.Key_Down: lambda: self.go_to(self.position + 1),
-            Qt.Key.Key_PageUp: lambda: self.go_to(self.position - 10),
-            Qt.Key.Key_PageDown: lambda: self.go_to(self.position + 10),
-            Qt.Key.Key_Home: lambda: self.go_to(0),
-            Qt.Key.Key_End: lambda: self.go_to(len(self.frames) - 1),
-            Qt.Key.Key_R: self.rotate_view,
-            Qt.Key.Key_H: lambda: self.flip(True),
-            Qt.Key.Key_V: lambda: self.flip(False),
-            Qt.Key.Key_I: self.toggle_invert,
-            Qt.Key.Key_F: self.fit,
-            Qt.Key.Key_1: self.actual_size,
-            Qt.Key.Key_Escape: self.reset,
-            Qt.Key.Key_M: self.toggle_measuring,
-            Qt.Key.Key_Space: self.toggle_cine,
-        }
-        if key in actions:
-            actions[key]()
-        else:
+        command = command_for(event)
+        if command is None:
             super().keyPressEvent(event)
+        else:
+            run(self, command)
+

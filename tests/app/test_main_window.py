@@ -14,6 +14,7 @@ def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("HUATUO_DATA_DIR", str(tmp_path / "data"))
     w = MainWindow()
     qtbot.addWidget(w)
+    w.confirm_burned_in = lambda verb="attach": True  # the user accepts (the question has tests of its own)
     w.show()
     return w
 

@@ -219,6 +219,13 @@ def test_a_fitted_image_stays_fitted_when_the_view_is_resized(qtbot, viewer):
     assert viewer.zoom() == pytest.approx(zoomed)
 
 
+def _lines_on_screen(viewer):
+    """The ruler lines in the scene that are shown."""
+    from PySide6.QtWidgets import QGraphicsLineItem
+
+    return [i for i in viewer.scene().items() if isinstance(i, QGraphicsLineItem) and i.isVisible()]
+
+
 def test_the_probe_and_ruler_do_not_outlive_their_study(qtbot, viewer, ct_series):
     _load(qtbot, viewer, ct_series)
     centre = viewer.viewport().rect().center()
@@ -229,11 +236,11 @@ def test_the_probe_and_ruler_do_not_outlive_their_study(qtbot, viewer, ct_series
     QTest.mouseMove(viewer.viewport(), centre + QPoint(80, 0))
     QTest.mouseRelease(viewer.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                        centre + QPoint(80, 0))
-    assert "length " in viewer.overlay.text() and viewer._ruler.isVisible()
+    assert "length " in viewer.overlay.text() and _lines_on_screen(viewer)
     _show(qtbot, viewer, _sample("emri_small.dcm"), (64, 64))
     text = viewer.overlay.text()
     assert viewer.probe_text == "" and " @ (" not in text and "HU" not in text
-    assert "length" not in text and not viewer._ruler.isVisible()
+    assert "length" not in text and not _lines_on_screen(viewer) and viewer.measurements == []
     assert text.startswith("MR  1/1")
 
 

@@ -1,0 +1,136 @@
+"""Measurements kept with the slice they were made on: rulers, ellipse regions and probe points, stored in the
+frame's own coordinates (so rotations and flips move them with the pixels) and drawn only on their slice, each
+line outlined so that it reads over bright and inverted pixels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset
+from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtGui import QColor, QFont, QPainterPath, QPen
+from PySide6.QtWidgets import (
+    QGraphicsEllipseItem,
+    QGraphicsItem,
+    QGraphicsLineItem,
+    QGraphicsPathItem,
+    QGraphicsScene,
+    QGraphicsSimpleTextItem,
+)
+
+from app.studies.measure import describe_roi, ellipse_stats, length, probe, source_to_shown
+from app.studies.view import ViewState
+from app.ui.viewer_overlay import OUTLINE
+
+COLOUR = QColor("#40e0ff")
+
+Point = tuple[float, float]  # (row, column) of the stored frame, continuous
+
+
+@dataclass(frozen=True)
+class Measurement:
+    kind: str  # "line" | "ellipse" | "point"
+    source: tuple[Path, int]  # the slice: file and frame
+    points: tuple[Point, ...]  # line: its ends; ellipse: two opposite corners of its box; point: the point
+    text: str  # the whole result, as the overlay and the list show it
+    label: str  # the short result drawn beside it
+
+    @property
+    def ellipse(self) -> tuple[Point, Point]:
+        (r1, c1), (r2, c2) = self.points
+        return ((r1 + r2) / 2, (c1 + c2) / 2), (abs(r2 - r1) / 2, abs(c2 - c1) / 2)
+
+
+def measure(kind: str, source: tuple[Path, int], points: tuple[Point, ...], frame: np.ndarray,
+            ds: Dataset) -> Measurement | None:
+    """A measurement of the stored frame, or None when it has no size yet."""
+    if kind == "line":
+        (r1, c1), (r2, c2) = points
+        if (r1, c1) == (r2, c2):
+            return None
+        result = length(ds, points[0], points[1])
+        return Measurement(kind, source, points, f"length {result}", result)
+    if kind == "ellipse":
+        shape = Measurement(kind, source, points, "", "")
+        centre, radii = shape.ellipse
+        if min(radii) <= 0:
+            return None
+        text = describe_roi(ellipse_stats(frame, ds, centre, radii))
+        return Measurement(kind, source, points, text, text.replace("  ", "\n"))
+    row, col = points[0]
+    r, c = int(np.floor(row)), int(np.floor(col))
+    if not (0 <= r < frame.shape[0] and 0 <= c < frame.shape[1]):
+        return None
+    value = probe(frame, ds, r, c)
+    return Measurement(kind, source, points, f"value {value} @ ({c}, {r})", value)
+
+
+class OutlinedLabel(QGraphicsSimpleTextItem):
+    """Text of a constant size on screen, drawn over a dark outline."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        font = QFont()
+        font.setBold(True)
+        self.setFont(font)
+
+    def paint(self, painter, option, widget=None) -> None:
+        path = QPainterPath()
+        for i, line in enumerate(self.text().split("\n")):
+            path.addText(QPointF(0, painter.fontMetrics().ascent() + i * painter.fontMetrics().lineSpacing()),
+                         self.font(), line)
+        painter.setRenderHint(painter.RenderHint.Antialiasing)
+        painter.strokePath(path, QPen(OUTLINE, 3))
+        painter.fillPath(path, COLOUR)
+
+
+def _pens() -> tuple[QPen, QPen]:
+    line = QPen(COLOUR, 0)  # cosmetic: one screen pixel at any zoom
+    outline = QPen(OUTLINE, 3)
+    outline.setCosmetic(True)
+    return line, outline
+
+
+def draw(scene: QGraphicsScene, m: Measurement, shape: tuple[int, int], view: ViewState) -> list[QGraphicsItem]:
+    """The items that show one measurement over the shown image (scene coordinates are shown pixels)."""
+    line_pen, outline_pen = _pens()
+    shown = [QPointF(*source_to_shown(r, c, shape, view)) for r, c in m.points]
+    items: list[QGraphicsItem] = []
+    if m.kind == "line":
+        for pen, z in ((outline_pen, 1), (line_pen, 2)):
+            item = QGraphicsLineItem(shown[0].x(), shown[0].y(), shown[1].x(), shown[1].y())
+            item.setPen(pen)
+            item.setZValue(z)
+            items.append(item)
+        anchor = shown[1]
+    elif m.kind == "ellipse":
+        rect = QRectF(shown[0], shown[1]).normalized()
+        for pen, z in ((outline_pen, 1), (line_pen, 2)):
+            item = QGraphicsEllipseItem(rect)
+            item.setPen(pen)
+            item.setZValue(z)
+            items.append(item)
+        anchor = rect.bottomRight()
+    else:
+        path = QPainterPath()
+        x, y = shown[0].x(), shown[0].y()
+        path.moveTo(x - 3, y)
+        path.lineTo(x + 3, y)
+        path.moveTo(x, y - 3)
+        path.lineTo(x, y + 3)
+        for pen, z in ((outline_pen, 1), (line_pen, 2)):
+            cross = QGraphicsPathItem(path)
+            cross.setPen(pen)
+            cross.setZValue(z)
+            items.append(cross)
+        anchor = shown[0]
+    label = OutlinedLabel(m.label)
+    label.setPos(anchor + QPointF(0.5, 0.5))
+    label.setZValue(3)
+    items.append(label)
+    for item in items:
+        scene.addItem(item)
+    return items

@@ -1,0 +1,241 @@
+"""The viewer's toolbar, hotkeys, slice slider and measurements, driven as a user would, offscreen."""
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QGraphicsEllipseItem, QGraphicsLineItem
+
+from app.studies.measure import describe_roi, ellipse_stats
+from app.studies.pixels import Window
+from app.ui.measurements_panel import MeasurementsPanel
+from app.ui.viewer import Viewer
+from app.ui.viewer_tools import COMMANDS, Tool, build_toolbar
+
+
+@pytest.fixture
+def ct_series(tmp_path):
+    base = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    paths = []
+    for i in range(5):
+        ds = base.copy()
+        ds.SOPInstanceUID = generate_uid()
+        ds.ImagePositionPatient = [0, 0, float(i)]
+        ds.SliceLocation = float(i) * 2.5
+        ds.PixelData = (ds.pixel_array + i * 50).astype(ds.pixel_array.dtype).tobytes()
+        path = tmp_path / f"s{i}.dcm"
+        ds.save_as(path)
+        paths.append(path)
+    return [(p, 0) for p in paths]
+
+
+@pytest.fixture
+def viewer(qtbot):
+    v = Viewer()
+    qtbot.addWidget(v)
+    v.resize(600, 600)
+    v.show()
+    return v
+
+
+def _load(qtbot, viewer, frames, shape=None):
+    viewer.set_frames(frames)
+    qtbot.waitUntil(lambda: viewer.shown is not None and (shape is None or viewer.shown.shape[:2] == shape),
+                    timeout=5000)
+
+
+def _drag(viewer, start, end, button=Qt.MouseButton.LeftButton):
+    QTest.mousePress(viewer.viewport(), button, Qt.KeyboardModifier.NoModifier, start)
+    QTest.mouseMove(viewer.viewport(), (start + end) / 2)
+    QTest.mouseMove(viewer.viewport(), end)
+    QTest.mouseRelease(viewer.viewport(), button, Qt.KeyboardModifier.NoModifier, end)
+
+
+def _at(viewer, x, y):
+    """The viewport position of a point of the shown image."""
+    return viewer.mapFromScene(QPointF(x, y))
+
+
+def _visible(viewer, kind):
+    return [i for i in viewer.scene().items() if isinstance(i, kind) and i.isVisible()]
+
+
+def _go_to_slice(qtbot, viewer, position):
+    viewer.go_to(position)
+    qtbot.waitUntil(lambda: f"{position + 1}/5" in viewer.overlay.text() and viewer.shown is not None, timeout=5000)
+
+
+def test_the_toolbar_tool_decides_what_left_drag_does(qtbot, viewer, ct_series):
+    bar = build_toolbar(viewer)
+    qtbot.addWidget(bar)
+    _load(qtbot, viewer, ct_series)
+    assert viewer.tool == Tool.WINDOW and bar.tool_actions[Tool.WINDOW].isChecked()
+    centre = viewer.viewport().rect().center()
+    window, zoom = viewer.view.window, viewer.zoom()
+
+    bar.tool_actions[Tool.ZOOM].trigger()
+    _drag(viewer, centre, centre + QPoint(0, -60))  # up: zoom in
+    assert viewer.zoom() > zoom * 1.3 and viewer.view.window == window
+
+    bar.tool_actions[Tool.PAN].trigger()
+    before = viewer.mapToScene(centre)
+    _drag(viewer, centre, centre - QPoint(40, 30))
+    after = viewer.mapToScene(centre)
+    assert after.x() > before.x() and after.y() > before.y() and viewer.view.window == window  # dragged along
+
+    bar.tool_actions[Tool.WINDOW].trigger()
+    _drag(viewer, centre, centre + QPoint(64, 0))
+    assert viewer.view.window.width > window.width
+
+    QTest.keyClick(viewer, Qt.Key.Key_M)  # the key selects the tool and the toolbar follows
+    assert viewer.tool == Tool.RULER and bar.tool_actions[Tool.RULER].isChecked()
+    QTest.keyClick(viewer, Qt.Key.Key_M)  # pressed again: back to window/level
+    assert viewer.tool == Tool.WINDOW and bar.tool_actions[Tool.WINDOW].isChecked()
+
+
+def test_middle_and_right_drag_keep_their_meaning_whatever_the_tool(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    viewer.select_tool(Tool.RULER)
+    centre = viewer.viewport().rect().center()
+    zoom = viewer.zoom()
+    _drag(viewer, centre, centre + QPoint(0, -50), Qt.MouseButton.RightButton)
+    assert viewer.zoom() > zoom and viewer.measurements == []
+
+
+def test_the_toolbar_lists_every_tool_with_its_shortcut(qtbot, viewer):
+    bar = build_toolbar(viewer)
+    qtbot.addWidget(bar)
+    tips = {a.text(): a.toolTip() for a in bar.actions() if a.text()}
+    for label in ("W/L", "Zoom", "Pan", "Ruler", "Ellipse", "Probe", "Rotate", "Flip H", "Flip V", "Invert",
+                  "Cine", "Fit", "Reset"):
+        command = next(c for c in COMMANDS if c.label == label)
+        assert tips[label].endswith(f"({command.keys[0]})")
+    viewer.set_frames([(Path(get_testdata_file("examples_ybr_color.dcm")), i) for i in range(30)])
+    qtbot.waitUntil(lambda: viewer.shown is not None, timeout=5000)
+    cine = next(a for a in bar.actions() if a.text() == "Cine")
+    cine.trigger()
+    assert viewer.cine.isActive() and cine.isChecked()
+    QTest.keyClick(viewer, Qt.Key.Key_Space)
+    assert not viewer.cine.isActive() and not cine.isChecked()
+
+
+def test_preset_hotkeys_apply_to_hounsfield_data_only(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    QTest.keyClick(viewer, Qt.Key.Key_3)
+    assert viewer.view.window == Window(-600, 1500)  # lung
+    QTest.keyClick(viewer, Qt.Key.Key_4)
+    assert viewer.view.window == Window(500, 2000)  # bone
+    QTest.keyClick(viewer, Qt.Key.Key_0)
+    assert viewer.view.window == Window(40, 400)  # the file's own (here: the CT default)
+    messages = []
+    viewer.message.connect(messages.append)
+    _load(qtbot, viewer, [(Path(get_testdata_file("MR_small.dcm")), 0)], (64, 64))
+    window = viewer.view.window
+    QTest.keyClick(viewer, Qt.Key.Key_3)
+    assert viewer.view.window == window and "Hounsfield" in messages[-1] and "MR" in messages[-1]
+
+
+def test_the_slice_slider_and_the_overlay_follow_the_series(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    assert viewer.slider.isVisible() and viewer.slider.maximum() == 4
+    assert viewer.viewport().geometry().contains(viewer.slider.geometry())
+    assert "loc 0.0 mm  thick 5.0 mm" in viewer.overlay.text()
+    viewer.slider.setValue(3)
+    qtbot.waitUntil(lambda: "4/5" in viewer.overlay.text() and "loc 7.5 mm" in viewer.overlay.text(), timeout=5000)
+    QTest.keyClick(viewer, Qt.Key.Key_Up)
+    assert viewer.slider.value() == 2
+    _load(qtbot, viewer, [(Path(get_testdata_file("US1_UNCR.dcm")), 0)], (480, 640))
+    assert not viewer.slider.isVisible()  # one image: nothing to slide through
+    assert "loc " not in viewer.overlay.text() and "thick" not in viewer.overlay.text()  # not in this header
+
+
+def test_rulers_stay_with_their_slice_and_can_be_deleted(qtbot, viewer, ct_series):
+    panel = MeasurementsPanel(viewer)
+    qtbot.addWidget(panel)
+    panel.show()
+    _load(qtbot, viewer, ct_series)
+    viewer.actual_size()
+    QTest.keyClick(viewer, Qt.Key.Key_M)
+    _drag(viewer, _at(viewer, 10, 20), _at(viewer, 110, 20))  # 100 pixels on slice 1
+    _drag(viewer, _at(viewer, 10, 40), _at(viewer, 10, 70))  # 30 pixels on slice 1
+    _go_to_slice(qtbot, viewer, 2)
+    assert _visible(viewer, QGraphicsLineItem) == []  # slice 3 has none
+    _drag(viewer, _at(viewer, 20, 20), _at(viewer, 60, 20))  # 40 pixels on slice 3
+    spacing = float(viewer.header.PixelSpacing[1])
+    assert len(viewer.measurements) == 3 and len(_visible(viewer, QGraphicsLineItem)) == 2  # one ruler, outlined
+    assert viewer.measurements[2].text == f"length {40 * spacing:.1f} mm"
+    texts = [panel.list.item(i).text() for i in range(panel.list.count())]
+    assert texts == [f"Slice 1 · length {100 * spacing:.1f} mm", f"Slice 1 · length {30 * spacing:.1f} mm",
+                     f"Slice 3 · length {40 * spacing:.1f} mm"]
+    assert [panel.list.item(i).font().bold() for i in range(3)] == [False, False, True]  # the slice on show
+
+    panel.list.itemClicked.emit(panel.list.item(0))  # back to slice 1 from the list
+    qtbot.waitUntil(lambda: "1/5" in viewer.overlay.text(), timeout=5000)
+    assert len(_visible(viewer, QGraphicsLineItem)) == 4  # its two rulers
+    QTest.keyClick(viewer, Qt.Key.Key_R)  # rotated: the rulers turn with the pixels
+    ends = sorted((round(i.line().x1(), 1), round(i.line().y1(), 1)) for i in _visible(viewer, QGraphicsLineItem))
+    height = viewer._decoded.shape[0]
+    assert (height - 20, 10) in ends and (height - 40, 10) in ends  # (row, col) -> (x, y) = (H - row, col)
+
+    panel.list.setCurrentRow(0)
+    panel.delete_button.click()
+    assert [m.text for m in viewer.measurements] == [f"length {30 * spacing:.1f} mm", f"length {40 * spacing:.1f} mm"]
+    assert len(_visible(viewer, QGraphicsLineItem)) == 2 and panel.list.count() == 2
+    QTest.keyClick(viewer, Qt.Key.Key_Delete)  # the last one on this slice
+    assert len(viewer.measurements) == 1 and _visible(viewer, QGraphicsLineItem) == []
+    panel.clear_button.click()
+    assert viewer.measurements == [] and panel.empty.isVisible() and not panel.list.isVisible()
+
+
+def test_an_ellipse_reports_the_statistics_of_its_pixels(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    viewer.actual_size()
+    QTest.keyClick(viewer, Qt.Key.Key_E)
+    _drag(viewer, _at(viewer, 40, 30), _at(viewer, 80, 60))
+    assert len(viewer.measurements) == 1 and len(_visible(viewer, QGraphicsEllipseItem)) == 2
+    m = viewer.measurements[0]
+    centre, radii = m.ellipse
+    assert abs(centre[0] - 45) <= 1 and abs(centre[1] - 60) <= 1 and abs(radii[0] - 15) <= 1
+    ds = viewer.header
+    stats = ellipse_stats(viewer._decoded, ds, centre, radii)
+    assert m.text == describe_roi(stats) and " HU" in m.text and m.text in viewer.overlay.text()
+    mask_values = viewer._decoded.astype(float) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    rows, cols = np.mgrid[0:128, 0:128]
+    inside = ((rows + 0.5 - centre[0]) / radii[0]) ** 2 + ((cols + 0.5 - centre[1]) / radii[1]) ** 2 <= 1
+    assert stats.mean == pytest.approx(mask_values[inside].mean()) and stats.pixels == inside.sum()
+
+
+def test_the_probe_tool_marks_a_value_on_its_slice(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    viewer.actual_size()
+    QTest.keyClick(viewer, Qt.Key.Key_D)
+    point = _at(viewer, 30.5, 40.5)
+    QTest.mouseClick(viewer.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, point)
+    ds = viewer.header
+    row, col = viewer.measurements[0].points[0]
+    r, c = int(row), int(col)
+    assert abs(r - 40) <= 1 and abs(c - 30) <= 1
+    value = viewer._decoded[r, c] * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    assert viewer.measurements[0].text == f"value {value:.0f} HU @ ({c}, {r})"
+    _go_to_slice(qtbot, viewer, 1)
+    assert viewer.measurements_on_slice() == [] and "value " not in viewer.overlay.text()
+
+
+def test_the_probe_reads_the_slice_on_show_and_goes_when_the_cursor_leaves(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    viewer.actual_size()
+    spot = _at(viewer, 30.5, 40.5)
+    QTest.mouseMove(viewer.viewport(), spot)
+    qtbot.waitUntil(lambda: " HU @ (" in viewer.probe_text, timeout=2000)
+    first = viewer.probe_text
+    QTest.keyClick(viewer, Qt.Key.Key_Down)  # the cursor stays; slice 2 is 50 HU brighter (see ct_series)
+    qtbot.waitUntil(lambda: "2/5" in viewer.overlay.text(), timeout=5000)
+    value, where = first.split(" HU @ ")
+    assert viewer.probe_text == f"{int(value) + 50} HU @ {where}"
+    QApplication.sendEvent(viewer, QEvent(QEvent.Type.Leave))
+    assert viewer.probe_text == "" and " HU @ " not in viewer.overlay.text()
