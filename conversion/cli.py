@@ -84,15 +84,29 @@ def run_verify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict()))
     else:
+        from . import quality
+
         r = report
-        print(f"quantization         {r.quantization} (KV cache {r.kv_cache})")
+        print(f"quantization         {r.quantization}, vision projector {r.mmproj_quantization} "
+              f"(KV cache {r.kv_cache})")
         print(f"tokenization         {r.tokenization_mismatches} of {r.tokenization_texts} texts differ "
               f"(reference: {r.tokenizer_reference})")
-        print(f"text logits          max |diff| {r.logits_max_abs_diff:.3g}, top-1 agreement {r.top1_agreement:.2%}")
-        print(f"image embeddings     {r.image_tokens} tokens, cosine min {r.image_cosine_min:.6f} "
-              f"mean {r.image_cosine_mean:.6f}")
+        print(f"text logits          {r.logit_positions} positions, max |diff| {r.logits_max_abs_diff:.3g}")
         print(f"greedy generation    {'identical' if r.greedy_match else 'differs'} "
               f"({len(r.greedy_tokens_llama)} tokens)")
+        print(f"image embeddings     {r.image_tokens} tokens")
+        print()
+        print(f"{'measure':<20} {'value':>12}   threshold")
+        limits = {limit.measure: limit for limit in quality.thresholds(r.quantization, r.mmproj_quantization)}
+        for measure in quality.MEASURES:
+            value, limit = getattr(r, measure), limits.get(measure)
+            shown = format(value, {"kld_mean": ".4g", "kld_p99": ".4g", "same_top_token": ".4f"}.get(measure, ".7f"))
+            if limit is None:
+                print(f"{measure:<20} {shown:>12}   (none)")
+            else:
+                bound = f"{'<=' if limit.bound == 'max' else '>='} {limit.value:g}"
+                print(f"{measure:<20} {shown:>12}   {bound:<12} {'ok' if limit.holds(value) else 'FAIL'}")
+        print()
         for note in r.notes:
             print(f"note: {note}")
         for failure in r.failures:

@@ -1,16 +1,23 @@
 """`huatuo verify SRC OUT`: the GGUF pair in the real llama.cpp against transformers' reference model.
 
-Compares tokenization on a bilingual medical text set, text logits, per-token image embeddings (the
-official preprocessing, then the projector output) and greedy multimodal generation. llama.cpp runs in a
-child process (it can abort on a bad file, and torch and llama.cpp each bring their own OpenMP).
+Compares tokenization on a bilingual medical text set, the next-token distributions at every position of
+that set (KL divergence, same top token: `quality.py`), per-token image embeddings (the official
+preprocessing, then the projector output) and greedy multimodal generation, and gates each file on the
+thresholds of its type. llama.cpp runs in a child process (it can abort on a bad file, and torch and
+llama.cpp each bring their own OpenMP). The result is also written to the model folder (verify.json), where
+the model manager reads it.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import io
+import json
 import multiprocessing
+import os
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -19,24 +26,30 @@ from PIL import Image, ImageDraw
 from inference import prompt
 from inference.imageprep import prepare
 from inference.store.manifest import Manifest
+from inference.store.models import VERIFICATION_FORMAT, VERIFICATION_NAME
 
+from . import quality
 from .checkpoint import Checkpoint
 from .medical_texts import ALL as TEXTS
 from .tokenizer import reference_tokenizer
 
-# Thresholds for F32 files; other quantizations are reported, and must load and generate.
-F32_THRESHOLDS = {"tokenization_mismatches": 0, "top1_agreement": 1.0, "image_cosine_min": 0.999, "greedy_match": True}
 QUESTION = "What does this image show? 请描述这张图像。"
 
 
 @dataclass
 class VerifyReport:
     quantization: str
+    mmproj_quantization: str
     tokenization_texts: int
     tokenization_mismatches: int
     tokenizer_reference: str
+    # Next-token distributions at every position of the text set (each text its own sequence).
+    logit_positions: int
+    kld_mean: float
+    kld_p99: float
+    kld_max: float
+    same_top_token: float
     logits_max_abs_diff: float
-    top1_agreement: float
     image_tokens: int
     image_cosine_min: float
     image_cosine_mean: float
@@ -44,12 +57,17 @@ class VerifyReport:
     greedy_tokens_reference: list[int]
     greedy_tokens_llama: list[int]
     kv_cache: str
+    thresholds: dict = field(default_factory=dict)
     passed: bool = False
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def top1_agreement(self) -> float:  # the name older scripts read
+        return self.same_top_token
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "top1_agreement": self.top1_agreement}
 
 
 def sample_image(size: tuple[int, int] = (300, 220)) -> Image.Image:
@@ -70,6 +88,7 @@ def verify(src: str | Path, out: str | Path, new_tokens: int = 24) -> VerifyRepo
     out = Path(out)
     manifest = Manifest.read(out)
     text_path, mmproj_path = manifest.paths(out)
+    text_quant, mmproj_quant = manifest.text.quantization, manifest.mmproj.quantization
     size = ckpt.vision.image_size
     image = prepare(sample_image(), size)
     png = io.BytesIO()
@@ -77,58 +96,77 @@ def verify(src: str | Path, out: str | Path, new_tokens: int = 24) -> VerifyRepo
 
     tokenize, tokenizer_name, notes = reference_tokenizer(ckpt.path, ckpt.text.family)
     reference_ids = [tokenize(t) for t in TEXTS]
-    logits_ids = [i for ids in reference_ids[:3] + reference_ids[12:14] for i in ids]
     pieces = _prompt_pieces(QUESTION)
-    kv_f32 = manifest.text.quantization == "F32"
+    kv_f32 = text_quant == "F32"
 
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        native = pool.submit(_native_side, str(text_path), str(mmproj_path), TEXTS, logits_ids, png.getvalue(),
+        native = pool.submit(_native_side, str(text_path), str(mmproj_path), TEXTS, reference_ids, png.getvalue(),
                              pieces, new_tokens, kv_f32).result()
 
-    ref_logits, ref_image, ref_greedy = _reference_side(ckpt, logits_ids, image, pieces, tokenize, new_tokens,
+    ref_logits, ref_image, ref_greedy = _reference_side(ckpt, reference_ids, image, pieces, tokenize, new_tokens,
                                                         native["eos"])
     mismatches = sum(a != b for a, b in zip(reference_ids, native["token_ids"], strict=True))
-    diff = np.abs(native["logits"] - ref_logits)
-    top1 = float((native["logits"].argmax(-1) == ref_logits.argmax(-1)).mean())
+    text = quality.text_stats(zip(ref_logits, native["logits"], strict=True))
     emb = native["image_embeddings"]
-    cos = (emb * ref_image).sum(-1) / (np.linalg.norm(emb, axis=-1) * np.linalg.norm(ref_image, axis=-1))
     report = VerifyReport(
-        quantization=manifest.text.quantization,
+        quantization=text_quant,
+        mmproj_quantization=mmproj_quant,
         tokenization_texts=len(TEXTS),
         tokenization_mismatches=int(mismatches),
         tokenizer_reference=tokenizer_name,
-        logits_max_abs_diff=float(diff.max()),
-        top1_agreement=top1,
+        **text,
         image_tokens=int(emb.shape[0]),
-        image_cosine_min=float(cos.min()),
-        image_cosine_mean=float(cos.mean()),
+        **quality.image_stats(ref_image, emb),
         greedy_match=native["greedy"] == ref_greedy,
         greedy_tokens_reference=ref_greedy,
         greedy_tokens_llama=native["greedy"],
         kv_cache="f32" if kv_f32 else "f16",
+        thresholds=quality.thresholds_json(text_quant, mmproj_quant),
         notes=notes,
     )
     if emb.shape[0] != ckpt.vision.n_image_tokens:
-        report.failures.append(f"{emb.shape[0]} image tokens, expected {ckpt.vision.n_image_tokens}")
+        report.failures.append(f"image_tokens {emb.shape[0]} != {ckpt.vision.n_image_tokens}")
     if not native["greedy"]:
-        report.failures.append("llama.cpp generated nothing")
-    if manifest.text.quantization == "F32":
-        t = F32_THRESHOLDS
-        if report.tokenization_mismatches > t["tokenization_mismatches"]:
-            report.failures.append(f"{report.tokenization_mismatches} texts tokenize differently")
-        if report.top1_agreement < t["top1_agreement"]:
-            report.failures.append(f"top-1 agreement {report.top1_agreement:.4f} < {t['top1_agreement']}")
-        if report.image_cosine_min < t["image_cosine_min"]:
-            report.failures.append(f"image embedding cosine {report.image_cosine_min:.6f} < {t['image_cosine_min']}")
-        if not report.greedy_match:
-            report.failures.append("greedy generation differs from the reference")
+        report.failures.append("greedy_tokens_llama: llama.cpp generated nothing")
+    # Every file type carries the same vocabulary: tokenization must match whatever the weights' type.
+    if report.tokenization_mismatches:
+        report.failures.append(f"tokenization_mismatches {report.tokenization_mismatches} > 0 (of "
+                               f"{report.tokenization_texts} texts)")
+    for kind, quant, table in (("text model", text_quant, quality.TEXT_THRESHOLDS),
+                               ("vision projector", mmproj_quant, quality.IMAGE_THRESHOLDS)):
+        if quant not in table:
+            report.notes.append(f"no thresholds for a {quant} {kind}: its figures are reported, not gated")
+    report.failures += quality.check(asdict(report), text_quant, mmproj_quant)
+    if text_quant == "F32" and not report.greedy_match:  # F32 weights and KV cache: the same greedy answer
+        report.failures.append("greedy_match: greedy generation differs from the reference")
     from inference.native import patched_build_problem
 
     if problem := patched_build_problem():
         report.failures.append(problem)
     report.passed = not report.failures
+    _record(out, manifest, report)
     return report
+
+
+def _record(out: Path, manifest: Manifest, report: VerifyReport) -> None:
+    """Write the result next to manifest.json, tied to the files it was measured on (by their hashes)."""
+    record = {
+        "format": VERIFICATION_FORMAT,
+        "verified_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "text_sha256": manifest.text.sha256,
+        "mmproj_sha256": manifest.mmproj.sha256,
+        **report.to_dict(),
+    }
+    path = out / VERIFICATION_NAME
+    partial = path.with_name(path.name + ".part")
+    try:
+        partial.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as exc:  # a read-only model folder: the result is still printed
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        report.notes.append(f"could not write {path}: {exc}")
 
 
 def _prompt_pieces(question: str) -> list[str | None]:
@@ -138,28 +176,30 @@ def _prompt_pieces(question: str) -> list[str | None]:
     return [before, None, after]
 
 
-def _reference_side(ckpt, logits_ids, image, pieces, tokenize, new_tokens, eos_ids):
+def _reference_side(ckpt, text_ids, image, pieces, tokenize, new_tokens, eos_ids):
     import torch
 
     from .reference import greedy_reference, image_features, load_reference
 
     model = load_reference(ckpt)
     with torch.no_grad():
-        logits = model(input_ids=torch.tensor([logits_ids])).logits[0].float().numpy()
+        logits = [model(input_ids=torch.tensor([ids])).logits[0].float().numpy() for ids in text_ids]
     features = image_features(model, image).numpy()
     generated = greedy_reference(model, [image if p is None else p for p in pieces], tokenize, new_tokens, eos_ids)
     return logits, features, generated
 
 
-def _native_side(text_path, mmproj_path, texts, logits_ids, png, pieces, new_tokens, kv_f32):
+def _native_side(text_path, mmproj_path, texts, text_ids, png, pieces, new_tokens, kv_f32):
     from inference.native import NativeModel, quiet_native_logs
 
     quiet_native_logs()
     model = NativeModel(text_path, mmproj_path, n_ctx=2048, kv_f32=kv_f32)
     try:
         token_ids = [model.tokenize(t) for t in texts]
-        model.decode_tokens(logits_ids, 0, all_logits=True)
-        logits = np.stack([model.logits(i) for i in range(len(logits_ids))])
+        logits = []
+        for ids in text_ids:  # each text its own sequence from position 0, like the reference
+            model.truncate(0)
+            logits.append(_sequence_logits(model, ids))
         model.truncate(0)
         image = model.encode_image(png)
         n_past = 0
@@ -179,3 +219,13 @@ def _native_side(text_path, mmproj_path, texts, logits_ids, png, pieces, new_tok
                 "greedy": greedy, "eos": eos}
     finally:
         model.close()
+
+
+def _sequence_logits(model, ids: list[int]) -> np.ndarray:
+    """The logits at every position of ids decoded from position 0 (a decode keeps only its own batch's)."""
+    rows = []
+    for start in range(0, len(ids), model.n_batch):
+        part = ids[start:start + model.n_batch]
+        model.decode_tokens(part, start, all_logits=True)
+        rows += [model.logits(i) for i in range(len(part))]
+    return np.stack(rows)

@@ -1,6 +1,7 @@
 """Installed models: converted folders (text GGUF + mmproj GGUF + manifest.json) under the models folder.
 
-Also importing a GGUF pair picked by the user, deleting a model, and which model is the default (the one in use).
+Also importing a GGUF pair picked by the user, deleting a model, which model is the default (the one in use), and
+the last `huatuo verify` result of a model (verify.json).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from ..hardware import Fit, assess
 from .gguf_check import ModelFileError, check_mmproj, check_pair
 
 DEFAULT_MODEL_FILE = "default-model.json"
+VERIFICATION_NAME = "verify.json"  # written by conversion.verify next to manifest.json
+VERIFICATION_FORMAT = 1
 _CHUNK = 8 * 1024 * 1024
 
 # progress(done_bytes, total_bytes)
@@ -98,6 +101,60 @@ def model_fit(model: InstalledModel, bandwidth_gb_s: float | None = None) -> Fit
 
     pair = check_pair(*model.manifest.paths(model.folder))
     return assess(pair, bandwidth_gb_s=bandwidth_gb_s or measured_bandwidth_gb_s())
+
+
+# --- the last verification ---------------------------------------------------------------------------------------
+
+# The quality measures verify gates on, in the order to show them, with a label for people.
+QUALITY_MEASURES = {
+    "kld_mean": "KL divergence, mean (nats/token)",
+    "kld_p99": "KL divergence, 99th percentile",
+    "same_top_token": "same top token",
+    "image_cosine_min": "image embedding cosine, min",
+    "image_cosine_mean": "image embedding cosine, mean",
+}
+
+
+@dataclass(frozen=True)
+class QualityRow:
+    measure: str  # a key of QUALITY_MEASURES
+    label: str
+    value: float
+    bound: str | None  # "max" (value may not exceed limit), "min" (may not fall below), None: not gated
+    limit: float | None
+    ok: bool
+
+
+@dataclass(frozen=True)
+class Verification:
+    passed: bool
+    verified_at: str  # ISO 8601, UTC
+    quantization: str  # the text GGUF's type
+    mmproj_quantization: str
+    rows: tuple[QualityRow, ...]
+    failures: tuple[str, ...]
+
+
+def read_verification(model: InstalledModel) -> Verification | None:
+    """The last `huatuo verify` result for the model's current files: None when it was never verified, the
+    record is unreadable, or the files changed since (it names their SHA-256)."""
+    try:
+        data = json.loads((model.folder / VERIFICATION_NAME).read_text(encoding="utf-8"))
+        if data.get("format") != VERIFICATION_FORMAT:
+            return None
+        if (data["text_sha256"], data["mmproj_sha256"]) != (model.manifest.text.sha256, model.manifest.mmproj.sha256):
+            return None
+        thresholds = data.get("thresholds", {})
+        rows = []
+        for measure, label in QUALITY_MEASURES.items():
+            value = float(data[measure])
+            bound, limit = next(iter(thresholds.get(measure, {}).items()), (None, None))  # {"max": 0.2}
+            ok = limit is None or (value <= limit if bound == "max" else value >= limit)
+            rows.append(QualityRow(measure, label, value, bound, None if limit is None else float(limit), ok))
+        return Verification(bool(data["passed"]), str(data.get("verified_at", "")), str(data["quantization"]),
+                            str(data["mmproj_quantization"]), tuple(rows), tuple(map(str, data.get("failures", []))))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 # --- the default model -------------------------------------------------------------------------------------------
@@ -177,7 +234,7 @@ def delete_model(model: InstalledModel) -> None:
     was_default = default_model(root) == model.folder
     # The manifest goes first: from then on the folder is no longer an installed model, whatever fails later.
     (model.folder / MANIFEST_NAME).unlink(missing_ok=True)
-    for path in model.manifest.paths(model.folder):
+    for path in (*model.manifest.paths(model.folder), model.folder / VERIFICATION_NAME):
         path.unlink(missing_ok=True)
     for path in model.folder.glob("*.part"):
         path.unlink(missing_ok=True)
