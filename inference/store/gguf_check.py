@@ -12,7 +12,8 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from inference.store.manifest import Manifest, sha256_file
+from inference.store.manifest import Manifest, ModelFile, sha256_file
+from inference.store.verified import file_identity, is_verified, record_verified
 
 SUPPORTED_TEXT_ARCHITECTURES = ("qwen2", "llama")
 T = gguf.GGUFValueType
@@ -157,7 +158,7 @@ def check_mmproj(path: Path) -> dict:
     return info
 
 
-def check_pair(text_path: str | Path, mmproj_path: str | Path, manifest: Manifest | None = None) -> PairInfo:
+def check_pair(text_path: str | Path, mmproj_path: str | Path) -> PairInfo:
     text_path, mmproj_path = Path(text_path), Path(mmproj_path)
     text = check_text(text_path)
     vision = check_mmproj(mmproj_path)
@@ -166,13 +167,6 @@ def check_pair(text_path: str | Path, mmproj_path: str | Path, manifest: Manifes
             f"{mmproj_path.name} projects images to width {vision['projector_output']} but {text_path.name} has "
             f"hidden size {text['hidden_size']}: these two files do not belong together"
         )
-    if manifest is not None:
-        for path, entry in ((text_path, manifest.text), (mmproj_path, manifest.mmproj)):
-            size = path.stat().st_size
-            if size != entry.size_bytes:
-                raise ModelFileError(f"{path.name}: {size:,} bytes, the manifest says {entry.size_bytes:,}")
-            if sha256_file(path) != entry.sha256:
-                raise ModelFileError(f"{path.name}: its SHA-256 does not match the manifest (the file was changed)")
     return PairInfo(
         text_path=text_path, mmproj_path=mmproj_path, architecture=text["architecture"],
         context_length=text["context_length"], hidden_size=text["hidden_size"], n_layers=text["n_layers"],
@@ -182,8 +176,12 @@ def check_pair(text_path: str | Path, mmproj_path: str | Path, manifest: Manifes
     )
 
 
-def check_folder(folder: str | Path, verify_hashes: bool = True) -> PairInfo:
-    """A converted model folder (manifest.json + the two files it names)."""
+def check_folder(folder: str | Path, verify_hashes: bool = True, rehash: bool = False) -> PairInfo:
+    """A converted model folder (manifest.json + the two files it names), checked against its manifest.
+
+    A file is hashed only when it is not recorded as verified with its present identity (verified.py), or with
+    `rehash` (the user asked for a full check); a file that matches is then recorded, so the next load reads none
+    of its content."""
     folder = Path(folder)
     try:
         manifest = Manifest.read(folder)
@@ -192,4 +190,21 @@ def check_folder(folder: str | Path, verify_hashes: bool = True) -> PairInfo:
     except (ValueError, TypeError, KeyError) as exc:
         raise ModelFileError(f"{folder}/manifest.json is unreadable ({exc})") from None
     text_path, mmproj_path = manifest.paths(folder)
-    return check_pair(text_path, mmproj_path, manifest if verify_hashes else None)
+    pair = check_pair(text_path, mmproj_path)
+    if verify_hashes:
+        for path, entry in ((text_path, manifest.text), (mmproj_path, manifest.mmproj)):
+            check_hash(folder, path, entry, rehash)
+    return pair
+
+
+def check_hash(folder: Path, path: Path, entry: ModelFile, rehash: bool = False) -> None:
+    """The file is the one the manifest names: same size, and the same SHA-256 (hashed or recorded)."""
+    identity = file_identity(path)
+    if identity["size"] != entry.size_bytes:
+        raise ModelFileError(f"{path.name}: {identity['size']:,} bytes, the manifest says {entry.size_bytes:,}")
+    if not rehash and is_verified(folder, path, entry.sha256):
+        return
+    if sha256_file(path) != entry.sha256:
+        raise ModelFileError(f"{path.name}: its SHA-256 does not match the manifest (the file was changed)")
+    if file_identity(path) == identity:  # not written to while it was read
+        record_verified(folder, path, entry.sha256, identity)
