@@ -171,6 +171,17 @@ class Engine:
     ) -> Iterator[dict]:
         """Answer the last turn of a conversation. `images` are the conversation's images in order
         (turn.n_images of them per turn). Yields the worker's events: progress, tokens, done."""
+        rid = self._send("generate", turns, images, sampling=asdict(sampling or SamplingSettings()))
+        yield from self.events(rid)
+
+    def prepare(self, turns: Sequence[prompt.Turn], images: Sequence[PreparedImage]) -> int:
+        """Start processing the conversation up to where its last turn's question goes (the question itself may
+        still be empty): earlier turns and the images, while the user types. Returns at once with the request id;
+        `events(id)` follows it, or nobody does. Any later request supersedes it: the worker stops preparing,
+        keeps what it processed, and a question about the same conversation continues from there."""
+        return self._send("prepare", turns, images)
+
+    def _send(self, op: str, turns: Sequence[prompt.Turn], images: Sequence[PreparedImage], **extra) -> int:
         if sum(t.n_images for t in turns) != len(images):
             raise ValueError("the turns name a different number of images than were given")
         if len(images) > prompt.MAX_IMAGES_PER_CONVERSATION:
@@ -185,10 +196,13 @@ class Engine:
             wire_turns = [{"question": t.question, "images": [next(shas) for _ in range(t.n_images)],
                            "answer": t.answer, "answer_tokens": t.answer_tokens} for t in turns]
             self._killed_by_cancel = False
-            self._conn.send({"op": "generate", "id": rid, "turns": wire_turns,
-                             "images": {img.sha256: img.png for img in images},
-                             "sampling": asdict(sampling or SamplingSettings())})
+            self._conn.send({"op": op, "id": rid, "turns": wire_turns,
+                             "images": {img.sha256: img.png for img in images}, **extra})
             self._set_stage("queued")
+        return rid
+
+    def events(self, rid: int) -> Iterator[dict]:
+        """The events of request rid (those of earlier requests nobody followed are skipped), up to its done."""
         while True:
             try:
                 event = self._receive()
@@ -228,15 +242,16 @@ class Engine:
                 return Answer(event["text"], event["finish"], event["timings"], event.get("token_ids", []))
         raise EngineError("the engine ended the request without an answer")
 
-    def cancel(self, encoder_grace_s: float = 1.0) -> None:
+    def cancel(self, encoder_grace_s: float | None = 1.0) -> None:
         """Stop the current request at the next safe point, keeping the partial answer. Returns at once.
         The image encoder cannot be interrupted: if it is still running after the grace time, the worker
-        is killed (and restarted by the next request)."""
+        is killed (and restarted by the next request); with encoder_grace_s None it is left to finish (a
+        preparation: the image it encodes is kept for the question that follows)."""
         if self._cancel is None:
             return
         self._cancel.set()
         process = self._process
-        if self._stage in ("image", "queued") and process is not None:
+        if encoder_grace_s is not None and self._stage in ("image", "queued") and process is not None:
             watchdog = threading.Thread(target=self._kill_if_encoding, args=(process, encoder_grace_s), daemon=True)
             watchdog.start()
             if encoder_grace_s <= 0:
