@@ -136,6 +136,9 @@ class Session:
             common += 1
         if fresh_logits:
             common = min(common, len(units) - 1)
+        elif common == len(units):  # already there: what follows it in the cache may be the next question's
+            return {"reused_tokens": self.ends[common - 1] if common else 0, "prompt_tokens": 0, "images_encoded": 0,
+                    "images_decoded": 0}
         reused = self.ends[common - 1] if common else 0
         self.model.truncate(reused)
         del self.units[common:], self.ends[common:]
@@ -189,10 +192,9 @@ class Session:
         any request that arrives meanwhile, keeping what it has processed."""
         rid = request["id"]
         started = time.perf_counter()
-        units = self._units(request, prefix_only=True)
-        cost = {"reused_tokens": self.n_past, "prompt_tokens": 0, "images_encoded": 0, "images_decoded": 0}
-        if units:  # nothing before the question (a first question without images): the cache stays as it is
-            cost = self._process(rid, units, request["images"], fresh_logits=False, yield_to_requests=True)
+        # Nothing before the question (a first question without images) or all of it cached: the cache stays.
+        cost = self._process(rid, self._units(request, prefix_only=True), request["images"], fresh_logits=False,
+                             yield_to_requests=True)
         self.send({"type": "done", "id": rid, "finish": "prepared", "text": "", "token_ids": [],
                    "timings": {**cost, "prepare_s": time.perf_counter() - started, "n_past": self.n_past}})
 
