@@ -21,6 +21,7 @@ from PIL import Image
 from . import prompt
 from .hardware import physical_cores
 from .imageprep import prepare_png
+from .kv_states import DEFAULT_LIMIT_BYTES
 from .sampling import SamplingSettings
 from .store.gguf_check import PairInfo, check_folder
 
@@ -74,9 +75,14 @@ class EngineSettings:
 
 
 class Engine:
-    def __init__(self, pair: PairInfo, settings: EngineSettings | None = None):
+    def __init__(self, pair: PairInfo, settings: EngineSettings | None = None, *, state_dir: str | Path | None = None,
+                 state_limit_bytes: int = DEFAULT_LIMIT_BYTES):
+        """With state_dir (a private folder), prepared and answered conversation prefixes are saved there and
+        restored instead of recomputed (kv_states.py); it needs the model's recorded hashes (a checked folder)."""
         self.pair = pair
         self.settings = settings or EngineSettings()
+        self.state_dir = Path(state_dir) if state_dir is not None and pair.sha256 else None
+        self.state_limit_bytes = state_limit_bytes
         self._process = None
         self._conn = None
         self._cancel = None
@@ -88,8 +94,8 @@ class Engine:
         self.load_info: dict = {}
 
     @classmethod
-    def from_folder(cls, folder: str | Path, settings: EngineSettings | None = None) -> Engine:
-        return cls(check_folder(folder), settings)
+    def from_folder(cls, folder: str | Path, settings: EngineSettings | None = None, **kwargs) -> Engine:
+        return cls(check_folder(folder), settings, **kwargs)
 
     # --- worker lifecycle ----------------------------------------------------------------------
     @property
@@ -114,13 +120,22 @@ class Engine:
         s = self.settings
         self._conn.send({"op": "load", "text": str(self.pair.text_path), "mmproj": str(self.pair.mmproj_path),
                          "n_ctx": s.n_ctx or self.pair.context_length, "n_threads": s.n_threads or physical_cores(),
-                         "n_batch": s.n_batch, "n_gpu_layers": s.n_gpu_layers, "kv_f32": s.kv_f32})
+                         "n_batch": s.n_batch, "n_gpu_layers": s.n_gpu_layers, "kv_f32": s.kv_f32,
+                         **self._state_options()})
         reply = self._receive()
         if reply["type"] == "error":
             self._stop_process()
             raise EngineError(f"loading the model failed: {reply['message']}")
         self.load_info = reply
         return reply
+
+    def _state_options(self) -> dict:
+        if self.state_dir is None:
+            return {}
+        # The cache's cell type is part of what a state is: an F32 cache's state is not an F16 cache's.
+        key = hashlib.sha256("\n".join([*self.pair.sha256, "f32" if self.settings.kv_f32 else "f16"]).encode())
+        return {"state_dir": str(self.state_dir), "model_key": key.hexdigest(),
+                "state_limit_bytes": self.state_limit_bytes}
 
     def close(self) -> None:
         if self._conn is not None and self._process is not None and self._process.is_alive():

@@ -10,6 +10,10 @@ past an image re-inserts its embeddings without running the vision tower again.
 A preparation ("prepare") is a request without a question: it processes the conversation up to where the next
 question goes (earlier turns, newly attached images) while the user types, so the question itself then costs
 only its own tokens. It samples nothing and gives way to any request that arrives, keeping what it processed.
+
+With a state folder (kv_states.py), the cache after a preparation and after each answer is saved; a request whose
+conversation begins with a saved prefix longer than what the cache shares with it restores that prefix instead of
+processing it (another conversation reopened, or the app restarted).
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import sys
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from . import prompt
 from .cancellation import Cancelled
+from .kv_states import DEFAULT_LIMIT_BYTES, StateStore
 from .native import ContextFullError, EncodedImage, NativeModel, quiet_native_logs
 from .sampler_chain import SamplerChain
 from .sampling import SamplingSettings
@@ -65,11 +71,12 @@ class Superseded(Cancelled):
 
 
 class Session:
-    def __init__(self, model: NativeModel, send, cancel, incoming=lambda: False):
+    def __init__(self, model: NativeModel, send, cancel, incoming=lambda: False, states: StateStore | None = None):
         self.model = model
         self.send = send
         self.cancel = cancel
         self.incoming = incoming  # True when another request waits: a preparation then gives way
+        self.states = states
         self.units: list[int | ImageUnit] = []  # what the KV cache holds, in order
         self.ends: list[int] = []  # position after each unit
         self.images: OrderedDict[str, EncodedImage] = OrderedDict()  # least recently used first
@@ -137,8 +144,9 @@ class Session:
         if fresh_logits:
             common = min(common, len(units) - 1)
         elif common == len(units):  # already there: what follows it in the cache may be the next question's
-            return {"reused_tokens": self.ends[common - 1] if common else 0, "prompt_tokens": 0, "images_encoded": 0,
-                    "images_decoded": 0}
+            return {"reused_tokens": self.ends[common - 1] if common else 0, "restored_tokens": 0, "prompt_tokens": 0,
+                    "images_encoded": 0, "images_decoded": 0}
+        common, restored = self._restore(units, common, len(units) - 1 if fresh_logits else len(units))
         reused = self.ends[common - 1] if common else 0
         self.model.truncate(reused)
         del self.units[common:], self.ends[common:]
@@ -183,8 +191,42 @@ class Session:
                 self.ends.append(self.n_past + self._n_pos(u))
             i += len(batch)
             self.send({"type": "progress", "id": rid, "stage": "prompt", "done": n_past - reused, "total": total_new})
-        return {"reused_tokens": reused, "prompt_tokens": total_new, "images_encoded": len(new_images),
-                "images_decoded": sum(isinstance(u, ImageUnit) for u in pending)}
+        return {"reused_tokens": reused, "restored_tokens": restored, "prompt_tokens": total_new,
+                "images_encoded": len(new_images), "images_decoded": sum(isinstance(u, ImageUnit) for u in pending)}
+
+    # --- saved states ----------------------------------------------------------------------------
+    def _restore(self, units: list, common: int, at_most: int) -> tuple[int, int]:
+        """Restore the longest saved prefix of units that is longer than what the cache shares with them. Returns
+        the units now shared and the positions restored (0: nothing was)."""
+        if self.states is None:
+            return common, 0
+        plain = _plain(units)
+        found = self.states.find(plain, common, at_most)
+        if found is None:
+            return common, 0
+        n, path = found
+        saved = self.states.load(path, plain[:n])
+        if saved is None or saved.ends[-1] >= self.model.n_ctx:
+            return common, 0
+        if not self.model.restore_sequence_state(saved.blob):  # the cache is empty now
+            self.units.clear()
+            self.ends.clear()
+            self.states.discard(path, "llama.cpp could not load it")
+            return 0, 0
+        self.units, self.ends = list(units[:n]), list(saved.ends)
+        return n, self.n_past
+
+    def _save_state(self) -> None:
+        """Save what the cache holds, if it holds an image (a text prefix is quicker to process than to load)."""
+        if self.states is None or not any(isinstance(u, ImageUnit) for u in self.units):
+            return
+        plain = _plain(self.units)
+        if self.states.has(plain):
+            return
+        try:
+            self.states.save(plain, self.ends, self.model.sequence_state())
+        except (RuntimeError, MemoryError) as exc:
+            print(f"huatuo engine: a prepared state was not saved: {exc}", file=sys.stderr, flush=True)
 
     def prepare(self, request: dict) -> None:
         """Process the conversation up to where its last question goes (earlier turns, the new images), so that
@@ -197,6 +239,8 @@ class Session:
                              yield_to_requests=True)
         self.send({"type": "done", "id": rid, "finish": "prepared", "text": "", "token_ids": [],
                    "timings": {**cost, "prepare_s": time.perf_counter() - started, "n_past": self.n_past}})
+        if cost["prompt_tokens"]:
+            self._save_state()
 
     def generate(self, request: dict) -> None:
         rid = request["id"]
@@ -207,11 +251,13 @@ class Session:
         # tokens, never the prompt's: the sampler starts with an empty history.
         sampler = SamplerChain(settings, self.model.n_vocab, self.model.n_ctx)
         try:
-            self._stream(rid, settings, sampler, started, cost)
+            finish = self._stream(rid, settings, sampler, started, cost)
         finally:
             sampler.close()
+        if finish in ("stop", "length"):  # after the answer was sent: saving never delays it
+            self._save_state()
 
-    def _stream(self, rid, settings, sampler, started, cost: dict) -> None:
+    def _stream(self, rid, settings, sampler, started, cost: dict) -> str:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         text_parts: list[str] = []
         token_ids: list[int] = []
@@ -261,11 +307,16 @@ class Session:
                 "n_past": self.ends[-1] if self.ends else 0,
             },
         })
+        return finish
 
     def close(self) -> None:
         for image in self.images.values():
             self.model.free_image(image)
         self.images.clear()
+
+
+def _plain(units: list) -> list[int | str]:
+    return [u if isinstance(u, int) else u.sha256 for u in units]
 
 
 def worker_main(conn, cancel) -> None:
@@ -293,7 +344,11 @@ def worker_main(conn, cancel) -> None:
                     n_batch=message.get("n_batch", 512), n_gpu_layers=gpu_layers,
                     kv_f32=message.get("kv_f32", False),
                 )
-                session = Session(model, conn.send, cancel, conn.poll)
+                states = None
+                if message.get("state_dir") and message.get("model_key"):
+                    states = StateStore(message["state_dir"], message["model_key"], llama_cpp.__version__,
+                                        message.get("state_limit_bytes") or DEFAULT_LIMIT_BYTES)
+                session = Session(model, conn.send, cancel, conn.poll, states)
                 conn.send({"type": "loaded", "n_ctx": model.n_ctx, "gpu_layers": gpu_layers, "gpu_note": gpu_note,
                            "system_info": llama_cpp.llama_print_system_info().decode(errors="replace")})
             elif op in ("generate", "prepare"):

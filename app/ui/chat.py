@@ -11,6 +11,7 @@ just attached), so that Send processes only the question's own tokens; the attac
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import asdict
@@ -37,14 +38,18 @@ from PySide6.QtWidgets import (
 from app import INTENDED_USE
 from app.audit import AuditLog
 from app.export import export_conversation
+from app.paths import models_dir
 from app.settings import Settings
 from app.store import Store, StoredConversation, StoreError, to_history
 from app.ui.background import Task, run_in_background
 from app.ui.chat_answer import ChatAnswer
 from app.ui.conversation_list import ConversationList
-from app.ui.engine_runner import EngineRunner, Preparation, Request, model_of
+from app.ui.engine_runner import EngineRunner, Preparation, Request, model_of, states_dir
 from app.ui.transcript import Transcript
+from inference.imageprep import prepare_png
+from inference.kv_states import remove_states_with_images
 from inference.prompt import MAX_IMAGES_PER_CONVERSATION, Turn
+from inference.store.models import installed_models
 
 
 def suggested_questions(modality: str | None, language: str) -> list[str]:
@@ -240,11 +245,15 @@ class ChatPanel(QWidget):
         self._update_buttons()
         self._prepare()
 
-    def delete_conversation(self, conversation_id: int) -> None:
+    def delete_conversation(self, conversation_id: int) -> Task | None:
+        """Delete the conversation, and the engine's saved states of it (overwritten, in the background).
+        Returns that background task."""
         if self.request is not None and self.conversation and self.conversation.id == conversation_id:
             self.status.setText("This conversation's question is still being answered: stop it first.")
-            return
+            return None
+        pngs = [image.png for image in self.store.load(conversation_id).images.values()]
         self.store.delete_conversation(conversation_id)
+        task = run_in_background(lambda cancel: forget_saved_states(pngs)) if pngs else None
         if self.conversation and self.conversation.id == conversation_id:
             self.conversation = None
             self.transcript.show_conversation(None)
@@ -252,6 +261,7 @@ class ChatPanel(QWidget):
         self.conversations.refresh()
         self.conversations_changed.emit()
         self._update_buttons()
+        return task
 
     # --- asking ----------------------------------------------------------------------------------
     def send(self) -> None:
@@ -423,6 +433,14 @@ class ChatPanel(QWidget):
 
     def transcript_text(self) -> str:
         return self.transcript.toPlainText()
+
+
+def forget_saved_states(pngs: list[bytes]) -> int:
+    """Remove the engine's saved states that hold one of these images. The engine knows an image as the model saw
+    it (prepared to the model's size), so each installed model's size is tried."""
+    sizes = {model.manifest.image_size for model in installed_models(models_dir())[0]}
+    shas = {hashlib.sha256(prepare_png(png, size)).hexdigest() for png in pngs for size in sizes}
+    return remove_states_with_images(states_dir(), shas)
 
 
 def next_question_history(conversation: StoredConversation) -> list[Turn]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.audit import AskedQuestion, AuditLog
+from app.paths import data_dir
 from app.store import model_identity
 from inference.engine import Answer, ContextFull, Engine, EngineCrashed, EngineError, EngineSettings, PreparedImage
 from inference.prompt import Turn
@@ -33,6 +34,11 @@ from inference.store.gguf_check import ModelFileError
 from inference.store.manifest import Manifest
 
 TEXT_BATCH_S = 0.03
+STATES_FOLDER = "engine-states"  # saved conversation states (inference/kv_states.py), in the private data folder
+
+
+def states_dir() -> Path:
+    return data_dir() / STATES_FOLDER
 
 
 def model_of(folder: Path | None) -> dict:
@@ -407,7 +413,7 @@ class EngineRunner(QObject):
         if request.folder is None:
             raise _NoModel("no model is installed: open the model manager to get one")
         if self.engine is None:
-            self.engine = Engine.from_folder(request.folder, request.engine_settings)
+            self.engine = Engine.from_folder(request.folder, request.engine_settings, state_dir=states_dir())
             self._engine_for = wanted
         if self.engine.pid is None:
             request.stage.emit("loading", 0, 1)

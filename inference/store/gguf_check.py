@@ -6,7 +6,7 @@ tensor); every problem found here is instead a clear message naming the file and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gguf
@@ -39,6 +39,7 @@ class PairInfo:
     image_tokens: int
     text_bytes: int
     mmproj_bytes: int
+    sha256: tuple[str, str] | None = None  # (text, mmproj) as the manifest records them, for a checked folder
 
 
 def _open(path: Path) -> gguf.GGUFReader:
@@ -191,10 +192,11 @@ def check_folder(folder: str | Path, verify_hashes: bool = True, rehash: bool = 
         raise ModelFileError(f"{folder}/manifest.json is unreadable ({exc})") from None
     text_path, mmproj_path = manifest.paths(folder)
     pair = check_pair(text_path, mmproj_path)
-    if verify_hashes:
-        for path, entry in ((text_path, manifest.text), (mmproj_path, manifest.mmproj)):
-            check_hash(folder, path, entry, rehash)
-    return pair
+    if not verify_hashes:
+        return pair
+    for path, entry in ((text_path, manifest.text), (mmproj_path, manifest.mmproj)):
+        check_hash(folder, path, entry, rehash)
+    return replace(pair, sha256=(manifest.text.sha256, manifest.mmproj.sha256))
 
 
 def check_hash(folder: Path, path: Path, entry: ModelFile, rehash: bool = False) -> None:

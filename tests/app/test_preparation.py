@@ -3,6 +3,7 @@ then processes only the question's own tokens, and the answer is the one it woul
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 
@@ -11,11 +12,13 @@ from pydicom.data import get_testdata_file
 
 from app.practice import build_question, image_png, sample_deck_path
 from app.settings import Settings
-from app.ui.engine_runner import EngineRunner
+from app.ui.engine_runner import STATES_FOLDER, EngineRunner
 from app.ui.main import MainWindow
 from app.ui.practice import PracticeWindow
 from conversion.verify import sample_image
 from inference.engine import Engine
+from inference.imageprep import prepare_png
+from inference.kv_states import SUFFIX
 from inference.prompt import Turn
 from inference.sampling import SamplingSettings
 
@@ -155,3 +158,20 @@ def _png(image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_deleting_a_conversation_removes_its_saved_states(data_dir, window, qtbot):
+    chat = window.chat
+    states = data_dir / STATES_FOLDER
+    window.attach_view(False)
+    qtbot.waitUntil(lambda: chat.preparation_status.text() == "ready", timeout=TIMEOUT_MS)
+    size = window.runner.engine.pair.image_size
+    sha = hashlib.sha256(prepare_png(chat.pending_images[0][1], size)).hexdigest()  # as the model sees it
+    chat.input.setPlainText("Describe this image.")
+    chat.send()
+    answer_of(qtbot, chat.request)
+    qtbot.waitUntil(lambda: len(list(states.glob(f"*{SUFFIX}"))) == 2, timeout=TIMEOUT_MS)  # prepared, answered
+    assert all(sha in path.read_bytes()[:8192].decode("utf-8", "replace") for path in states.glob(f"*{SUFFIX}"))
+    task = chat.delete_conversation(chat.conversation.id)
+    qtbot.waitUntil(lambda: task.finished, timeout=TIMEOUT_MS)
+    assert list(states.glob(f"*{SUFFIX}")) == []
