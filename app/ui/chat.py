@@ -251,10 +251,13 @@ class ChatPanel(QWidget):
         if self.request is not None and self.conversation and self.conversation.id == conversation_id:
             self.status.setText("This conversation's question is still being answered: stop it first.")
             return None
+        current = bool(self.conversation and self.conversation.id == conversation_id)
+        if current:
+            self._drop_preparation()  # its state is not to be saved now
         pngs = [image.png for image in self.store.load(conversation_id).images.values()]
         self.store.delete_conversation(conversation_id)
         task = run_in_background(lambda cancel: forget_saved_states(pngs)) if pngs else None
-        if self.conversation and self.conversation.id == conversation_id:
+        if current:
             self.conversation = None
             self.transcript.show_conversation(None)
             self._prepare()
