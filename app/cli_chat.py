@@ -97,6 +97,15 @@ def ask(args) -> int:
     return 0
 
 
+def _prepare(engine: Engine, turns: list[Turn], images: list, pending: list) -> None:
+    """Have the model read the conversation and the attached images while the question is typed: the question
+    then costs only its own tokens. A problem (too many images) is left for the question to report."""
+    try:
+        engine.prepare([*turns, Turn("", len(pending))], images + pending)
+    except EngineError:
+        pass
+
+
 CHAT_HELP = "commands: /image PATH (attach to the next question), /regen, /edit NEW QUESTION, /new, /quit"
 
 
@@ -112,6 +121,8 @@ def chat(args) -> int:
     try:
         for path in args.image:
             pending.append(load_image(engine, path))
+        if pending:
+            _prepare(engine, [], [], pending)
         print(CHAT_HELP, file=sys.stderr)
         prompt_text = "> " if sys.stdin.isatty() else ""  # piped input gets clean output (JSON lines)
         while True:
@@ -132,6 +143,7 @@ def chat(args) -> int:
                 except (ImageOpenError, OSError) as exc:
                     print(f"error: {exc}", file=sys.stderr)
                     continue
+                _prepare(engine, turns, images, pending)
                 print(f"[{len(pending)} image(s) attached to the next question]", file=sys.stderr)
                 continue
             before = list(turns), list(images), list(pending)  # restored if this question fails

@@ -5,9 +5,14 @@
 Baseline: llama-cpp-python's `Llava15ChatHandler` given the HuatuoGPT-Vision prompt format as the chat template
 of `inference.prompt` (its stock behaviour: every call clears the KV cache and re-encodes every image).
 Measured, as medians over runs, each run with a new image: time to first token of a first question, of a
-follow-up question, and generation tokens/s. Without --model it builds and converts a tiny model; --build-7b builds a
-random-weight checkpoint with the real Qwen2-7B + CLIP ViT-L/14-336 shapes and quantizes it to Q4_K_M
-(about 15 GB of disk while converting), and prints tokens/s beside the measured memory-bandwidth limit.
+follow-up question, and generation tokens/s; of a first question about another new image sent after the image was
+prepared (attached while the question is typed: `prepared_first_ttft_s`, from Send; the baseline cannot prepare, so
+its figure is a plain first question); of the follow-up asked again in a new worker process, as after a restart
+(`reopen_followup_ttft_s`: the conversation's saved state is restored); and the engine's load time with the model
+files' hashes already recorded (`engine_load_s`) beside the very first load that hashes them.
+Without --model it builds and converts a tiny model; --build-7b builds a random-weight checkpoint with the real
+Qwen2-7B + CLIP ViT-L/14-336 shapes and quantizes it to Q4_K_M (about 15 GB of disk while converting), and prints
+tokens/s beside the measured memory-bandwidth limit.
 """
 
 from __future__ import annotations
@@ -36,19 +41,30 @@ def images(n: int, size: int):
 
 
 class Ours:
-    """Our engine, loaded once; one round = a first question about a new image and a follow-up."""
+    """Our engine, loaded once; one round = a first question about a new image and a follow-up, then a first
+    question about another new image, prepared before it is sent."""
 
-    def __init__(self, folder: Path, warm_png: bytes, tokens: int, threads: int):
+    def __init__(self, folder: Path, warm_png: bytes, tokens: int, threads: int, state_dir: Path):
         from inference.engine import Engine, EngineSettings
         from inference.prompt import Turn
         from inference.sampling import SamplingSettings
 
         self.greedy = SamplingSettings.greedy_decoding(tokens)
-        self.engine = Engine.from_folder(folder, EngineSettings(n_threads=threads))
-        self.engine.start()
+        self.open = lambda: Engine.from_folder(folder, EngineSettings(n_threads=threads), state_dir=state_dir)
+        first, self.first_load_s = self._timed_load()  # hashes the files and records them
+        first.close()
+        self.engine, self.load_s = self._timed_load()  # trusts the recorded hashes
         self.engine.ask([Turn("warm-up", 1)], [self.engine.prepare_image(warm_png)], self.greedy)
+        self.asked: list[tuple] = []  # (first answer, its image), to be reopened after a "restart"
 
-    def round(self, png: bytes) -> tuple[float, float, list[float]]:
+    def _timed_load(self) -> tuple:
+        """The engine, ready to answer, and how long that took from the model folder."""
+        start = time.perf_counter()
+        engine = self.open()
+        engine.start()
+        return engine, time.perf_counter() - start
+
+    def round(self, png: bytes, typed_png: bytes) -> tuple[float, float, list[float], float, float]:
         from inference.engine import PreparedImage
         from inference.prompt import Turn
 
@@ -56,7 +72,25 @@ class Ours:
         a1 = self.engine.ask([Turn(Q1, 1)], [image], self.greedy)
         a2 = self.engine.ask([a1.as_history(Q1, 1), Turn(Q2)], [image], self.greedy)
         rates = [a.timings["tokens_per_s"] for a in (a1, a2) if a.timings["generated_tokens"] > 8]
-        return a1.timings["ttft_s"], a2.timings["ttft_s"], rates
+        self.asked.append((a1, image))
+        # Attached, prepared while the question is typed (the typing is at least as long), then sent.
+        typed = PreparedImage.from_any(typed_png, self.engine.pair.image_size)
+        *_, prepared = self.engine.events(self.engine.prepare([Turn("", 1)], [typed]))
+        a3 = self.engine.ask([Turn(Q1, 1)], [typed], self.greedy)
+        assert a3.timings["images_encoded"] == a3.timings["images_decoded"] == 0
+        return a1.timings["ttft_s"], a2.timings["ttft_s"], rates, a3.timings["ttft_s"], prepared["timings"]["prepare_s"]
+
+    def reopen(self) -> list[float]:
+        """A new worker process (as after a restart) asked each round's follow-up again."""
+        from inference.prompt import Turn
+
+        ttfts = []
+        with self.open() as engine:
+            for a1, image in self.asked:
+                again = engine.ask([a1.as_history(Q1, 1), Turn(Q2)], [image], self.greedy)
+                assert again.timings["restored_tokens"] > 0 and again.timings["images_encoded"] == 0
+                ttfts.append(again.timings["ttft_s"])
+        return ttfts
 
     def close(self) -> None:
         self.engine.close()
@@ -110,38 +144,48 @@ class Baseline:
         return {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
                                             {"type": "text", "text": text}]}
 
-    def round(self, png: bytes) -> tuple[float, float, list[float]]:
+    def round(self, png: bytes, typed_png: bytes) -> tuple[float, float, list[float], float, float]:
         answer, ttft1, rate1, n1 = self._complete([self._user(png, Q1)])
         _, ttft2, rate2, n2 = self._complete([self._user(png, Q1), {"role": "assistant", "content": answer},
                                               {"role": "user", "content": Q2}])
-        return ttft1, ttft2, [r for r, n in ((rate1, n1), (rate2, n2)) if n > 8]
+        _, ttft3, _, _ = self._complete([self._user(typed_png, Q1)])  # nothing can be prepared
+        return ttft1, ttft2, [r for r, n in ((rate1, n1), (rate2, n2)) if n > 8], ttft3, 0.0
 
     def close(self) -> None:
         self.llm.close()
 
 
-def compare(folder: Path, pngs: list[bytes], tokens: int, threads: int) -> dict:
+def compare(folder: Path, pngs: list[bytes], tokens: int, threads: int, state_dir: Path) -> dict:
     """Both loaded side by side (the GGUF's pages are shared), rounds alternating which goes first, so that a
-    drift of the machine (heat, other load) falls on both alike."""
-    ours = Ours(folder, pngs[-1], tokens, threads)
+    drift of the machine (heat, other load) falls on both alike. pngs: two new images per round, then one for
+    the warm-up."""
+    ours = Ours(folder, pngs[-1], tokens, threads, state_dir)
     base = Baseline(folder, pngs[-1], tokens, threads)
-    results = {"ours": ([], [], []), "base": ([], [], [])}
+    results = {"ours": ([], [], [], [], []), "base": ([], [], [], [], [])}
     try:
-        for i, png in enumerate(pngs[:-1]):
+        for i in range((len(pngs) - 1) // 2):
             order = (("ours", ours), ("base", base)) if i % 2 == 0 else (("base", base), ("ours", ours))
             for name, runner in order:
-                first, follow, rates = runner.round(png)
-                results[name][0].append(first)
-                results[name][1].append(follow)
-                results[name][2].extend(rates)
+                first, follow, rates, prepared, prepare_s = runner.round(pngs[2 * i], pngs[2 * i + 1])
+                firsts, follows, all_rates, prepareds, prepare_times = results[name]
+                firsts.append(first)
+                follows.append(follow)
+                all_rates.extend(rates)
+                prepareds.append(prepared)
+                prepare_times.append(prepare_s)
     finally:
         base.close()
         ours.close()
+    reopened = ours.reopen()
     median = lambda values: statistics.median(values) if values else 0.0  # noqa: E731
-    (f1, u1, d1), (f2, u2, d2) = results["ours"], results["base"]
-    return {"first_ttft_s": median(f1), "followup_ttft_s": median(u1), "decode_tok_s": median(d1),
+    (f1, u1, d1, p1, s1), (f2, u2, d2, p2, _) = results["ours"], results["base"]
+    return {"first_ttft_s": median(f1), "cold_first_ttft_s": median(f1), "followup_ttft_s": median(u1),
+            "decode_tok_s": median(d1), "prepared_first_ttft_s": median(p1), "typed_send_to_first_token_s": median(p1),
+            "prepare_s": median(s1), "reopen_followup_ttft_s": median(reopened),
+            "engine_load_s": ours.load_s, "engine_first_load_s": ours.first_load_s,
             "baseline_first_ttft_s": median(f2), "baseline_followup_ttft_s": median(u2),
-            "baseline_decode_tok_s": median(d2), "decode_tok_s_runs": d1, "baseline_decode_tok_s_runs": d2}
+            "baseline_decode_tok_s": median(d2), "baseline_prepared_first_ttft_s": median(p2),
+            "decode_tok_s_runs": d1, "baseline_decode_tok_s_runs": d2}
 
 
 def build_model(work: Path, seven_b: Path | None) -> Path:
@@ -179,14 +223,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="huatuo-bench-") as tmp:
         folder = args.model or build_model(Path(tmp), args.build_7b)
         manifest = Manifest.read(folder)
-        pngs = images(args.runs + 1, manifest.image_size)
-        measured = compare(folder, pngs, args.tokens, threads)
+        pngs = images(2 * args.runs + 1, manifest.image_size)
+        measured = compare(folder, pngs, args.tokens, threads, Path(tmp) / "states")
     bandwidth = memory_bandwidth_gb_s()
     result = {
         "model": manifest.name, "quantization": manifest.text.quantization, "threads": threads, "runs": args.runs,
         **measured,
         "first_ttft_ratio": measured["first_ttft_s"] / measured["baseline_first_ttft_s"],
         "followup_ttft_ratio": measured["followup_ttft_s"] / measured["baseline_followup_ttft_s"],
+        "prepared_first_ttft_ratio": measured["prepared_first_ttft_s"] / measured["baseline_prepared_first_ttft_s"],
         "decode_ratio": (measured["decode_tok_s"] / measured["baseline_decode_tok_s"]
                          if measured["baseline_decode_tok_s"] else None),
         "memory_bandwidth_gb_s": bandwidth,
@@ -196,11 +241,15 @@ def main() -> int:
         print(json.dumps(result))
     else:
         print(f"{manifest.name} {manifest.text.quantization}, {threads} threads, median of {args.runs} runs")
-        print(f"{'':28}{'ours':>10}{'baseline':>10}{'ratio':>8}")
+        print(f"{'':34}{'ours':>10}{'baseline':>10}{'ratio':>8}")
         for label, key in (("first question TTFT (s)", "first_ttft_s"), ("follow-up TTFT (s)", "followup_ttft_s"),
+                           ("prepared first question TTFT (s)", "prepared_first_ttft_s"),
                            ("generation (tokens/s)", "decode_tok_s")):
             mine, theirs = result[key], result["baseline_" + key]
-            print(f"{label:28}{mine:10.3f}{theirs:10.3f}{mine / theirs if theirs else float('nan'):8.2f}")
+            print(f"{label:34}{mine:10.3f}{theirs:10.3f}{mine / theirs if theirs else float('nan'):8.2f}")
+        print(f"preparing the image took {result['prepare_s']:.3f} s (while the question is typed); "
+              f"follow-up after a restart {result['reopen_followup_ttft_s']:.3f} s; engine load "
+              f"{result['engine_load_s']:.3f} s (first load, hashing the files: {result['engine_first_load_s']:.3f} s)")
         print(f"memory bandwidth {bandwidth:.1f} GB/s -> at most {result['decode_limit_tok_s']:.1f} tokens/s "
               f"for a {manifest.text.size_bytes / 1e9:.2f} GB model")
     return 0

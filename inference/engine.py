@@ -21,6 +21,7 @@ from PIL import Image
 from . import prompt
 from .hardware import physical_cores
 from .imageprep import prepare_png
+from .kv_states import DEFAULT_LIMIT_BYTES
 from .sampling import SamplingSettings
 from .store.gguf_check import PairInfo, check_folder
 
@@ -74,9 +75,14 @@ class EngineSettings:
 
 
 class Engine:
-    def __init__(self, pair: PairInfo, settings: EngineSettings | None = None):
+    def __init__(self, pair: PairInfo, settings: EngineSettings | None = None, *, state_dir: str | Path | None = None,
+                 state_limit_bytes: int = DEFAULT_LIMIT_BYTES):
+        """With state_dir (a private folder), prepared and answered conversation prefixes are saved there and
+        restored instead of recomputed (kv_states.py); it needs the model's recorded hashes (a checked folder)."""
         self.pair = pair
         self.settings = settings or EngineSettings()
+        self.state_dir = Path(state_dir) if state_dir is not None and pair.sha256 else None
+        self.state_limit_bytes = state_limit_bytes
         self._process = None
         self._conn = None
         self._cancel = None
@@ -88,8 +94,8 @@ class Engine:
         self.load_info: dict = {}
 
     @classmethod
-    def from_folder(cls, folder: str | Path, settings: EngineSettings | None = None) -> Engine:
-        return cls(check_folder(folder), settings)
+    def from_folder(cls, folder: str | Path, settings: EngineSettings | None = None, **kwargs) -> Engine:
+        return cls(check_folder(folder), settings, **kwargs)
 
     # --- worker lifecycle ----------------------------------------------------------------------
     @property
@@ -114,13 +120,22 @@ class Engine:
         s = self.settings
         self._conn.send({"op": "load", "text": str(self.pair.text_path), "mmproj": str(self.pair.mmproj_path),
                          "n_ctx": s.n_ctx or self.pair.context_length, "n_threads": s.n_threads or physical_cores(),
-                         "n_batch": s.n_batch, "n_gpu_layers": s.n_gpu_layers, "kv_f32": s.kv_f32})
+                         "n_batch": s.n_batch, "n_gpu_layers": s.n_gpu_layers, "kv_f32": s.kv_f32,
+                         **self._state_options()})
         reply = self._receive()
         if reply["type"] == "error":
             self._stop_process()
             raise EngineError(f"loading the model failed: {reply['message']}")
         self.load_info = reply
         return reply
+
+    def _state_options(self) -> dict:
+        if self.state_dir is None:
+            return {}
+        # The cache's cell type is part of what a state is: an F32 cache's state is not an F16 cache's.
+        key = hashlib.sha256("\n".join([*self.pair.sha256, "f32" if self.settings.kv_f32 else "f16"]).encode())
+        return {"state_dir": str(self.state_dir), "model_key": key.hexdigest(),
+                "state_limit_bytes": self.state_limit_bytes}
 
     def close(self) -> None:
         if self._conn is not None and self._process is not None and self._process.is_alive():
@@ -171,6 +186,17 @@ class Engine:
     ) -> Iterator[dict]:
         """Answer the last turn of a conversation. `images` are the conversation's images in order
         (turn.n_images of them per turn). Yields the worker's events: progress, tokens, done."""
+        rid = self._send("generate", turns, images, sampling=asdict(sampling or SamplingSettings()))
+        yield from self.events(rid)
+
+    def prepare(self, turns: Sequence[prompt.Turn], images: Sequence[PreparedImage]) -> int:
+        """Start processing the conversation up to where its last turn's question goes (the question itself may
+        still be empty): earlier turns and the images, while the user types. Returns at once with the request id;
+        `events(id)` follows it, or nobody does. Any later request supersedes it: the worker stops preparing,
+        keeps what it processed, and a question about the same conversation continues from there."""
+        return self._send("prepare", turns, images)
+
+    def _send(self, op: str, turns: Sequence[prompt.Turn], images: Sequence[PreparedImage], **extra) -> int:
         if sum(t.n_images for t in turns) != len(images):
             raise ValueError("the turns name a different number of images than were given")
         if len(images) > prompt.MAX_IMAGES_PER_CONVERSATION:
@@ -185,10 +211,13 @@ class Engine:
             wire_turns = [{"question": t.question, "images": [next(shas) for _ in range(t.n_images)],
                            "answer": t.answer, "answer_tokens": t.answer_tokens} for t in turns]
             self._killed_by_cancel = False
-            self._conn.send({"op": "generate", "id": rid, "turns": wire_turns,
-                             "images": {img.sha256: img.png for img in images},
-                             "sampling": asdict(sampling or SamplingSettings())})
+            self._conn.send({"op": op, "id": rid, "turns": wire_turns,
+                             "images": {img.sha256: img.png for img in images}, **extra})
             self._set_stage("queued")
+        return rid
+
+    def events(self, rid: int) -> Iterator[dict]:
+        """The events of request rid (those of earlier requests nobody followed are skipped), up to its done."""
         while True:
             try:
                 event = self._receive()
@@ -228,15 +257,16 @@ class Engine:
                 return Answer(event["text"], event["finish"], event["timings"], event.get("token_ids", []))
         raise EngineError("the engine ended the request without an answer")
 
-    def cancel(self, encoder_grace_s: float = 1.0) -> None:
+    def cancel(self, encoder_grace_s: float | None = 1.0) -> None:
         """Stop the current request at the next safe point, keeping the partial answer. Returns at once.
         The image encoder cannot be interrupted: if it is still running after the grace time, the worker
-        is killed (and restarted by the next request)."""
+        is killed (and restarted by the next request); with encoder_grace_s None it is left to finish (a
+        preparation: the image it encodes is kept for the question that follows)."""
         if self._cancel is None:
             return
         self._cancel.set()
         process = self._process
-        if self._stage in ("image", "queued") and process is not None:
+        if encoder_grace_s is not None and self._stage in ("image", "queued") and process is not None:
             watchdog = threading.Thread(target=self._kill_if_encoding, args=(process, encoder_grace_s), daemon=True)
             watchdog.start()
             if encoder_grace_s <= 0:

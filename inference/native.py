@@ -109,6 +109,32 @@ class NativeModel:
         memory = llama_cpp.llama_get_memory(self.llm.ctx)
         llama_cpp.llama_memory_seq_rm(memory, 0, n_past, -1)
 
+    # --- saved states --------------------------------------------------------------------------
+    def sequence_state(self) -> bytearray:
+        """The KV cells of the conversation (sequence 0), as llama.cpp serialises them."""
+        size = llama_cpp.llama_state_seq_get_size(self.llm.ctx, 0)
+        data = bytearray(size)
+        buffer = (ctypes.c_uint8 * size).from_buffer(data)
+        written = llama_cpp.llama_state_seq_get_data(self.llm.ctx, buffer, size, 0)
+        del buffer  # releases the export of `data`
+        if written != size:
+            raise RuntimeError(f"llama.cpp wrote {written} of {size} bytes of the sequence state")
+        return data
+
+    def restore_sequence_state(self, data: bytearray) -> bool:
+        """Replace the conversation's KV cells with a saved state; False (and an empty conversation) when llama.cpp
+        refuses it (another model's, another build's, or a damaged state)."""
+        self.truncate(0)
+        buffer = (ctypes.c_uint8 * len(data)).from_buffer(data)
+        try:
+            read = llama_cpp.llama_state_seq_set_data(self.llm.ctx, buffer, len(data), 0)
+        finally:
+            del buffer
+        if read == 0:
+            self.truncate(0)
+            return False
+        return True
+
     # --- images --------------------------------------------------------------------------------
     def encode_image(self, image_bytes: bytes) -> EncodedImage:
         """Run the vision tower on an encoded image (PNG/JPEG bytes, already prepared to the model's size)."""

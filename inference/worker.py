@@ -6,6 +6,14 @@ it, unit by unit (a token or an image), with what the cache holds, rolls the cac
 difference and processes only the rest. A follow-up question therefore costs only its own tokens, and a
 regenerate or an edit rolls back to the right point. Encoded images are kept by hash, so rolling back
 past an image re-inserts its embeddings without running the vision tower again.
+
+A preparation ("prepare") is a request without a question: it processes the conversation up to where the next
+question goes (earlier turns, newly attached images) while the user types, so the question itself then costs
+only its own tokens. It samples nothing and gives way to any request that arrives, keeping what it processed.
+
+With a state folder (kv_states.py), the cache after a preparation and after each answer is saved; a request whose
+conversation begins with a saved prefix longer than what the cache shares with it restores that prefix instead of
+processing it (another conversation reopened, or the app restarted).
 """
 
 from __future__ import annotations
@@ -13,12 +21,14 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import sys
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from . import prompt
 from .cancellation import Cancelled
+from .kv_states import DEFAULT_LIMIT_BYTES, StateStore
 from .native import ContextFullError, EncodedImage, NativeModel, quiet_native_logs
 from .sampler_chain import SamplerChain
 from .sampling import SamplingSettings
@@ -56,14 +66,24 @@ def conversation_pieces(turns: list[dict], keep_answer_tokens: bool = False) -> 
     return pieces
 
 
+class Superseded(Cancelled):
+    """A preparation stopped because another request arrived (it keeps what it had processed)."""
+
+
 class Session:
-    def __init__(self, model: NativeModel, send, cancel):
+    def __init__(self, model: NativeModel, send, cancel, incoming=lambda: False, states: StateStore | None = None):
         self.model = model
         self.send = send
         self.cancel = cancel
+        self.incoming = incoming  # True when another request waits: a preparation then gives way
+        self.states = states
         self.units: list[int | ImageUnit] = []  # what the KV cache holds, in order
         self.ends: list[int] = []  # position after each unit
         self.images: OrderedDict[str, EncodedImage] = OrderedDict()  # least recently used first
+
+    @property
+    def n_past(self) -> int:
+        return self.ends[-1] if self.ends else 0
 
     def _n_pos(self, unit) -> int:
         return 1 if isinstance(unit, int) else self.images[unit.sha256].n_pos
@@ -82,37 +102,55 @@ class Session:
             checked.append(turn)
         return checked
 
-    def _check_cancel(self) -> None:
+    def _check_cancel(self, yield_to_requests: bool = False) -> None:
         if self.cancel.is_set():
             raise Cancelled
+        if yield_to_requests and self.incoming():
+            raise Superseded
 
-    def generate(self, request: dict) -> None:
-        rid = request["id"]
-        settings = SamplingSettings(**request.get("sampling", {}))
-        started = time.perf_counter()
+    def _units(self, request: dict, prefix_only: bool = False) -> list[int | ImageUnit]:
+        """The request's conversation as units (tokens and images). With prefix_only, only what comes before the
+        last turn's question: the text after the last image (or answer) is tokenized with the question, so it
+        is left to the request that carries the question."""
+        pieces = conversation_pieces(self._usable_answer_tokens(request["turns"]), self.model.is_bpe)
+        if prefix_only:
+            pieces = pieces[:-1]  # the last piece is always text: the last question and the open assistant turn
         units: list[int | ImageUnit] = []
-        for piece in conversation_pieces(self._usable_answer_tokens(request["turns"]), self.model.is_bpe):
+        for piece in pieces:
             if isinstance(piece, ImageUnit):
                 units.append(piece)
             elif isinstance(piece, list):
                 units.extend(piece)
             else:
                 units.extend(self.model.tokenize(piece, special=False))
+        return units
+
+    def _process(self, rid, units: list[int | ImageUnit], images: dict[str, bytes], *, fresh_logits: bool,
+                 yield_to_requests: bool = False) -> dict:
+        """Make the KV cache hold exactly `units`: roll back to the first difference with what it holds, encode
+        the images not seen yet, process the rest. With fresh_logits the last unit is processed again even if
+        cached (its logits start the answer). Returns what it cost, for the timings."""
         shas = [u.sha256 for u in units if isinstance(u, ImageUnit)]
-        missing = [s for s in shas if s not in self.images and s not in request["images"]]
+        missing = [s for s in shas if s not in self.images and s not in images]
         if missing:
             raise ValueError(f"image {missing[0][:12]} was not sent with the request")
 
-        # Longest common prefix with the cache; the last unit is always re-processed for fresh logits.
+        # Longest common prefix with the cache.
         common = 0
         for cached, wanted in zip(self.units, units, strict=False):
             if cached != wanted:
                 break
             common += 1
-        common = min(common, len(units) - 1)
+        if fresh_logits:
+            common = min(common, len(units) - 1)
+        elif common == len(units):  # already there: what follows it in the cache may be the next question's
+            return {"reused_tokens": self.ends[common - 1] if common else 0, "restored_tokens": 0, "prompt_tokens": 0,
+                    "images_encoded": 0, "images_decoded": 0}
+        common, restored = self._restore(units, common, len(units) - 1 if fresh_logits else len(units))
         reused = self.ends[common - 1] if common else 0
         self.model.truncate(reused)
         del self.units[common:], self.ends[common:]
+        pending = units[common:]
 
         # Keep a few recent images beyond the conversation's (a re-attached image is not encoded again),
         # dropping the least recently used ones; the cache before `common` uses none of those.
@@ -123,22 +161,21 @@ class Session:
             self.model.free_image(self.images.pop(sha))
 
         # Encode new images first (the vision tower is the slow, uninterruptible part), then check the context.
-        new_images = [s for s in dict.fromkeys(shas) if s not in self.images]
+        new_images = [s for s in dict.fromkeys(u.sha256 for u in pending if isinstance(u, ImageUnit))
+                      if s not in self.images]
         for i, sha in enumerate(new_images):
-            self._check_cancel()
+            self._check_cancel(yield_to_requests)
             self.send({"type": "progress", "id": rid, "stage": "image", "done": i, "total": len(new_images)})
-            self.images[sha] = self.model.encode_image(request["images"][sha])
-        needed = reused + sum(self._n_pos(u) for u in units[common:])
-        if needed >= self.model.n_ctx:
+            self.images[sha] = self.model.encode_image(images[sha])
+        needed = reused + sum(self._n_pos(u) for u in pending)
+        if needed + (1 if fresh_logits else 0) > self.model.n_ctx:
             raise ContextFullError(needed + 1, self.model.n_ctx)
 
-        pending = units[common:]
         total_new = sum(self._n_pos(u) for u in pending)
-        done = 0
         n_past = reused
         i = 0
         while i < len(pending):
-            self._check_cancel()
+            self._check_cancel(yield_to_requests)
             unit = pending[i]
             if isinstance(unit, ImageUnit):
                 batch = [unit]
@@ -151,20 +188,76 @@ class Session:
                 n_past = self.model.decode_tokens(batch, n_past)
             for u in batch:
                 self.units.append(u)
-                self.ends.append((self.ends[-1] if self.ends else 0) + self._n_pos(u))
+                self.ends.append(self.n_past + self._n_pos(u))
             i += len(batch)
-            done = n_past - reused
-            self.send({"type": "progress", "id": rid, "stage": "prompt", "done": done, "total": total_new})
+            self.send({"type": "progress", "id": rid, "stage": "prompt", "done": n_past - reused, "total": total_new})
+        return {"reused_tokens": reused, "restored_tokens": restored, "prompt_tokens": total_new,
+                "images_encoded": len(new_images), "images_decoded": sum(isinstance(u, ImageUnit) for u in pending)}
 
+    # --- saved states ----------------------------------------------------------------------------
+    def _restore(self, units: list, common: int, at_most: int) -> tuple[int, int]:
+        """Restore the longest saved prefix of units that is longer than what the cache shares with them. Returns
+        the units now shared and the positions restored (0: nothing was)."""
+        if self.states is None:
+            return common, 0
+        plain = _plain(units)
+        found = self.states.find(plain, common, at_most)
+        if found is None:
+            return common, 0
+        n, path = found
+        saved = self.states.load(path, plain[:n])
+        if saved is None or saved.ends[-1] >= self.model.n_ctx:
+            return common, 0
+        if not self.model.restore_sequence_state(saved.blob):  # the cache is empty now
+            self.units.clear()
+            self.ends.clear()
+            self.states.discard(path, "llama.cpp could not load it")
+            return 0, 0
+        self.units, self.ends = list(units[:n]), list(saved.ends)
+        return n, self.n_past
+
+    def _save_state(self) -> None:
+        """Save what the cache holds, if it holds an image (a text prefix is quicker to process than to load)."""
+        if self.states is None or not any(isinstance(u, ImageUnit) for u in self.units):
+            return
+        plain = _plain(self.units)
+        if self.states.has(plain):
+            return
+        try:
+            self.states.save(plain, self.ends, self.model.sequence_state())
+        except (RuntimeError, MemoryError) as exc:
+            print(f"huatuo engine: a prepared state was not saved: {exc}", file=sys.stderr, flush=True)
+
+    def prepare(self, request: dict) -> None:
+        """Process the conversation up to where its last question goes (earlier turns, the new images), so that
+        the request that brings the question processes only its own tokens. Nothing is sampled. It gives way to
+        any request that arrives meanwhile, keeping what it has processed."""
+        rid = request["id"]
+        started = time.perf_counter()
+        # Nothing before the question (a first question without images) or all of it cached: the cache stays.
+        cost = self._process(rid, self._units(request, prefix_only=True), request["images"], fresh_logits=False,
+                             yield_to_requests=True)
+        self.send({"type": "done", "id": rid, "finish": "prepared", "text": "", "token_ids": [],
+                   "timings": {**cost, "prepare_s": time.perf_counter() - started, "n_past": self.n_past}})
+        if cost["prompt_tokens"]:
+            self._save_state()
+
+    def generate(self, request: dict) -> None:
+        rid = request["id"]
+        settings = SamplingSettings(**request.get("sampling", {}))
+        started = time.perf_counter()
+        cost = self._process(rid, self._units(request), request["images"], fresh_logits=True)
         # The official code generates from embeddings only, so its repetition penalty sees the answer's own
         # tokens, never the prompt's: the sampler starts with an empty history.
         sampler = SamplerChain(settings, self.model.n_vocab, self.model.n_ctx)
         try:
-            self._stream(rid, settings, sampler, started, reused, total_new, len(new_images))
+            finish = self._stream(rid, settings, sampler, started, cost)
         finally:
             sampler.close()
+        if finish in ("stop", "length"):  # after the answer was sent: saving never delays it
+            self._save_state()
 
-    def _stream(self, rid, settings, sampler, started, reused, prompt_tokens, images_encoded) -> None:
+    def _stream(self, rid, settings, sampler, started, cost: dict) -> str:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         text_parts: list[str] = []
         token_ids: list[int] = []
@@ -207,20 +300,23 @@ class Session:
             "type": "done", "id": rid, "finish": finish, "text": "".join(text_parts), "token_ids": token_ids,
             "timings": {
                 "ttft_s": (first_token_at or now) - started,
-                "reused_tokens": reused,
-                "prompt_tokens": prompt_tokens,
-                "images_encoded": images_encoded,
+                **cost,
                 "generated_tokens": generated,
                 "decode_s": decode_s,
                 "tokens_per_s": (generated - 1) / decode_s if generated > 1 and decode_s > 0 else 0.0,
                 "n_past": self.ends[-1] if self.ends else 0,
             },
         })
+        return finish
 
     def close(self) -> None:
         for image in self.images.values():
             self.model.free_image(image)
         self.images.clear()
+
+
+def _plain(units: list) -> list[int | str]:
+    return [u if isinstance(u, int) else u.sha256 for u in units]
 
 
 def worker_main(conn, cancel) -> None:
@@ -248,17 +344,21 @@ def worker_main(conn, cancel) -> None:
                     n_batch=message.get("n_batch", 512), n_gpu_layers=gpu_layers,
                     kv_f32=message.get("kv_f32", False),
                 )
-                session = Session(model, conn.send, cancel)
+                states = None
+                if message.get("state_dir") and message.get("model_key"):
+                    states = StateStore(message["state_dir"], message["model_key"], llama_cpp.__version__,
+                                        message.get("state_limit_bytes") or DEFAULT_LIMIT_BYTES)
+                session = Session(model, conn.send, cancel, conn.poll, states)
                 conn.send({"type": "loaded", "n_ctx": model.n_ctx, "gpu_layers": gpu_layers, "gpu_note": gpu_note,
                            "system_info": llama_cpp.llama_print_system_info().decode(errors="replace")})
-            elif op == "generate":
+            elif op in ("generate", "prepare"):
                 if session is None:
                     raise RuntimeError("no model is loaded")
                 try:
-                    session.generate(message)
-                except Cancelled:
+                    (session.generate if op == "generate" else session.prepare)(message)
+                except Cancelled:  # what was processed before the stop stays in the cache
                     conn.send({"type": "done", "id": message["id"], "finish": "cancelled", "text": "", "token_ids": [],
-                               "timings": {}})
+                               "timings": {"n_past": session.n_past}})
             elif op == "shutdown":
                 break
         except ContextFullError as exc:

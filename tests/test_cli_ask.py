@@ -67,4 +67,10 @@ def test_a_missing_or_broken_image_is_one_clear_error(converted, tmp_path, png):
     assert done.returncode == 0, done.stderr
     assert "error:" in done.stderr and "broken.png" in done.stderr  # said, and the chat went on
     [report] = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert report["timings"]["images_encoded"] == 1
+    # Exactly the one good image reached the model (read while the question came in, or with it).
+    alone = _huatuo("ask", "--model", model, "--image", str(png), "--greedy", "--max-tokens", "4", "--json",
+                    "What is this?")
+    one_image = json.loads(alone.stdout.splitlines()[-1])["timings"]
+    t = report["timings"]
+    assert t["reused_tokens"] + t["prompt_tokens"] == one_image["reused_tokens"] + one_image["prompt_tokens"]
+    assert report["answer"] == json.loads(alone.stdout.splitlines()[-1])["answer"]

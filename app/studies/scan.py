@@ -1,11 +1,15 @@
 """Find studies: files, multi-frame files, folders (recursive, DICOM detected by content), DICOMDIR, and
 PNG/JPEG/TIFF images. Headers only are read; DICOM files are grouped patient -> study -> series and each
-series is sorted along its slice normal (falling back to instance number)."""
+series is sorted along its slice normal (falling back to instance number).
+
+A thin-slice CT folder holds thousands of files: `scan_progressively` yields what it has read so far (the
+first image at once, then every fraction of a second), so the first image is on screen while the rest is read."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +20,8 @@ from pydicom.errors import InvalidDicomError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 # Only what grouping and sorting need is parsed: headers with large private blocks stay cheap to scan.
 SCAN_TAGS = [
-    "SOPClassUID", "PatientID", "PatientName", "StudyInstanceUID", "StudyDescription", "SeriesInstanceUID",
-    "SeriesDescription", "Modality", "InstanceNumber", "NumberOfFrames", "ImagePositionPatient",
+    "SOPClassUID", "SOPInstanceUID", "PatientID", "PatientName", "StudyInstanceUID", "StudyDescription",
+    "SeriesInstanceUID", "SeriesDescription", "Modality", "InstanceNumber", "NumberOfFrames", "ImagePositionPatient",
     "ImageOrientationPatient", "Rows", "Columns", "BitsAllocated",
 ]
 
@@ -38,6 +42,7 @@ class Instance:
     position: tuple[float, float, float] | None
     orientation: tuple[float, ...] | None
     has_pixels: bool
+    sop_uid: str = ""
 
     @property
     def kind(self) -> str:
@@ -89,6 +94,34 @@ class Library:
         for patient in self.patients.values():
             for study in patient.studies.values():
                 yield from study.series.values()
+
+    def add(self, instance: Instance) -> None:
+        patient = self.patients.setdefault(instance.patient_id, Patient(instance.patient_id, instance.patient_name))
+        study = patient.studies.setdefault(instance.study_uid, Study(instance.study_uid, instance.study_description))
+        series = study.series.setdefault(
+            instance.series_uid, Series(instance.series_uid, instance.modality, instance.series_description)
+        )
+        series.instances.append(instance)
+
+    def sorted_copy(self) -> Library:
+        """What has been read so far, each series sorted, sharing nothing mutable with this one (the scan goes on
+        adding to this one on its own thread)."""
+        copy = Library(images=list(self.images), skipped=list(self.skipped))
+        for patient in self.patients.values():
+            for study in patient.studies.values():
+                for series in study.series.values():
+                    for instance in series.instances:
+                        copy.add(instance)
+        for series in copy.all_series():
+            series.sort()
+        return copy
+
+
+@dataclass(frozen=True)
+class ScanProgress:
+    library: Library  # what has been read so far, grouped and sorted
+    done: int  # files looked at
+    total: int  # files found
 
 
 def _slice_key(instances: list[Instance]):
@@ -146,6 +179,7 @@ def _read_instance(path: Path) -> Instance:
         position=floats("ImagePositionPatient", 3),
         orientation=floats("ImageOrientationPatient", 6),
         has_pixels="Rows" in ds and "Columns" in ds and "BitsAllocated" in ds,
+        sop_uid=str(ds.get("SOPInstanceUID", "")),
     )
 
 
@@ -173,9 +207,28 @@ def _dicomdir_files(path: Path) -> Iterator[Path]:
 
 
 def scan(paths: Iterable[str | Path]) -> Library:
+    """Every file read, grouped and sorted."""
+    stages = scan_progressively(paths, interval_s=None)
+    while True:
+        try:
+            next(stages)
+        except StopIteration as end:
+            return end.value
+
+
+def scan_progressively(paths: Iterable[str | Path], interval_s: float | None = 0.5
+                       ) -> Generator[ScanProgress, None, Library]:
+    """Read the headers, yielding what is read so far: as soon as the first image is, then every interval_s
+    (None: never); returns the whole library. Files are listed first (names only), so progress has a total."""
+    files = list(_files(Path(p) for p in paths))
     library = Library()
     seen: set[Path] = set()
-    for path in _files(Path(p) for p in paths):
+    shown_first = interval_s is None
+    last, read, yielded = time.monotonic(), 0, 0
+    for done, path in enumerate(files, 1):
+        if shown_first and read > yielded and interval_s is not None and time.monotonic() - last >= interval_s:
+            yield ScanProgress(library.sorted_copy(), done - 1, len(files))
+            last, yielded = time.monotonic(), read
         resolved = path.resolve()
         if resolved in seen or path.name.upper() == "DICOMDIR":
             continue
@@ -189,12 +242,12 @@ def scan(paths: Iterable[str | Path]) -> Library:
             if looks_like_dicom(path):
                 library.skipped.append((path, f"damaged DICOM file: {str(exc).splitlines()[0] if str(exc) else exc}"))
             continue
-        patient = library.patients.setdefault(instance.patient_id, Patient(instance.patient_id, instance.patient_name))
-        study = patient.studies.setdefault(instance.study_uid, Study(instance.study_uid, instance.study_description))
-        series = study.series.setdefault(
-            instance.series_uid, Series(instance.series_uid, instance.modality, instance.series_description)
-        )
-        series.instances.append(instance)
+        library.add(instance)
+        read += 1
+        if not shown_first and instance.has_pixels:  # something to show: at once
+            shown_first = True
+            yield ScanProgress(library.sorted_copy(), done, len(files))
+            last, yielded = time.monotonic(), read
     for series in library.all_series():
         series.sort()
     return library

@@ -4,10 +4,14 @@ Every question and every streamed piece of an answer is written to the store as 
 the engine or of the app keeps the conversation up to the last piece. Each question is one engine request
 (app.ui.engine_runner): it waits its turn while another window's question is answered, its Stop stops only it,
 and its audit record (hashes only) names the model and settings of the moment it was asked.
+
+While a question is typed, the engine prepares the conversation up to where it goes (earlier turns, the images
+just attached), so that Send processes only the question's own tokens; the attachment line says how far it got.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import asdict
@@ -34,14 +38,18 @@ from PySide6.QtWidgets import (
 from app import INTENDED_USE
 from app.audit import AuditLog
 from app.export import export_conversation
+from app.paths import models_dir
 from app.settings import Settings
-from app.store import Store, StoredConversation, StoreError
+from app.store import Store, StoredConversation, StoreError, to_history
 from app.ui.background import Task, run_in_background
 from app.ui.chat_answer import ChatAnswer
 from app.ui.conversation_list import ConversationList
-from app.ui.engine_runner import EngineRunner, Request, model_of
+from app.ui.engine_runner import EngineRunner, Preparation, Request, model_of, states_dir
 from app.ui.transcript import Transcript
-from inference.prompt import MAX_IMAGES_PER_CONVERSATION
+from inference.imageprep import prepare_png
+from inference.kv_states import remove_states_with_images
+from inference.prompt import MAX_IMAGES_PER_CONVERSATION, Turn
+from inference.store.models import installed_models
 
 
 def suggested_questions(modality: str | None, language: str) -> list[str]:
@@ -66,6 +74,7 @@ class ChatPanel(QWidget):
         self.conversation: StoredConversation | None = None
         self.pending_images: list[tuple[str, bytes]] = []  # (label, PNG) for the next question
         self.answer: ChatAnswer | None = None  # the answer being written
+        self.preparation: Preparation | None = None  # the conversation prepared for the question being typed
         self._asked_in_study: str | None = None  # the study on screen when it was asked
         self._editing_turn: int | None = None
         self._build()
@@ -89,6 +98,9 @@ class ChatPanel(QWidget):
 
         self.attachments = QLabel()
         self.attachments.setWordWrap(True)
+        self.preparation_status = QLabel()  # "preparing image… 40 %" -> "ready": Send is fast from then on
+        self.preparation_status.setTextFormat(Qt.TextFormat.PlainText)
+        self.preparation_status.setToolTip("The attached images are read by the model while you type the question")
         self.attach_button = QToolButton(text="Attach view")
         self.attach_button.setToolTip("Attach the image as shown in the viewer (what the model will see)")
         self.attach_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
@@ -105,6 +117,7 @@ class ChatPanel(QWidget):
         attach_row = QHBoxLayout()
         attach_row.addWidget(self.attach_button)
         attach_row.addWidget(self.attachments, 1)
+        attach_row.addWidget(self.preparation_status)
         attach_row.addWidget(self.suggest_button)
 
         self.input = QPlainTextEdit(placeholderText="Ask about the attached images…  (Ctrl+Enter to send)")
@@ -170,6 +183,7 @@ class ChatPanel(QWidget):
         self.model_folder = folder
         self.runner.set_model(folder, self.settings.engine_settings())
         self._update_buttons()
+        self._prepare()
 
     def set_study(self, study_key: str | None, modality: str | None, study_info: dict | None) -> None:
         """The study on screen: conversations are listed for it; the newest one is reopened."""
@@ -177,7 +191,8 @@ class ChatPanel(QWidget):
             return
         self.study_key, self.modality = study_key, modality
         self.study_info = study_info if self.settings.show_identifiers else None
-        self.clear_attachments()
+        self.pending_images.clear()
+        self._show_attachments()
         newest = self.conversations.show_study(study_key)
         if self.answer is None:  # an answer being written keeps its conversation on screen until it ends
             self._show_newest(newest)
@@ -189,6 +204,7 @@ class ChatPanel(QWidget):
         else:
             self.transcript.show_conversation(None)
             self._update_buttons()
+            self._prepare()
 
     def add_attachment(self, png: bytes, label: str) -> bool:
         used = len(self.conversation.images) if self.conversation else 0
@@ -198,11 +214,13 @@ class ChatPanel(QWidget):
             return False
         self.pending_images.append((label, png))
         self._show_attachments()
+        self._prepare()
         return True
 
     def clear_attachments(self) -> None:
         self.pending_images.clear()
         self._show_attachments()
+        self._prepare()
 
     def _show_attachments(self) -> None:
         if not self.pending_images:
@@ -221,6 +239,7 @@ class ChatPanel(QWidget):
         self.conversations.set_current(None)
         self.transcript.show_conversation(None)
         self._update_buttons()
+        self._prepare()
 
     def open_conversation(self, conversation_id: int) -> None:
         if self.request is not None:
@@ -230,18 +249,28 @@ class ChatPanel(QWidget):
         self.conversations.set_current(conversation_id)
         self.transcript.show_conversation(self.conversation)
         self._update_buttons()
+        self._prepare()
 
-    def delete_conversation(self, conversation_id: int) -> None:
+    def delete_conversation(self, conversation_id: int) -> Task | None:
+        """Delete the conversation, and the engine's saved states of it (overwritten, in the background).
+        Returns that background task."""
         if self.request is not None and self.conversation and self.conversation.id == conversation_id:
             self.status.setText("This conversation's question is still being answered: stop it first.")
-            return
+            return None
+        current = bool(self.conversation and self.conversation.id == conversation_id)
+        if current:
+            self._drop_preparation()  # its state is not to be saved now
+        pngs = [image.png for image in self.store.load(conversation_id).images.values()]
         self.store.delete_conversation(conversation_id)
-        if self.conversation and self.conversation.id == conversation_id:
+        task = run_in_background(lambda cancel: forget_saved_states(pngs)) if pngs else None
+        if current:
             self.conversation = None
             self.transcript.show_conversation(None)
+            self._prepare()
         self.conversations.refresh()
         self.conversations_changed.emit()
         self._update_buttons()
+        return task
 
     # --- asking ----------------------------------------------------------------------------------
     def send(self) -> None:
@@ -283,6 +312,7 @@ class ChatPanel(QWidget):
         self.conversation = self.store.load(self.conversation.id)
 
     def _ask_last(self) -> None:
+        self._drop_preparation()  # the question takes over from where the preparation got
         # A new seed for every answer: a regenerate is a new sample (greedy stays greedy).
         self.answer = ChatAnswer(self.runner, self.store, self.audit, self.conversation,
                                  self.settings.sampling().with_new_seed(), self.transcript, self.status, self.progress)
@@ -298,6 +328,50 @@ class ChatPanel(QWidget):
             self._show_newest(self.conversations.show_study(self.study_key))
         else:
             self.conversations.refresh()
+        if self.pending_images:  # attached while the answer was written
+            self._prepare()
+
+    # --- preparing the conversation while the question is typed --------------------------------
+    def _prepare(self) -> None:
+        """Have the engine process the conversation up to where the next question goes, now (it runs when no
+        question waits). Whatever changed (an image attached or removed, another conversation) replaces the
+        preparation before."""
+        self._drop_preparation()
+        if self.answer is not None or self.model_folder is None:
+            return  # a question being answered: its answer leaves the conversation in the engine anyway
+        history = next_question_history(self.conversation) if self.conversation else []
+        if not history and not self.pending_images:
+            return  # nothing comes before a first question without images
+        images = [self.conversation.images[sha].png for turn in self.conversation.turns for sha in turn.image_shas] \
+            if self.conversation else []
+        images += [png for _label, png in self.pending_images]
+        self.preparation = self.runner.prepare(history + [Turn("", len(self.pending_images))], images, owner="chat")
+        preparation = self.preparation
+        preparation.stage.connect(lambda stage, done, total: self._on_preparation_stage(preparation, stage, done,
+                                                                                         total))
+        preparation.ended.connect(lambda outcome: self._on_preparation_ended(preparation, outcome))
+
+    def _drop_preparation(self) -> None:
+        preparation, self.preparation = self.preparation, None
+        if preparation is not None:
+            preparation.discard()
+        self.preparation_status.clear()
+
+    def _on_preparation_stage(self, preparation: Preparation, stage: str, done: int, total: int) -> None:
+        if preparation is not self.preparation or not self.pending_images:
+            return
+        if stage == "prompt" and total:
+            self.preparation_status.setText(f"preparing image… {100 * done // total} %")
+        else:
+            self.preparation_status.setText("loading the model…" if stage == "loading" else "preparing image…")
+
+    def _on_preparation_ended(self, preparation: Preparation, outcome: str) -> None:
+        if preparation is not self.preparation:
+            return
+        self.preparation = None
+        ready = outcome == "ready" and bool(self.pending_images)
+        self.preparation_status.setText("ready" if ready else "")
+        self.preparation_status.setToolTip("The attached images are read: Send answers at once" if ready else "")
 
     @property
     def request(self) -> Request | None:
@@ -369,6 +443,24 @@ class ChatPanel(QWidget):
 
     def transcript_text(self) -> str:
         return self.transcript.toPlainText()
+
+
+def forget_saved_states(pngs: list[bytes]) -> int:
+    """Remove the engine's saved states that hold one of these images. The engine knows an image as the model saw
+    it (prepared to the model's size), so each installed model's size is tried."""
+    sizes = {model.manifest.image_size for model in installed_models(models_dir())[0]}
+    shas = {hashlib.sha256(prepare_png(png, size)).hexdigest() for png in pngs for size in sizes}
+    return remove_states_with_images(states_dir(), shas)
+
+
+def next_question_history(conversation: StoredConversation) -> list[Turn]:
+    """The conversation's turns as its next question will send them (see ChatAnswer): a last answer that was
+    interrupted is then an earlier turn, with the text it got to."""
+    turns = to_history(conversation)
+    last = conversation.turns[-1] if conversation.turns else None
+    if last is not None and turns[-1].answer is None:
+        turns[-1] = Turn(last.question, len(last.image_shas), last.answer)
+    return turns
 
 
 def export_folder() -> Path:

@@ -5,6 +5,11 @@ signals, its cancel and its audit record: cancelling it stops only that question
 and settings of the moment it was asked. A request submitted while another runs waits its turn (its `waiting`
 signal says behind which) and then runs. The engine itself runs llama.cpp in a child process; its blocking
 client calls (loading, waiting for the next streamed piece) run on one dedicated thread, never the GUI's.
+
+A `Preparation` is the conversation up to where the next question goes (earlier turns, attached images), processed
+while the user types so that Send costs only the question's own tokens. It runs only when no question waits: a
+question submitted meanwhile stops it at the next safe point (keeping what it processed, which a question about the
+same conversation continues from), and the newest preparation replaces any earlier one.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.audit import AskedQuestion, AuditLog
+from app.paths import data_dir
 from app.store import model_identity
 from inference.engine import Answer, ContextFull, Engine, EngineCrashed, EngineError, EngineSettings, PreparedImage
 from inference.prompt import Turn
@@ -28,6 +34,11 @@ from inference.store.gguf_check import ModelFileError
 from inference.store.manifest import Manifest
 
 TEXT_BATCH_S = 0.03
+STATES_FOLDER = "engine-states"  # saved conversation states (inference/kv_states.py), in the private data folder
+
+
+def states_dir() -> Path:
+    return data_dir() / STATES_FOLDER
 
 
 def model_of(folder: Path | None) -> dict:
@@ -93,33 +104,72 @@ class Request(QObject):
             self.audit_error = f"The audit log could not be written: {exc}"
 
 
+class Preparation(QObject):
+    """A conversation processed up to where its next question goes, while that question is typed.
+
+    It ends with exactly one `ended`: "ready" (the question now costs only its own tokens), "stopped" (replaced by
+    a newer preparation, discarded, or given way to a question about it) or "failed" (nothing is lost: the question
+    does the work itself, and says what went wrong if it still does). Stopped for another window's question, it
+    waits and runs again after it."""
+
+    stage = Signal(str, int, int)  # "loading" | "image" | "prompt", done, total
+    ended = Signal(str)
+
+    def __init__(self, runner: EngineRunner, owner: str, turns: list[Turn], images: list[bytes | PreparedImage]):
+        super().__init__()
+        self.owner = owner
+        self.turns, self.images = list(turns), list(images)
+        self.folder, self.engine_settings = runner.folder, runner.settings
+        self.state = "new"  # new -> pending -> running -> ended (a running one given way goes back to pending)
+        self.outcome: str | None = None
+        self.timings: dict = {}
+        self._runner = runner
+        self._cancel = threading.Event()
+        self._discarded = False
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def discard(self) -> None:
+        """Not wanted any more (the attachment changed, the conversation was left): it ends "stopped"."""
+        self._runner._discard(self)
+
+
 class EngineRunner(QObject):
     # A request's end, from the engine client thread: the request and an Answer or (kind, message). The runner
     # turns it into the request's own finished or failed on the GUI thread, after the request's last piece of text.
     _request_ended = Signal(object, object)
+    _preparation_ended = Signal(object, str)  # the preparation, "ready" | "stopped" | "failed"
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._request_ended.connect(self._end)
+        self._preparation_ended.connect(self._end_preparation)
         self.folder: Path | None = None  # the model for the requests made from now on
         self.settings = EngineSettings()
         self.engine: Engine | None = None  # the engine client thread's; started lazily, on the first request
         self._engine_for: tuple[Path | None, EngineSettings] | None = None
         self._queue: deque[Request] = deque()  # submitted, waiting their turn, oldest first
-        self._current: Request | None = None  # handed to the engine client thread, its end not yet delivered
+        self._current: Request | Preparation | None = None  # handed to the engine client thread, not yet ended
+        self._preparation: Preparation | None = None  # the newest preparation, waiting for the engine to be free
         self._inbox: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     @property
     def busy(self) -> bool:
-        """A request is running or waiting."""
-        return self._current is not None or bool(self._queue)
+        """A request is running or waiting (a preparation does not count: any request goes before it)."""
+        return isinstance(self._current, Request) or bool(self._queue)
 
     def set_model(self, folder: Path | None, settings: EngineSettings | None = None) -> None:
         """Answer the requests made from now on with this model folder. A request made before keeps the model it was
         asked of; the engine switches (off the GUI thread) when the first request for the new model runs."""
         self.folder = Path(folder) if folder is not None else None
         self.settings = settings or self.settings
+        for preparation in (self._preparation, self._current):  # prepared for another model: of no use now
+            if isinstance(preparation, Preparation) and \
+                    (preparation.folder, preparation.engine_settings) != (self.folder, self.settings):
+                preparation.discard()
 
     def request(self, turns: list[Turn], images: list[bytes | PreparedImage], sampling: SamplingSettings | None,
                 *, owner: str, audit: AuditLog | None = None, study_key: str | None = None,
@@ -133,25 +183,50 @@ class EngineRunner(QObject):
         return Request(self, owner, turns, images, sampling, asked, audit)
 
     def submit(self, request: Request) -> None:
-        """Run the request now, or after those submitted before it (it emits `waiting` first)."""
+        """Run the request now, or after those submitted before it (it emits `waiting` first). A preparation being
+        processed gives way to it; the asker's own preparation is then no longer needed (the request does the rest)."""
         if request.state != "new":
             raise ValueError(f"a request is submitted once (this one is {request.state})")
-        ahead = self._current or (self._queue[0] if self._queue else None)
+        running = self._current if isinstance(self._current, Request) else None
+        ahead = running or (self._queue[0] if self._queue else None)
         request.state = "queued"
         self._queue.append(request)
         if ahead is not None:
             request.waiting.emit(ahead)
+        pending = self._preparation
+        if pending is not None and pending.owner == request.owner:
+            pending.discard()
+        if isinstance(self._current, Preparation):
+            preparation = self._current
+            preparation._discarded = preparation._discarded or preparation.owner == request.owner
+            self._stop_preparation(preparation)
         self._start_next()
+
+    def prepare(self, turns: list[Turn], images: list[bytes | PreparedImage], *, owner: str) -> Preparation:
+        """Process the conversation `turns` (its last turn: the question to come, with its images; its text does not
+        matter) up to where that question goes, as soon as no question waits. It replaces any earlier preparation."""
+        preparation = Preparation(self, owner, turns, images)
+        for earlier in (self._preparation, self._current):
+            if isinstance(earlier, Preparation):
+                earlier.discard()
+        preparation.state = "pending"
+        self._preparation = preparation
+        self._start_next()
+        return preparation
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Cancel every request and end the engine client thread (and with it the engine). The waiting requests
         end here and now, while their owners can still store how they ended; the running one ends as it stops."""
+        if self._preparation is not None:
+            self._preparation.discard()
+        if isinstance(self._current, Preparation):
+            self._current.discard()
         waiting = list(self._queue)
         self._queue.clear()
         for request in waiting:
             request._cancel.set()
             self._finish(request, Answer("", "cancelled", {}, []))
-        if self._current is not None:
+        if isinstance(self._current, Request):
             self._current.cancel()
         if self._thread is not None:
             self._inbox.put(None)
@@ -181,23 +256,75 @@ class EngineRunner(QObject):
         request._disconnect_all()
         self._start_next()
 
+    def _discard(self, preparation: Preparation) -> None:
+        preparation._discarded = True
+        if preparation is self._preparation:
+            self._preparation = None
+            preparation.state = "ended"
+            # Ended from the event loop: never inside the caller's own call.
+            QTimer.singleShot(0, self, lambda: self._announce(preparation, "stopped"))
+        elif preparation is self._current:
+            self._stop_preparation(preparation)
+
+    def _stop_preparation(self, preparation: Preparation) -> None:
+        """Stop the running preparation at the next safe point; an image being encoded is finished and kept."""
+        preparation._cancel.set()
+        if self.engine is not None:
+            self.engine.cancel(encoder_grace_s=None)
+
+    def _end_preparation(self, preparation: Preparation, outcome: str) -> None:
+        if preparation is self._current:
+            self._current = None
+        if outcome == "stopped" and not preparation._discarded and self._preparation is None:
+            # It gave way to another window's question: it runs again after that, from where it got.
+            preparation._cancel.clear()
+            preparation.state = "pending"
+            self._preparation = preparation
+        else:
+            preparation.state = "ended"
+            self._announce(preparation, outcome)
+        self._start_next()
+
+    @staticmethod
+    def _announce(preparation: Preparation, outcome: str) -> None:
+        if preparation.outcome is not None:
+            return
+        preparation.outcome = outcome
+        preparation.ended.emit(outcome)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a signal nobody connected to
+            preparation.stage.disconnect()
+            preparation.ended.disconnect()
+
     def _start_next(self) -> None:
-        if self._current is not None or not self._queue:
+        if self._current is not None:
+            return
+        if not self._queue:
+            if self._preparation is not None:
+                preparation, self._preparation = self._preparation, None
+                self._current, preparation.state = preparation, "running"
+                self._hand_to_engine_thread(preparation)
             return
         request = self._current = self._queue.popleft()
         request.state, request.ran = "running", True
         request.started.emit()
+        self._hand_to_engine_thread(request)
+
+    def _hand_to_engine_thread(self, work: Request | Preparation) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._inbox = queue.SimpleQueue()  # a thread of its own: one left behind by shutdown keeps its own
             self._thread = threading.Thread(target=self._serve, args=(self._inbox,), name="huatuo-engine-client",
                                             daemon=True)
             self._thread.start()
-        self._inbox.put(request)
+        self._inbox.put(work)
 
     # --- on the engine client thread ---------------------------------------------------------------
     def _serve(self, inbox: queue.SimpleQueue) -> None:
-        while (request := inbox.get()) is not None:
-            self._answer(request)
+        while (work := inbox.get()) is not None:
+            if isinstance(work, Preparation):
+                self._prepare(work)
+            else:
+                self._answer(work)
         if self.engine is not None:
             self.engine.close()
             self.engine = self._engine_for = None
@@ -248,11 +375,36 @@ class EngineRunner(QObject):
                 request._write_audit("".join(streamed), "context_full" if kind == "context_full" else "error")
             self._request_ended.emit(request, (kind, message))
 
+    def _prepare(self, preparation: Preparation) -> None:
+        outcome = "failed"
+        try:
+            engine = self._engine_for_request(preparation)
+            images = [img if isinstance(img, PreparedImage) else engine.prepare_image(img)
+                      for img in preparation.images]
+            if preparation.cancelled:
+                outcome = "stopped"
+                return
+            stop_sent = False
+            for event in engine.events(engine.prepare(preparation.turns, images)):
+                if preparation.cancelled and not stop_sent:  # stopped before the engine had taken it
+                    engine.cancel(encoder_grace_s=None)
+                    stop_sent = True
+                if event["type"] == "progress":
+                    preparation.stage.emit(event["stage"], event.get("done", 0), event.get("total", 0))
+                elif event["type"] == "done":
+                    preparation.timings = event.get("timings", {})
+                    outcome = "ready" if event["finish"] == "prepared" else "stopped"
+                    return
+        except Exception:  # noqa: BLE001 - a preparation only saves time: the question does the work and reports
+            outcome = "failed"
+        finally:
+            self._preparation_ended.emit(preparation, outcome)
+
     def _finish(self, request: Request, answer: Answer) -> None:
         request._write_audit(answer.text, answer.finish)
         self._request_ended.emit(request, answer)
 
-    def _engine_for_request(self, request: Request) -> Engine:
+    def _engine_for_request(self, request: Request | Preparation) -> Engine:
         """The engine for the request's model, started; the previous one is closed if the model changed."""
         wanted = (request.folder, request.engine_settings)
         if self.engine is not None and self._engine_for != wanted:
@@ -261,7 +413,7 @@ class EngineRunner(QObject):
         if request.folder is None:
             raise _NoModel("no model is installed: open the model manager to get one")
         if self.engine is None:
-            self.engine = Engine.from_folder(request.folder, request.engine_settings)
+            self.engine = Engine.from_folder(request.folder, request.engine_settings, state_dir=states_dir())
             self._engine_for = wanted
         if self.engine.pid is None:
             request.stage.emit("loading", 0, 1)

@@ -30,7 +30,7 @@ from app.settings import Settings
 from app.store import Store, StoreError
 from app.studies.deid import burned_in_warning
 from app.studies.plain_image import PlainImageHeader
-from app.studies.scan import Library, looks_like_dicom, scan
+from app.studies.scan import Library, ScanProgress, looks_like_dicom, scan, scan_progressively
 from app.teaching_case import AttachedSources
 from app.ui.background import run_in_background
 from app.ui.chat import ChatPanel
@@ -39,6 +39,7 @@ from app.ui.engine_runner import EngineRunner
 from app.ui.help_dialogs import AboutDialog, ShortcutsDialog
 from app.ui.measurements_panel import MeasurementsPanel
 from app.ui.practice import open_practice
+from app.ui.series_loading import keep_place, series_with_uid
 from app.ui.series_strip import SeriesStrip
 from app.ui.settings_dialog import FirstRunDialog, SettingsDialog
 from app.ui.study_browser import StudyBrowser
@@ -59,11 +60,12 @@ NO_MODEL_HELP = (
 
 
 def _load(path: str, renderer):
-    """Reads a path off the GUI thread: a DICOM file or folder becomes a scanned Library; a PNG/JPEG/TIFF is read
-    into the viewer's cache and shown through the same view as DICOM (its header comes back)."""
+    """Reads a path off the GUI thread: a DICOM file or folder becomes a scanned Library (what is read so far is
+    yielded meanwhile: a big folder's first image is shown at once); a PNG/JPEG/TIFF is read into the viewer's
+    cache and shown through the same view as DICOM (its header comes back)."""
     source = Path(path)
     if source.is_dir() or looks_like_dicom(source) or source.name.upper() == "DICOMDIR":
-        library = scan([source])
+        library = yield from scan_progressively([source])
         if not any(s.is_image for s in library.all_series()):
             reasons = [r for _, r in library.skipped] or [
                 f"{i.kind} (not an image)" for s in library.all_series() for i in s.instances]
@@ -136,6 +138,7 @@ class MainWindow(QMainWindow):
         self.current_path: str | None = None
         self.current_series = None
         self.library: Library | None = None
+        self._opening: tuple[str, str | None] | None = None  # a folder being read: its path, the series on screen
         self.installed: list = []
         self.model_manager = None  # created when first opened
         self.closed = False
@@ -234,7 +237,23 @@ class MainWindow(QMainWindow):
     def open_path(self, path: str) -> None:
         self.statusBar().showMessage(f"Opening {Path(path).name}…")
         renderer = self.series_viewer.renderer
-        run_in_background(lambda cancel: _load(path, renderer), on_done=self._on_loaded, on_failed=self._on_failed)
+        opening = self._opening = (path, None)
+        run_in_background(lambda cancel: _load(path, renderer), on_done=self._on_loaded, on_failed=self._on_failed,
+                          on_progress=lambda part: self._opening is opening and self._on_read_so_far(part))
+
+    def _on_read_so_far(self, part: ScanProgress) -> None:
+        """The first image of a folder at once, then the series as read so far: scrolling works on that."""
+        if self.closed:
+            return
+        path, uid = self._opening
+        shown = series_with_uid(part.library, uid)
+        if shown is not None and keep_place(self.series_viewer, [(i.path, f) for i, f in shown.frames]):
+            self.current_series = shown
+        elif uid is None:
+            first = next(s for s in part.library.all_series() if s.is_image)
+            self._opening = (path, first.uid)
+            self.show_series(first)
+        self.statusBar().showMessage(f"Reading {Path(path).name}: {part.done} of {part.total} files…")
 
     def _on_loaded(self, loaded) -> None:
         if self.closed:  # a file read in the background arrived after the window was closed
@@ -249,7 +268,12 @@ class MainWindow(QMainWindow):
             series = [s for s in content.all_series() if s.is_image]
             self.browser.set_library(content, self.settings.show_identifiers)
             self.strip.set_series(series)
-            self.show_series(series[0])
+            shown = series_with_uid(content, self._opening[1]) if self._opening else None  # already on screen
+            if shown is not None and keep_place(self.series_viewer, [(i.path, f) for i, f in shown.frames]):
+                self.current_series = shown
+            else:
+                self.show_series(series[0])
+            self._opening = None
             skipped = f" · {len(content.skipped)} file(s) could not be read" if content.skipped else ""
             self.statusBar().showMessage(f"{Path(path).name} · {len(series)} series{skipped} · {INTENDED_USE}")
             return

@@ -3,6 +3,8 @@
 Each question is one engine request (app.ui.engine_runner), owned by this card: leaving the case cancels it (its
 answer is not shown for another case), Stop cancels only it, and a question that has to wait (for the chat's
 answer, or for a stopped one to end) says so. Its audit record names the model and settings at question time.
+While the trainee reads a case not yet answered, the engine prepares its images, so the model's answer starts at
+once when the trainee reveals theirs.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from app.imaging import ImageOpenError
 from app.practice import Deck, Item, build_question, image_png, model_choice
 from app.settings import Settings
 from app.ui.answer_view import StreamedAnswer, insert_answer
-from app.ui.engine_runner import EngineRunner, Request
+from app.ui.engine_runner import EngineRunner, Preparation, Request
 from app.ui.practice_widgets import label
 from inference.prompt import Turn
 from inference.sampling import SamplingSettings
@@ -42,6 +44,7 @@ class ModelAnswer(QFrame):
         self.sampling = sampling  # None: the user's settings at the time of each question
         self.item: Item | None = None  # the case on screen
         self.request: Request | None = None  # the question about it, until its answer has ended
+        self.preparation: Preparation | None = None  # its images, read while the trainee reads the case
         self.setObjectName("card")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(14, 12, 14, 12)
@@ -63,11 +66,14 @@ class ModelAnswer(QFrame):
         layout.addWidget(self.view, 1)
         layout.addWidget(self.choice_label)
 
-    def show_case(self, item: Item | None, text: str = "", status: str = "") -> None:
-        """A case comes on screen: the question about the one before is cancelled; `text` is a saved answer."""
+    def show_case(self, item: Item | None, text: str = "", status: str = "", prepare: bool = True) -> None:
+        """A case comes on screen: the question about the one before is cancelled; `text` is a saved answer. A case
+        without one is prepared: its images are read by the model while the trainee reads them."""
         self.leave()
         self.item = item
         self.show_text(text, status)
+        if item is not None and not text and prepare:
+            self._prepare(item)
 
     def leave(self) -> None:
         """The trainee leaves the case: its question is cancelled, and what is left of its answer not shown."""
@@ -75,10 +81,24 @@ class ModelAnswer(QFrame):
         if request is not None:
             self.streamed.stop()
             request.cancel()
+        preparation, self.preparation = self.preparation, None
+        if preparation is not None:
+            preparation.discard()
+
+    def _prepare(self, item: Item) -> None:
+        if self.runner.folder is None:
+            return
+        try:
+            images = [image_png(path) for path in item.images]
+        except ImageOpenError:
+            return  # asking says what is wrong with the image
+        if images:
+            self.preparation = self.runner.prepare([Turn(build_question(item), n_images=len(images))], images,
+                                                   owner="practice")
 
     def ask(self, deck: Deck, item: Item) -> None:
         """Ask the model about the case (any question still running for it is cancelled first)."""
-        self.show_case(item)
+        self.show_case(item, prepare=False)
         try:
             images = [image_png(path) for path in item.images]
         except ImageOpenError as exc:

@@ -6,14 +6,15 @@ tensor); every problem found here is instead a clear message naming the file and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gguf
 import numpy as np
 
 from inference.imageprep import QWEN25VL_DEFAULT_MAX_TOKENS
-from inference.store.manifest import Manifest, sha256_file
+from inference.store.manifest import Manifest, ModelFile, sha256_file
+from inference.store.verified import file_identity, is_verified, record_verified
 
 SUPPORTED_TEXT_ARCHITECTURES = ("qwen2", "llama", "qwen2vl")
 # projector type -> the text architectures it belongs with: LLaVA-style HuatuoGPT-Vision, and Qwen2.5-VL
@@ -42,6 +43,7 @@ class PairInfo:
     text_bytes: int
     mmproj_bytes: int
     projector: str = "mlp"  # "qwen2.5vl_merger": images at their own size, image_tokens is the most per image
+    sha256: tuple[str, str] | None = None  # (text, mmproj) as the manifest records them, for a checked folder
 
 
 def _open(path: Path) -> gguf.GGUFReader:
@@ -211,13 +213,6 @@ def check_pair(text_path: str | Path, mmproj_path: str | Path, manifest: Manifes
             f"{mmproj_path.name} projects images to width {vision['projector_output']} but {text_path.name} has "
             f"hidden size {text['hidden_size']}: these two files do not belong together"
         )
-    if manifest is not None:
-        for path, entry in ((text_path, manifest.text), (mmproj_path, manifest.mmproj)):
-            size = path.stat().st_size
-            if size != entry.size_bytes:
-                raise ModelFileError(f"{path.name}: {size:,} bytes, the manifest says {entry.size_bytes:,}")
-            if sha256_file(path) != entry.sha256:
-                raise ModelFileError(f"{path.name}: its SHA-256 does not match the manifest (the file was changed)")
     if vision["projector"] == "mlp":
         image_tokens = (vision["image_size"] // vision["patch_size"]) ** 2
     else:  # an image takes as many tokens as its size gives, up to the pixel budget
@@ -231,8 +226,12 @@ def check_pair(text_path: str | Path, mmproj_path: str | Path, manifest: Manifes
     )
 
 
-def check_folder(folder: str | Path, verify_hashes: bool = True) -> PairInfo:
-    """A converted model folder (manifest.json + the two files it names)."""
+def check_folder(folder: str | Path, verify_hashes: bool = True, rehash: bool = False) -> PairInfo:
+    """A converted model folder (manifest.json + the two files it names), checked against its manifest.
+
+    A file is hashed only when it is not recorded as verified with its present identity (verified.py), or with
+    `rehash` (the user asked for a full check); a file that matches is then recorded, so the next load reads none
+    of its content."""
     folder = Path(folder)
     try:
         manifest = Manifest.read(folder)
@@ -242,6 +241,23 @@ def check_folder(folder: str | Path, verify_hashes: bool = True) -> PairInfo:
         raise ModelFileError(f"{folder}/manifest.json is unreadable ({exc})") from None
     text_path, mmproj_path = manifest.paths(folder)
     try:
-        return check_pair(text_path, mmproj_path, manifest if verify_hashes else None)
+        pair = check_pair(text_path, mmproj_path, manifest)
+        if verify_hashes:
+            for path, entry in ((text_path, manifest.text), (mmproj_path, manifest.mmproj)):
+                check_hash(folder, path, entry, rehash)
     except ModelFileError as exc:  # models share file names: say which model
         raise ModelFileError(f"model {folder.name}: {exc}") from None
+    return replace(pair, sha256=(manifest.text.sha256, manifest.mmproj.sha256)) if verify_hashes else pair
+
+
+def check_hash(folder: Path, path: Path, entry: ModelFile, rehash: bool = False) -> None:
+    """The file is the one the manifest names: same size, and the same SHA-256 (hashed or recorded)."""
+    identity = file_identity(path)
+    if identity["size"] != entry.size_bytes:
+        raise ModelFileError(f"{path.name}: {identity['size']:,} bytes, the manifest says {entry.size_bytes:,}")
+    if not rehash and is_verified(folder, path, entry.sha256):
+        return
+    if sha256_file(path) != entry.sha256:
+        raise ModelFileError(f"{path.name}: its SHA-256 does not match the manifest (the file was changed)")
+    if file_identity(path) == identity:  # not written to while it was read
+        record_verified(folder, path, entry.sha256, identity)

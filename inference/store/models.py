@@ -25,6 +25,7 @@ from inference.store.manifest import MANIFEST_NAME, Manifest, ModelFile
 
 from ..hardware import Fit, assess
 from .gguf_check import ModelFileError, check_mmproj, check_pair
+from .verified import file_identity, forget_verified, record_verified
 
 DEFAULT_MODEL_FILE = "default-model.json"
 VERIFICATION_NAME = "verify.json"  # written by conversion.verify next to manifest.json
@@ -236,6 +237,7 @@ def delete_model(model: InstalledModel) -> None:
     (model.folder / MANIFEST_NAME).unlink(missing_ok=True)
     for path in (*model.manifest.paths(model.folder), model.folder / VERIFICATION_NAME):
         path.unlink(missing_ok=True)
+    forget_verified(model.folder)
     for path in model.folder.glob("*.part"):
         path.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
@@ -313,8 +315,11 @@ def write_pair_manifest(
     hashes: tuple[str, str] | None = None,
     quantizations: tuple[str, str] | None = None,
 ) -> Manifest:
-    """Validate a pair lying in folder and describe it in folder/manifest.json, which makes it an installed model."""
+    """Validate a pair lying in folder and describe it in folder/manifest.json, which makes it an installed model.
+    `hashes` are those of the files as they lie now (computed while they were written); the files are recorded as
+    verified, so that loading them does not hash them again."""
     folder = Path(folder)
+    identities = (file_identity(text_path), file_identity(mmproj_path))
     pair = check_pair(text_path, mmproj_path)
     layers_used = check_mmproj(mmproj_path)["block_count"]  # conversion writes only the layers the model uses
     hashes = hashes or (_hash_file(text_path), _hash_file(mmproj_path))
@@ -333,6 +338,10 @@ def write_pair_manifest(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     manifest.write(folder)
+    for path, entry, identity in zip((text_path, mmproj_path), (manifest.text, manifest.mmproj), identities,
+                                     strict=True):
+        if file_identity(path) == identity:  # unchanged since before it was hashed
+            record_verified(folder, path, entry.sha256, identity)
     return manifest
 
 

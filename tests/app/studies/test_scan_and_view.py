@@ -92,3 +92,31 @@ def test_render_command(tmp_path):
     assert missing.returncode == 1 and "frame 5 does not exist" in missing.stderr
     broken = _render(get_testdata_file("MR_truncated.dcm"), "--out", str(out))
     assert broken.returncode == 1 and "truncated" in broken.stderr
+
+
+def test_a_folder_is_read_progressively_first_image_at_once(tmp_path):
+    from app.studies.scan import scan_progressively
+
+    (tmp_path / "notes.txt").write_text("not dicom")  # listed first, not an image
+    positions = [float(z) for z in (40, -20, 0, 60, 20, -40, 80, -60)]
+    paths = _write_series(tmp_path, positions, range(1, 9))
+    stages = scan_progressively([tmp_path], interval_s=0.0)  # a snapshot before every file after the first image
+    parts = []
+    while True:
+        try:
+            parts.append(next(stages))
+        except StopIteration as end:
+            library = end.value
+            break
+    first = parts[0]
+    (series,) = list(first.library.all_series())
+    assert [i.path for i in series.instances] == [paths[0]]  # the first image read, before the others
+    assert first.total == 9 and first.done == 2
+    assert [len(next(p.library.all_series()).instances) for p in parts] == list(range(1, 8))  # read so far
+    for part in parts:
+        zs = [i.position[2] for i in next(part.library.all_series()).instances]
+        assert zs == sorted(zs)
+    (whole,) = list(library.all_series())
+    assert [i.position[2] for i in whole.instances] == sorted(positions)
+    assert len({i.sop_uid for i in whole.instances}) == 8 and all(i.sop_uid for i in whole.instances)
+    assert scan([tmp_path]).patients.keys() == library.patients.keys()
