@@ -19,7 +19,8 @@ RUNNABLE_MODULES = {"conversion.quantize"}
 # stacks, and the parts of the converter that compare against transformers (`huatuo verify`).
 NOT_BUNDLED = ("torch", "torchvision", "torchaudio", "transformers", "datasets", "tokenizers", "accelerate", "peft",
                "pyarrow", "pandas", "scipy", "sympy", "sklearn", "networkx", "triton", "imagehash", "datasketch",
-               "conversion.verify", "conversion.reference", "conversion.tokenizer", "tests")
+               "conversion.verify", "conversion.reference", "conversion.tokenizer", "conversion.qwen25vl_reference",
+               "conversion.qwen25vl_verify", "tests")
 
 
 def not_bundled(module: str) -> bool:
