@@ -304,11 +304,15 @@ def test_leaving_a_case_stops_its_answer_and_the_next_one_waits_its_turn(qtbot, 
     first.finished.connect(answers.append)
     qtbot.waitUntil(lambda: len(answers) == 2, timeout=ANSWER_TIMEOUT_MS)
     assert waiting == ["Waiting for the previous answer to stop…"]
-    assert answers[0].finish == "cancelled" and answers[1].finish in ("stop", "length") and answers[1].text.strip()
+    # Cancelled, unless the engine had written all of it before the Stop reached it (a loaded machine can hold
+    # the first streamed piece back that long): then it is kept with its own case, never shown on case 2.
+    assert answers[0].finish in ("cancelled", "stop", "length")
+    assert answers[1].finish in ("stop", "length") and answers[1].text.strip()
     assert window.item.number == 2 and window.model_answer.text == answers[1].text
     assert window.model_answer.view.toPlainText() == rendered(answers[1].text)
     saved = Progress(data / "practice.sqlite3").attempts(window.deck)
-    assert saved[1].model_answer is None and saved[2].model_answer == answers[1].text
+    kept = answers[0].text if answers[0].finish != "cancelled" and answers[0].text.strip() else None
+    assert saved[1].model_answer == kept and saved[2].model_answer == answers[1].text
 
 
 def test_a_question_from_elsewhere_in_the_app_is_left_to_finish(qtbot, data, tmp_path, runner):
