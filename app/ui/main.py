@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import os
 import sys
 from pathlib import Path
 
@@ -24,15 +23,16 @@ from PySide6.QtWidgets import (
 
 from app import INTENDED_USE
 from app.audit import AuditLog
-from app.imaging import ImageOpenError, load_first_frame
+from app.imaging import ImageOpenError
+from app.opening import load_path, load_several
 from app.paths import data_dir, models_dir
 from app.settings import Settings
 from app.store import Store, StoreError
-from app.studies.deid import burned_in_warning
 from app.studies.plain_image import PlainImageHeader
-from app.studies.scan import Library, ScanProgress, looks_like_dicom, scan, scan_progressively
+from app.studies.scan import Library, ScanProgress
 from app.teaching_case import AttachedSources
 from app.ui.background import run_in_background
+from app.ui.burned_in import BurnedInConfirmation
 from app.ui.chat import ChatPanel
 from app.ui.empty_state import EmptyState
 from app.ui.engine_runner import EngineRunner
@@ -57,34 +57,6 @@ NO_MODEL_HELP = (
     "you have, or import a GGUF pair. From a terminal: "
     '<code>huatuo convert CHECKPOINT_FOLDER "{models}/HuatuoGPT-Vision-7B" --quant {quant}</code>'
 )
-
-
-def _load(path: str, renderer):
-    """Reads a path off the GUI thread: a DICOM file or folder becomes a scanned Library (what is read so far is
-    yielded meanwhile: a big folder's first image is shown at once); a PNG/JPEG/TIFF is read into the viewer's
-    cache and shown through the same view as DICOM (its header comes back)."""
-    source = Path(path)
-    if source.is_dir() or looks_like_dicom(source) or source.name.upper() == "DICOMDIR":
-        library = yield from scan_progressively([source])
-        if not any(s.is_image for s in library.all_series()):
-            reasons = [r for _, r in library.skipped] or [
-                f"{i.kind} (not an image)" for s in library.all_series() for i in s.instances]
-            raise ImageOpenError(f"{source.name}: nothing to show: " + ("; ".join(reasons[:3]) or "no DICOM"))
-        return path, library
-    return path, load_first_frame(path, renderer)
-
-
-def _load_several(paths: list[str], renderer):
-    """Several dropped files or folders: their DICOM read together as one library (labelled by the folder that
-    holds them all); plain images alone: the first one."""
-    sources = [Path(p) for p in paths]
-    if not any(p.is_dir() or looks_like_dicom(p) or p.name.upper() == "DICOMDIR" for p in sources):
-        return _load(paths[0], renderer)
-    library = scan(sources)
-    if not any(s.is_image for s in library.all_series()):
-        reasons = [r for _, r in library.skipped] or ["no DICOM image"]
-        raise ImageOpenError(f"{len(paths)} items: nothing to show: " + "; ".join(reasons[:3]))
-    return os.path.commonpath([str(p.resolve().parent) for p in sources]), library
 
 
 class MainWindow(QMainWindow):
@@ -142,7 +114,7 @@ class MainWindow(QMainWindow):
         self.installed: list = []
         self.model_manager = None  # created when first opened
         self.closed = False
-        self._burned_in_accepted: set[str] = set()  # series whose burned-in text the user accepted to attach
+        self.burned_in = BurnedInConfirmation(self)
         self.setAcceptDrops(True)
         self.refresh_models()
 
@@ -238,7 +210,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opening {Path(path).name}…")
         renderer = self.series_viewer.renderer
         opening = self._opening = (path, None)
-        run_in_background(lambda cancel: _load(path, renderer), on_done=self._on_loaded, on_failed=self._on_failed,
+        run_in_background(lambda cancel: load_path(path, renderer), on_done=self._on_loaded, on_failed=self._on_failed,
                           on_progress=lambda part: self._opening is opening and self._on_read_so_far(part))
 
     def _on_read_so_far(self, part: ScanProgress) -> None:
@@ -404,7 +376,7 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage(f"Opening {len(paths)} items…")
         renderer = self.series_viewer.renderer
-        run_in_background(lambda cancel: _load_several(paths, renderer), on_done=self._on_loaded,
+        run_in_background(lambda cancel: load_several(paths, renderer), on_done=self._on_loaded,
                           on_failed=self._on_failed)
 
     # --- help ----------------------------------------------------------------------------------
@@ -427,30 +399,11 @@ class MainWindow(QMainWindow):
 
     # --- burned-in text ------------------------------------------------------------------------
     def confirm_burned_in(self, verb: str = "attach") -> bool:
-        """Before the shown image leaves the viewer: when its file says, or its modality suggests, that text may be
-        burned into the pixels, the user confirms; remembered per series for this session."""
-        header = self.series_viewer.header
-        if header is None or isinstance(header, PlainImageHeader):  # a PNG/JPEG has no header to say so
-            return True
-        warning = burned_in_warning(header)
-        if not warning:
-            return True
-        key = str(header.get("SeriesInstanceUID") or self.series_viewer.frames[self.series_viewer.position][0])
-        if key in self._burned_in_accepted:
-            return True
-        box = QMessageBox(QMessageBox.Icon.Warning, "Text in the image?",
-                          f"This image may show names, dates or IDs in its pixels: {warning}.", parent=self)
-        box.setInformativeText("Attached images are kept with the conversation and appear in its exports. "
-                               "Header identifiers are never sent; text in the pixels is.")
-        proceed = box.addButton(f"{verb.capitalize()} anyway", QMessageBox.ButtonRole.AcceptRole)
-        box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Cancel))
-        box.exec()
-        if box.clickedButton() is not proceed:
-            self.statusBar().showMessage("Nothing attached: the image may carry burned-in text.")
-            return False
-        self._burned_in_accepted.add(key)
-        self.statusBar().showMessage("Attached as shown, burned-in text included: confirmed for this series.")
-        return True
+        """Before the shown image leaves the viewer: the user confirms when it may carry burned-in text."""
+        confirmed, message = self.burned_in.confirm(self.series_viewer, verb)
+        if message:
+            self.statusBar().showMessage(message)
+        return confirmed
 
     def _fill_window_menu(self) -> None:
         """From file, auto and invert for all data; the HU presets only for CT in Hounsfield units."""
