@@ -44,6 +44,7 @@ from inference.store.models import (
     delete_model,
     installed_models,
     model_fit,
+    read_verification,
     set_default_model,
 )
 
@@ -126,6 +127,11 @@ class ModelManagerDialog(QDialog):
         self.problems_label = QLabel()
         self.problems_label.setWordWrap(True)
         layout.addWidget(self.problems_label)
+        self.quality_label = QLabel()  # the selected model's last `huatuo verify` result
+        self.quality_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.quality_label.setWordWrap(True)
+        self.quality_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.quality_label)
         row = QHBoxLayout()
         self.default_button = QPushButton("Set default")
         self.delete_button = QPushButton("Delete…")
@@ -304,6 +310,7 @@ class ModelManagerDialog(QDialog):
     def _update_buttons(self) -> None:
         busy = self.is_busy()
         model, entry = self.selected_model(), self.selected_entry()
+        self.quality_label.setText(quality_text(model) if model is not None else "")
         self.default_button.setEnabled(model is not None and model.usable and not busy)  # a broken one: never
         self.delete_button.setEnabled(model is not None and not busy)
         self.import_button.setEnabled(not busy)
@@ -459,3 +466,18 @@ def _size(n: int) -> str:
 
 def _bytes_under(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+
+
+def quality_text(model: InstalledModel) -> str:
+    """The model's last `huatuo verify` result against the transformers reference, one measure a line."""
+    result = read_verification(model)
+    if result is None:
+        return ("Quality: not verified against the reference for these files. With the checkpoint it was converted "
+                f"from: huatuo verify CHECKPOINT_FOLDER \"{model.folder}\"")
+    lines = [f"Quality: {'passed' if result.passed else 'FAILED'} (huatuo verify, {result.verified_at}; text "
+             f"{result.quantization}, projector {result.mmproj_quantization})"]
+    for row in result.rows:
+        bound = "" if row.limit is None else f" (limit {'≤' if row.bound == 'max' else '≥'} {row.limit:g})"
+        lines.append(f"  {row.label}: {row.value:.6g}{bound} {'ok' if row.ok else 'FAIL'}")
+    lines += [f"  failed: {failure}" for failure in result.failures]
+    return "\n".join(lines)

@@ -288,3 +288,24 @@ def test_the_model_in_use_changes_only_by_the_users_choice(qtbot, tiny, tmp_path
     window.refresh_models()
     assert window.chat.model_folder is None
     assert "the default model (a-whole) cannot be used" in window.model_panel.text()
+
+
+def test_an_installed_models_details_show_its_last_verification(make_manager, qtbot, tiny_checkpoints, converted,
+                                                                root):
+    from conversion.verify import verify
+
+    folder = root / "tiny"
+    shutil.copytree(converted("qwen2", "original", "Q8_0"), folder)
+    dialog = make_manager()
+    dialog.installed_table.selectRow(0)
+    unverified = dialog.quality_label.text()
+    assert unverified.startswith("Quality: not verified") and str(folder) in unverified
+
+    report = verify(tiny_checkpoints("qwen2", "original"), folder)  # writes verify.json beside the manifest
+    assert report.passed
+    dialog.refresh()
+    dialog.installed_table.selectRow(0)
+    text = dialog.quality_label.text()
+    assert text.startswith("Quality: passed (huatuo verify, ") and "text Q8_0" in text
+    assert f"KL divergence, mean (nats/token): {report.kld_mean:.6g} (limit ≤ " in text
+    assert "same top token" in text and "image embedding cosine, min" in text and "FAIL" not in text
