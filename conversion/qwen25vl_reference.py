@@ -7,13 +7,11 @@ key layouts give the same reference, and no network or hub access is involved.
 
 from __future__ import annotations
 
-import numpy as np
-
 from .qwen25vl import Qwen25VLCheckpoint
+from .reference import load_weights
 
 
 def load_reference(ckpt: Qwen25VLCheckpoint):
-    import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     t, v = ckpt.text, ckpt.vision
@@ -38,15 +36,8 @@ def load_reference(ckpt: Qwen25VLCheckpoint):
                               tie_word_embeddings=t.tie_embeddings, **tokens)
     config._attn_implementation = "eager"
     model = Qwen2_5_VLForConditionalGeneration(config).eval()
-    state = {}
-    for name, tensor in ckpt.tensors.items():
-        target = _reference_name(name)
-        if target is not None:
-            state[target] = torch.from_numpy(np.ascontiguousarray(tensor.read()))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [m for m in missing if not (t.tie_embeddings and m == "lm_head.weight")]
-    if missing or unexpected:
-        raise RuntimeError(f"reference model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    load_weights(model, ckpt, _reference_name,
+                 allowed_missing=lambda name: t.tie_embeddings and name == "lm_head.weight")
     if t.tie_embeddings:
         model.tie_weights()
     return model.float()

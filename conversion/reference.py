@@ -12,7 +12,6 @@ from .checkpoint import Checkpoint
 
 
 def load_reference(ckpt: Checkpoint, image_token_id: int | None = None):
-    import torch
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, Qwen2Config
 
     t, v = ckpt.text, ckpt.vision
@@ -38,16 +37,24 @@ def load_reference(ckpt: Checkpoint, image_token_id: int | None = None):
     )
     config._attn_implementation = "eager"
     model = LlavaForConditionalGeneration(config).eval()
+    load_weights(model, ckpt, _reference_name, allowed_missing=lambda name: name.endswith("position_ids"))
+    return model.float()
+
+
+def load_weights(model, ckpt, reference_name, allowed_missing) -> None:
+    """The checkpoint's tensors, by canonical name, into a transformers model (`reference_name` maps each canonical
+    name to the model's, None to skip it); any other missing or unexpected weight is an error."""
+    import torch
+
     state = {}
     for name, tensor in ckpt.tensors.items():
-        target = _reference_name(name)
+        target = reference_name(name)
         if target is not None:
             state[target] = torch.from_numpy(np.ascontiguousarray(tensor.read()))
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [m for m in missing if not m.endswith("position_ids")]
+    missing = [m for m in missing if not allowed_missing(m)]
     if missing or unexpected:
         raise RuntimeError(f"reference model: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    return model.float()
 
 
 def _reference_name(canonical: str) -> str | None:
