@@ -33,15 +33,6 @@ def ct_series(tmp_path):
     return [(p, 0) for p in paths]
 
 
-@pytest.fixture
-def viewer(qtbot):
-    v = Viewer()
-    qtbot.addWidget(v)
-    v.resize(600, 600)
-    v.show()
-    return v
-
-
 def _load(qtbot, viewer, frames):
     viewer.set_frames(frames)
     qtbot.waitUntil(lambda: viewer.shown is not None, timeout=5000)

@@ -14,7 +14,6 @@ from PySide6.QtWidgets import QApplication, QGraphicsEllipseItem, QGraphicsLineI
 from app.studies.measure import describe_roi, ellipse_stats
 from app.studies.pixels import Window
 from app.ui.measurements_panel import MeasurementsPanel
-from app.ui.viewer import Viewer
 from app.ui.viewer_tools import COMMANDS, Tool, build_toolbar
 
 
@@ -32,15 +31,6 @@ def ct_series(tmp_path):
         ds.save_as(path)
         paths.append(path)
     return [(p, 0) for p in paths]
-
-
-@pytest.fixture
-def viewer(qtbot):
-    v = Viewer()
-    qtbot.addWidget(v)
-    v.resize(600, 600)
-    v.show()
-    return v
 
 
 def _load(qtbot, viewer, frames, shape=None):

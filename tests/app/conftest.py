@@ -1,0 +1,16 @@
+"""Fixtures of the app's widget tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.ui.viewer import Viewer
+
+
+@pytest.fixture
+def viewer(qtbot):
+    v = Viewer()
+    qtbot.addWidget(v)
+    v.resize(600, 600)
+    v.show()
+    return v
