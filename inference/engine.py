@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from . import prompt
+from . import families, prompt
 from .hardware import physical_cores
 from .imageprep import prepare_png
 from .kv_states import DEFAULT_LIMIT_BYTES
@@ -52,26 +52,43 @@ class Answer:
 
 @dataclass
 class PreparedImage:
-    """An image exactly as the model will see it (padded to square, resized), PNG-encoded."""
+    """An image exactly as the model will see it (its family's preparation: a padded square for LLaVA, the
+    smart-resized image for Qwen2.5-VL), PNG-encoded."""
 
     png: bytes
     sha256: str
 
     @classmethod
     def from_any(cls, source: bytes | str | Path | Image.Image, size: int) -> PreparedImage:
+        """A LLaVA-family image: padded to a square and resized to size x size."""
         if isinstance(source, (str, Path)):
             source = Path(source).read_bytes()
-        png = prepare_png(source, size)
+        return cls.from_png(prepare_png(source, size))
+
+    @classmethod
+    def for_model(cls, source: bytes | str | Path | Image.Image, model,
+                  image_max_tokens: int | None = None) -> PreparedImage:
+        """The image as the model (a checked `PairInfo` or a `Manifest`) gets it, by its family."""
+        if isinstance(source, (str, Path)):
+            source = Path(source).read_bytes()
+        family = families.family(getattr(model, "family", families.LLAVA.name))
+        return cls.from_png(family.prepare_png(source, model, image_max_tokens))
+
+    @classmethod
+    def from_png(cls, png: bytes) -> PreparedImage:
         return cls(png, hashlib.sha256(png).hexdigest())
 
 
 @dataclass
 class EngineSettings:
-    n_ctx: int | None = None  # default: the model's context (4096 for HuatuoGPT-Vision)
+    n_ctx: int | None = None  # default: the family's (inference/families.py): 4096 for LLaVA, 8192 for Qwen2.5-VL
     n_threads: int | None = None  # default: physical cores
     n_batch: int = 512
     n_gpu_layers: int = 0
     kv_f32: bool = False
+    # Qwen2.5-VL: the most image tokens one image takes (28 x 28 pixels each), up to
+    # families.Qwen25VLFamily.max_image_tokens; None: the model's training budget (192). LLaVA images are fixed.
+    image_max_tokens: int | None = None
 
 
 class Engine:
@@ -81,6 +98,8 @@ class Engine:
         restored instead of recomputed (kv_states.py); it needs the model's recorded hashes (a checked folder)."""
         self.pair = pair
         self.settings = settings or EngineSettings()
+        self.family = families.family(pair.family)
+        self.image_tokens = self.family.image_tokens(pair, self.settings.image_max_tokens)  # checks the budget
         self.state_dir = Path(state_dir) if state_dir is not None and pair.sha256 else None
         self.state_limit_bytes = state_limit_bytes
         self._process = None
@@ -118,8 +137,9 @@ class Engine:
         child.close()
         self._conn = parent
         s = self.settings
+        n_ctx = s.n_ctx or self.family.default_context(self.pair.context_length)
         self._conn.send({"op": "load", "text": str(self.pair.text_path), "mmproj": str(self.pair.mmproj_path),
-                         "n_ctx": s.n_ctx or self.pair.context_length, "n_threads": s.n_threads or physical_cores(),
+                         "family": self.family.name, "n_ctx": n_ctx, "n_threads": s.n_threads or physical_cores(),
                          "n_batch": s.n_batch, "n_gpu_layers": s.n_gpu_layers, "kv_f32": s.kv_f32,
                          **self._state_options()})
         reply = self._receive()
@@ -176,7 +196,7 @@ class Engine:
 
     # --- requests ------------------------------------------------------------------------------
     def prepare_image(self, source) -> PreparedImage:
-        return PreparedImage.from_any(source, self.pair.image_size)
+        return PreparedImage.for_model(source, self.pair, self.settings.image_max_tokens)
 
     def generate(
         self,

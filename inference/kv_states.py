@@ -30,6 +30,7 @@ class Saved:
     units: list  # ints (token ids) and str "image:<sha256>"
     ends: list[int]  # the position after each unit
     blob: bytearray  # llama.cpp's sequence state
+    cells: list[int]  # the KV cells in use after each unit (an M-RoPE image takes more cells than positions)
 
 
 def encode_unit(unit) -> int | str:
@@ -102,6 +103,7 @@ class StateStore:
                                                                                                    self.build)
             else "another prefix" if header.get("units") != wanted
             else "wrong positions" if not isinstance(header.get("ends"), list) or len(header["ends"]) != len(wanted)
+            or not isinstance(header.get("cells", []), list) or len(header.get("cells", header["ends"])) != len(wanted)
             else "truncated or damaged" if len(blob) != header.get("blob_bytes")
             or hashlib.sha256(blob).hexdigest() != header.get("blob_sha256")
             else None
@@ -111,11 +113,14 @@ class StateStore:
             return None
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used: evicted last
-        return Saved(wanted, [int(e) for e in header["ends"]], blob)
+        # A state saved without cells is a LLaVA model's, where every position is one cell.
+        cells = [int(c) for c in header.get("cells", header["ends"])]
+        return Saved(wanted, [int(e) for e in header["ends"]], blob, cells)
 
     # --- save ------------------------------------------------------------------------------------
-    def save(self, units: list, ends: list[int], blob) -> Path | None:
-        """Save the state of the prefix units (a failure, e.g. a full disk, only means it is not saved)."""
+    def save(self, units: list, ends: list[int], blob, cells: list[int] | None = None) -> Path | None:
+        """Save the state of the prefix units (a failure, e.g. a full disk, only means it is not saved); cells
+        defaults to ends (one cell per position)."""
         n = len(units)
         key = self._keys(units, {n})[n]
         path = self._path(key, n)
@@ -124,7 +129,8 @@ class StateStore:
                 os.utime(path)
             return path
         header = json.dumps({"model": self.model_key, "build": self.build, "units": [encode_unit(u) for u in units],
-                             "ends": list(ends), "blob_bytes": len(blob),
+                             "ends": list(ends), "cells": list(ends if cells is None else cells),
+                             "blob_bytes": len(blob),
                              "blob_sha256": hashlib.sha256(blob).hexdigest()}).encode()
         if len(header) > _HEADER_MAX or len(blob) + len(header) > self.limit_bytes:
             return None

@@ -27,7 +27,12 @@ class EncodedImage:
 
     chunk: object  # mtmd_input_chunk_p (owned copy)
     embeddings: np.ndarray  # (n_tokens, n_embd) float32
-    n_pos: int
+    n_pos: int  # positions it advances the conversation by (M-RoPE: one side of its grid, fewer than its cells)
+
+    @property
+    def n_tokens(self) -> int:
+        """KV cells it occupies: one per embedding."""
+        return int(self.embeddings.shape[0])
 
 
 class NativeModel:
@@ -75,6 +80,11 @@ class NativeModel:
 
     def detokenize(self, tokens: list[int]) -> bytes:
         return self.llm.detokenize(tokens)
+
+    @property
+    def chat_template(self) -> str | None:
+        """The chat template stored in the text GGUF (tokenizer.chat_template), if any."""
+        return self.llm.metadata.get("tokenizer.chat_template")
 
     def is_end_of_generation(self, token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))

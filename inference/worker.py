@@ -14,6 +14,10 @@ only its own tokens. It samples nothing and gives way to any request that arrive
 With a state folder (kv_states.py), the cache after a preparation and after each answer is saved; a request whose
 conversation begins with a saved prefix longer than what the cache shares with it restores that prefix instead of
 processing it (another conversation reopened, or the app restarted).
+
+The model's family (inference/families.py) gives the prompt format. Positions and KV cells are counted apart:
+with Qwen2.5-VL's M-RoPE an image advances the position by one side of its grid but occupies a cell per token, so
+the context is checked in cells, and the cache is rolled back only at unit boundaries (never inside an image).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from . import prompt
+from . import families, prompt
 from .cancellation import Cancelled
 from .kv_states import DEFAULT_LIMIT_BYTES, StateStore
 from .native import ContextFullError, EncodedImage, NativeModel, quiet_native_logs
@@ -36,6 +40,7 @@ from .sampling import SamplingSettings
 IMAGE_SPLIT = "\ue000"  # private-use characters mark image and answer positions while the prompt is built
 ANSWER_MARK = "\ue001"
 KEPT_IMAGES = 2 * prompt.MAX_IMAGES_PER_CONVERSATION  # encoded images kept (8 MB each for the 7B)
+_LLAVA_PROMPT = families.LLAVA.renderer(None)
 _PIECE = re.compile(f"({IMAGE_SPLIT}|{ANSWER_MARK}\\d+{ANSWER_MARK})")
 
 
@@ -44,9 +49,11 @@ class ImageUnit:
     sha256: str
 
 
-def conversation_pieces(turns: list[dict], keep_answer_tokens: bool = False) -> list[str | ImageUnit | list[int]]:
+def conversation_pieces(turns: list[dict], keep_answer_tokens: bool = False,
+                        render: families.Render = _LLAVA_PROMPT) -> list[str | ImageUnit | list[int]]:
     """Text pieces, images and (with keep_answer_tokens) answers as their generated token ids, in prompt
-    order. Text is split only at images (and kept answers), as the official code tokenizes it."""
+    order, in the prompt format `render` writes (the model family's). Text is split only at images (and kept
+    answers), as the official code tokenizes it."""
     clean = []
     for i, t in enumerate(turns):
         answer = t.get("answer")
@@ -56,7 +63,7 @@ def conversation_pieces(turns: list[dict], keep_answer_tokens: bool = False) -> 
         clean.append(prompt.Turn(question, len(t["images"]), answer))
     shas = iter([sha for t in turns for sha in t["images"]])
     pieces: list[str | ImageUnit | list[int]] = []
-    for part in _PIECE.split(prompt.render(clean, image_marker=IMAGE_SPLIT)):
+    for part in _PIECE.split(render(clean, IMAGE_SPLIT)):
         if part == IMAGE_SPLIT:
             pieces.append(ImageUnit(next(shas)))
         elif part.startswith(ANSWER_MARK):
@@ -71,22 +78,43 @@ class Superseded(Cancelled):
 
 
 class Session:
-    def __init__(self, model: NativeModel, send, cancel, incoming=lambda: False, states: StateStore | None = None):
+    def __init__(self, model: NativeModel, send, cancel, incoming=lambda: False, states: StateStore | None = None,
+                 family=families.LLAVA):
         self.model = model
+        self.family = family
+        self.render = family.renderer(model.chat_template)
         self.send = send
         self.cancel = cancel
         self.incoming = incoming  # True when another request waits: a preparation then gives way
         self.states = states
         self.units: list[int | ImageUnit] = []  # what the KV cache holds, in order
         self.ends: list[int] = []  # position after each unit
+        self.cells: list[int] = []  # KV cells in use after each unit (more than positions after an M-RoPE image)
         self.images: OrderedDict[str, EncodedImage] = OrderedDict()  # least recently used first
 
     @property
     def n_past(self) -> int:
         return self.ends[-1] if self.ends else 0
 
+    @property
+    def n_cells(self) -> int:
+        return self.cells[-1] if self.cells else 0
+
     def _n_pos(self, unit) -> int:
         return 1 if isinstance(unit, int) else self.images[unit.sha256].n_pos
+
+    def _n_cells(self, unit) -> int:
+        return 1 if isinstance(unit, int) else self.images[unit.sha256].n_tokens
+
+    def _keep(self, n: int) -> None:
+        """Keep the first n units: the KV cache is cut at the position after them (a unit boundary)."""
+        self.model.truncate(self.ends[n - 1] if n else 0)
+        del self.units[n:], self.ends[n:], self.cells[n:]
+
+    def _append(self, unit) -> None:
+        self.units.append(unit)
+        self.ends.append(self.n_past + self._n_pos(unit))
+        self.cells.append(self.n_cells + self._n_cells(unit))
 
     def _usable_answer_tokens(self, turns: list[dict]) -> list[dict]:
         """Generated ids are used for an answer only if they still spell its text (it was not edited).
@@ -112,7 +140,7 @@ class Session:
         """The request's conversation as units (tokens and images). With prefix_only, only what comes before the
         last turn's question: the text after the last image (or answer) is tokenized with the question, so it
         is left to the request that carries the question."""
-        pieces = conversation_pieces(self._usable_answer_tokens(request["turns"]), self.model.is_bpe)
+        pieces = conversation_pieces(self._usable_answer_tokens(request["turns"]), self.model.is_bpe, self.render)
         if prefix_only:
             pieces = pieces[:-1]  # the last piece is always text: the last question and the open assistant turn
         units: list[int | ImageUnit] = []
@@ -122,7 +150,7 @@ class Session:
             elif isinstance(piece, list):
                 units.extend(piece)
             else:
-                units.extend(self.model.tokenize(piece, special=False))
+                units.extend(self.model.tokenize(piece, special=self.family.parse_special))
         return units
 
     def _process(self, rid, units: list[int | ImageUnit], images: dict[str, bytes], *, fresh_logits: bool,
@@ -147,9 +175,8 @@ class Session:
             return {"reused_tokens": self.ends[common - 1] if common else 0, "restored_tokens": 0, "prompt_tokens": 0,
                     "images_encoded": 0, "images_decoded": 0}
         common, restored = self._restore(units, common, len(units) - 1 if fresh_logits else len(units))
-        reused = self.ends[common - 1] if common else 0
-        self.model.truncate(reused)
-        del self.units[common:], self.ends[common:]
+        self._keep(common)
+        reused, reused_cells = self.n_past, self.n_cells
         pending = units[common:]
 
         # Keep a few recent images beyond the conversation's (a re-attached image is not encoded again),
@@ -167,7 +194,8 @@ class Session:
             self._check_cancel(yield_to_requests)
             self.send({"type": "progress", "id": rid, "stage": "image", "done": i, "total": len(new_images)})
             self.images[sha] = self.model.encode_image(images[sha])
-        needed = reused + sum(self._n_pos(u) for u in pending)
+        # Counted in cells before anything is decoded: an M-RoPE image takes fewer positions than cells.
+        needed = reused_cells + sum(self._n_cells(u) for u in pending)
         if needed + (1 if fresh_logits else 0) > self.model.n_ctx:
             raise ContextFullError(needed + 1, self.model.n_ctx)
 
@@ -187,8 +215,7 @@ class Session:
                     batch.append(pending[i + len(batch)])
                 n_past = self.model.decode_tokens(batch, n_past)
             for u in batch:
-                self.units.append(u)
-                self.ends.append(self.n_past + self._n_pos(u))
+                self._append(u)
             i += len(batch)
             self.send({"type": "progress", "id": rid, "stage": "prompt", "done": n_past - reused, "total": total_new})
         return {"reused_tokens": reused, "restored_tokens": restored, "prompt_tokens": total_new,
@@ -206,14 +233,13 @@ class Session:
             return common, 0
         n, path = found
         saved = self.states.load(path, plain[:n])
-        if saved is None or saved.ends[-1] >= self.model.n_ctx:
+        if saved is None or saved.cells[-1] >= self.model.n_ctx:
             return common, 0
         if not self.model.restore_sequence_state(saved.blob):  # the cache is empty now
-            self.units.clear()
-            self.ends.clear()
+            self._keep(0)
             self.states.discard(path, "llama.cpp could not load it")
             return 0, 0
-        self.units, self.ends = list(units[:n]), list(saved.ends)
+        self.units, self.ends, self.cells = list(units[:n]), list(saved.ends), list(saved.cells)
         return n, self.n_past
 
     def _save_state(self) -> None:
@@ -224,7 +250,7 @@ class Session:
         if self.states.has(plain):
             return
         try:
-            self.states.save(plain, self.ends, self.model.sequence_state())
+            self.states.save(plain, self.ends, self.model.sequence_state(), self.cells)
         except (RuntimeError, MemoryError) as exc:
             print(f"huatuo engine: a prepared state was not saved: {exc}", file=sys.stderr, flush=True)
 
@@ -238,7 +264,8 @@ class Session:
         cost = self._process(rid, self._units(request, prefix_only=True), request["images"], fresh_logits=False,
                              yield_to_requests=True)
         self.send({"type": "done", "id": rid, "finish": "prepared", "text": "", "token_ids": [],
-                   "timings": {**cost, "prepare_s": time.perf_counter() - started, "n_past": self.n_past}})
+                   "timings": {**cost, "prepare_s": time.perf_counter() - started, "n_past": self.n_past,
+                               "n_cells": self.n_cells}})
         if cost["prompt_tokens"]:
             self._save_state()
 
@@ -282,13 +309,11 @@ class Session:
             if piece:
                 text_parts.append(piece)
                 self.send({"type": "tokens", "id": rid, "text": piece})
-            position = self.ends[-1] if self.ends else 0
-            if position + 1 >= self.model.n_ctx:
+            if self.n_cells + 1 >= self.model.n_ctx:
                 finish = "context_full"
                 break
-            self.model.decode_tokens([token], position)
-            self.units.append(token)
-            self.ends.append(position + 1)
+            self.model.decode_tokens([token], self.n_past)
+            self._append(token)
         tail = decoder.decode(b"", final=True)
         if tail:
             text_parts.append(tail)
@@ -304,7 +329,8 @@ class Session:
                 "generated_tokens": generated,
                 "decode_s": decode_s,
                 "tokens_per_s": (generated - 1) / decode_s if generated > 1 and decode_s > 0 else 0.0,
-                "n_past": self.ends[-1] if self.ends else 0,
+                "n_past": self.n_past,
+                "n_cells": self.n_cells,
             },
         })
         return finish
@@ -348,7 +374,8 @@ def worker_main(conn, cancel) -> None:
                 if message.get("state_dir") and message.get("model_key"):
                     states = StateStore(message["state_dir"], message["model_key"], llama_cpp.__version__,
                                         message.get("state_limit_bytes") or DEFAULT_LIMIT_BYTES)
-                session = Session(model, conn.send, cancel, conn.poll, states)
+                session = Session(model, conn.send, cancel, conn.poll, states,
+                                  families.family(message.get("family", families.LLAVA.name)))
                 conn.send({"type": "loaded", "n_ctx": model.n_ctx, "gpu_layers": gpu_layers, "gpu_note": gpu_note,
                            "system_info": llama_cpp.llama_print_system_info().decode(errors="replace")})
             elif op in ("generate", "prepare"):
@@ -365,9 +392,7 @@ def worker_main(conn, cancel) -> None:
             conn.send({"type": "error", "id": message.get("id"), "kind": "context_full", "message": str(exc)})
         except Exception as exc:  # reported to the client; the worker stays usable
             if session is not None:  # the cache may hold half a request: start clean next time
-                session.model.truncate(0)
-                session.units.clear()
-                session.ends.clear()
+                session._keep(0)
             conn.send({"type": "error", "id": message.get("id"), "kind": type(exc).__name__, "message": str(exc)})
     if session is not None:
         session.close()

@@ -68,3 +68,21 @@ def converted(tiny_checkpoints, tmp_path_factory):
         return done[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def qwen25vl_checkpoint(tmp_path_factory):
+    """A tiny random Qwen2.5-VL checkpoint (HuatuoGPT-Vision-7B-Qwen2.5VL's architecture), built once."""
+    from tests.support.qwen25vl_checkpoints import build_qwen25vl_checkpoint
+
+    return build_qwen25vl_checkpoint(tmp_path_factory.mktemp("qwen25vl") / "tiny-qwen25vl", "flat")
+
+
+@pytest.fixture(scope="session")
+def qwen25vl_converted(qwen25vl_checkpoint, tmp_path_factory):
+    """That checkpoint converted to F32 by the real converter, once per session."""
+    from conversion.convert import convert
+
+    out = tmp_path_factory.mktemp("qwen25vl-converted") / "F32"
+    convert(qwen25vl_checkpoint, out, "F32")
+    return out

@@ -12,6 +12,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
+from inference.families import BY_PROJECTOR
 from inference.imageprep import QWEN25VL_DEFAULT_MAX_TOKENS
 from inference.store.manifest import Manifest, ModelFile, sha256_file
 from inference.store.verified import file_identity, is_verified, record_verified
@@ -44,6 +45,9 @@ class PairInfo:
     mmproj_bytes: int
     projector: str = "mlp"  # "qwen2.5vl_merger": images at their own size, image_tokens is the most per image
     sha256: tuple[str, str] | None = None  # (text, mmproj) as the manifest records them, for a checked folder
+    family: str = "llava"  # inference/families.py: the prompt format and the image preparation
+    image_min_pixels: int | None = None  # Qwen2.5-VL: the pixel budget of an image (the manifest's)
+    image_max_pixels: int | None = None
 
 
 def _open(path: Path) -> gguf.GGUFReader:
@@ -217,12 +221,18 @@ def check_pair(text_path: str | Path, mmproj_path: str | Path, manifest: Manifes
         image_tokens = (vision["image_size"] // vision["patch_size"]) ** 2
     else:  # an image takes as many tokens as its size gives, up to the pixel budget
         image_tokens = manifest.image_tokens if manifest is not None else QWEN25VL_DEFAULT_MAX_TOKENS
+    family = BY_PROJECTOR[vision["projector"]]
+    if manifest is not None and manifest.family != family:
+        raise ModelFileError(f"the manifest says family {manifest.family!r} but {mmproj_path.name} is a "
+                             f"{vision['projector']!r} projector, which is {family!r}")
     return PairInfo(
         text_path=text_path, mmproj_path=mmproj_path, architecture=text["architecture"],
         context_length=text["context_length"], hidden_size=text["hidden_size"], n_layers=text["n_layers"],
         n_kv_heads=text["n_kv_heads"], head_dim=text["head_dim"], image_size=vision["image_size"],
         image_tokens=image_tokens, text_bytes=text_path.stat().st_size, mmproj_bytes=mmproj_path.stat().st_size,
-        projector=vision["projector"],
+        projector=vision["projector"], family=family,
+        image_min_pixels=manifest.image_min_pixels if manifest is not None else None,
+        image_max_pixels=manifest.image_max_pixels if manifest is not None else None,
     )
 
 
