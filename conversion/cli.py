@@ -25,7 +25,7 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("src", help="the checkpoint folder it was converted from")
-    parser.add_argument("out", help="the converted folder")
+    parser.add_argument("out", help="the converted folder (its manifest's model family chooses the reference)")
     parser.add_argument("--tokens", type=int, default=24, help="greedy tokens to compare")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -94,6 +94,9 @@ def run_verify(args: argparse.Namespace) -> int:
         print(f"text logits          {r.logit_positions} positions, max |diff| {r.logits_max_abs_diff:.3g}")
         print(f"greedy generation    {'identical' if r.greedy_match else 'differs'} "
               f"({len(r.greedy_tokens_llama)} tokens)")
+        if hasattr(r, "follow_up_match"):  # Qwen2.5-VL: a two-image follow-up from llama.cpp's KV cache
+            print(f"two-image follow-up  {'identical' if r.follow_up_match else 'differs'} "
+                  f"({len(r.follow_up_tokens_llama)} tokens)")
         print(f"image embeddings     {r.image_tokens} tokens")
         print()
         print(f"{'measure':<20} {'value':>12}   threshold")

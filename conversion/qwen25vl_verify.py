@@ -3,8 +3,10 @@
 Compares tokenization on the bilingual medical text set, text logits, per-token image embeddings for images
 of several shapes (square, non-square with partial attention windows, one above the pixel budget), the
 pixels our preprocessing gives against transformers' processor, and greedy generation for a first question
-with an image in the release's own prompt format. llama.cpp runs in a child process (it can abort on a bad
-file, and torch and llama.cpp each bring their own OpenMP).
+with an image in the release's own prompt format. Every file type is gated on the same measures and thresholds as
+the LLaVA path (`quality.py`: KL divergence and same top token of the text, the image embeddings' cosine), and the
+result is kept with the model (verify.json) for the model manager. llama.cpp runs in a child process (it can
+abort on a bad file, and torch and llama.cpp each bring their own OpenMP).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from inference import prompt
 from inference.imageprep import normalise, prepare_dynamic
 from inference.store.manifest import Manifest
 
+from . import quality
 from .medical_texts import ALL as TEXTS
 from .qwen25vl import Qwen25VLCheckpoint
 
@@ -59,11 +62,30 @@ class Qwen25VLParity:
     # first turn encoded again), transformers runs the whole conversation.
     follow_up_tokens_reference: list[int]
     follow_up_tokens_llama: list[int]
+    # The quality gate's measures (quality.py), as `huatuo verify` reports them for every family.
+    mmproj_quantization: str = ""
+    kv_cache: str = "f16"
+    tokenizer_reference: str = "transformers AutoTokenizer (the release's tokenizer.json)"
+    logit_positions: int = 0
+    kld_mean: float = 0.0
+    kld_p99: float = 0.0
+    kld_max: float = 0.0
+    same_top_token: float = 0.0
+    thresholds: dict = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def image_cosine_min(self) -> float:
         return min(i.cosine_min for i in self.images)
+
+    @property
+    def image_cosine_mean(self) -> float:
+        return float(np.average([i.cosine_mean for i in self.images], weights=[i.tokens for i in self.images]))
+
+    @property
+    def image_tokens(self) -> int:
+        return sum(i.tokens for i in self.images)
 
     @property
     def greedy_match(self) -> bool:
@@ -78,7 +100,9 @@ class Qwen25VLParity:
         return not self.failures
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "passed": self.passed, "greedy_match": self.greedy_match,
+                "follow_up_match": self.follow_up_match, "image_cosine_min": self.image_cosine_min,
+                "image_cosine_mean": self.image_cosine_mean, "image_tokens": self.image_tokens}
 
 
 def first_question_pieces(ckpt: Qwen25VLCheckpoint, question: str = QUESTION) -> tuple[str, str]:
@@ -102,7 +126,7 @@ def follow_up_pieces(ckpt: Qwen25VLCheckpoint) -> list[str]:
 
 def verify_qwen25vl(src: str | Path, out: str | Path, new_tokens: int = 24,
                     image_sizes: list[tuple[int, int]] = IMAGE_SIZES) -> Qwen25VLParity:
-    from .verify import sample_image
+    from .verify import record_result, sample_image
 
     ckpt = Qwen25VLCheckpoint(src)
     out = Path(out)
@@ -133,6 +157,8 @@ def verify_qwen25vl(src: str | Path, out: str | Path, new_tokens: int = 24,
 
     ref = _reference_side(ckpt, tokenizer, logits_ids, originals, pieces, follow_up, new_tokens, native)
     diff = np.abs(native["logits"] - ref["logits"])
+    text_stats = quality.text_stats([(ref["logits"], native["logits"])])
+    text_quant, mmproj_quant = manifest.text.quantization, manifest.mmproj.quantization
     images = []
     for i, original in enumerate(originals):
         emb, ref_emb = native["images"][i]["embeddings"], ref["images"][i]
@@ -156,6 +182,10 @@ def verify_qwen25vl(src: str | Path, out: str | Path, new_tokens: int = 24,
         greedy_tokens_llama=native["greedy"],
         follow_up_tokens_reference=ref["follow_up"],
         follow_up_tokens_llama=native["follow_up"],
+        mmproj_quantization=mmproj_quant, kv_cache="f32" if kv_f32 else "f16",
+        logit_positions=text_stats["logit_positions"], kld_mean=text_stats["kld_mean"],
+        kld_p99=text_stats["kld_p99"], kld_max=text_stats["kld_max"], same_top_token=text_stats["same_top_token"],
+        thresholds=quality.thresholds_json(text_quant, mmproj_quant),
     )
     for i, image in enumerate(images):
         expected = ref["images"][i].shape[0]
@@ -175,6 +205,16 @@ def verify_qwen25vl(src: str | Path, out: str | Path, new_tokens: int = 24,
             report.failures.append("greedy generation differs from the reference")
         if not report.follow_up_match:
             report.failures.append("greedy generation of the follow-up differs from the reference")
+    elif report.tokenization_mismatches:  # every file type carries the same vocabulary
+        report.failures.append(f"{report.tokenization_mismatches} texts tokenize differently")
+    for kind, quant, table in (("text model", text_quant, quality.TEXT_THRESHOLDS),
+                               ("vision projector", mmproj_quant, quality.IMAGE_THRESHOLDS)):
+        if quant not in table:
+            report.notes.append(f"no thresholds for a {quant} {kind}: its figures are reported, not gated")
+    measures = {"kld_mean": report.kld_mean, "kld_p99": report.kld_p99, "same_top_token": report.same_top_token,
+                "image_cosine_min": report.image_cosine_min, "image_cosine_mean": report.image_cosine_mean}
+    report.failures += quality.check(measures, text_quant, mmproj_quant)
+    record_result(out, manifest, report)
     return report
 
 

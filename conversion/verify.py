@@ -83,7 +83,20 @@ def sample_image(size: tuple[int, int] = (300, 220)) -> Image.Image:
     return image
 
 
-def verify(src: str | Path, out: str | Path, new_tokens: int = 24) -> VerifyReport:
+def verify(src: str | Path, out: str | Path, new_tokens: int = 24):
+    """The converted folder against its reference, chosen by the family its manifest records."""
+    family = Manifest.read(Path(out)).family
+    if family == "qwen2.5-vl":  # transformers' Qwen2_5_VLForConditionalGeneration
+        from .qwen25vl_verify import verify_qwen25vl
+
+        return verify_qwen25vl(src, out, new_tokens)
+    if family != "llava":
+        raise ValueError(f"{out}: no verification reference for the model family {family!r}")
+    return verify_llava(src, out, new_tokens)
+
+
+def verify_llava(src: str | Path, out: str | Path, new_tokens: int = 24) -> VerifyReport:
+    """A LLaVA-family pair against transformers' LLaVA built from the checkpoint."""
     ckpt = Checkpoint(src)
     out = Path(out)
     manifest = Manifest.read(out)
@@ -145,11 +158,11 @@ def verify(src: str | Path, out: str | Path, new_tokens: int = 24) -> VerifyRepo
     if problem := patched_build_problem():
         report.failures.append(problem)
     report.passed = not report.failures
-    _record(out, manifest, report)
+    record_result(out, manifest, report)
     return report
 
 
-def _record(out: Path, manifest: Manifest, report: VerifyReport) -> None:
+def record_result(out: Path, manifest: Manifest, report) -> None:
     """Write the result next to manifest.json, tied to the files it was measured on (by their hashes)."""
     record = {
         "format": VERIFICATION_FORMAT,
