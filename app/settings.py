@@ -19,7 +19,8 @@ MAX_RECENT = 10
 @dataclass
 class Settings:
     threads: int | None = None  # None: the physical cores
-    context_size: int | None = None  # None: the model's own (4096)
+    context_size: int | None = None  # None: the model family's default (inference/families.py)
+    image_max_tokens: int | None = None  # Qwen2.5-VL's image-token budget; None: the model's training budget (192)
     gpu_layers: int = 0
     temperature: float = OFFICIAL.temperature
     repetition_penalty: float = OFFICIAL.repetition_penalty
@@ -62,7 +63,8 @@ class Settings:
         self.recent = [path] + [p for p in self.recent if p != path][: MAX_RECENT - 1]
 
     def engine_settings(self) -> EngineSettings:
-        return EngineSettings(n_ctx=self.context_size, n_threads=self.threads, n_gpu_layers=self.gpu_layers)
+        return EngineSettings(n_ctx=self.context_size, n_threads=self.threads, n_gpu_layers=self.gpu_layers,
+                              image_max_tokens=self.image_max_tokens)
 
     def sampling(self) -> SamplingSettings:
         if self.greedy:

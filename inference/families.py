@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from . import prompt
-from .imageprep import QWEN25VL_FACTOR, prepare_dynamic_png, prepare_png
+from .imageprep import QWEN25VL_FACTOR, prepare_dynamic_png, prepare_png, smart_resize
 
 Render = Callable[[Sequence[prompt.Turn], str], str]  # (turns, image marker) -> the prompt text
 
@@ -52,6 +52,11 @@ class LlavaFamily:
     def prepare_png(self, source: bytes | Image.Image, model: ModelImages, image_max_tokens: int | None = None,
                     ) -> bytes:
         return prepare_png(source, model.image_size)
+
+    def input_size(self, width: int, height: int, model: ModelImages, image_max_tokens: int | None = None,
+                   ) -> tuple[int, int, int]:
+        """(width, height, image tokens) of what the model gets for an image of this size: always its square."""
+        return model.image_size, model.image_size, model.image_tokens
 
 
 class Qwen25VLFamily:
@@ -94,6 +99,13 @@ class Qwen25VLFamily:
                     ) -> bytes:
         min_pixels, max_pixels = self.pixel_budget(model, image_max_tokens)
         return prepare_dynamic_png(source, min_pixels, max_pixels, QWEN25VL_FACTOR)
+
+    def input_size(self, width: int, height: int, model: ModelImages, image_max_tokens: int | None = None,
+                   ) -> tuple[int, int, int]:
+        """(width, height, image tokens) of what the model gets for an image of this size (no pixel is resampled)."""
+        min_pixels, max_pixels = self.pixel_budget(model, image_max_tokens)
+        h, w = smart_resize(height, width, QWEN25VL_FACTOR, min_pixels, max_pixels)
+        return w, h, (w // QWEN25VL_FACTOR) * (h // QWEN25VL_FACTOR)
 
 
 LLAVA = LlavaFamily()

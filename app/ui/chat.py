@@ -11,13 +11,14 @@ just attached), so that Send processes only the question's own tokens; the attac
 
 from __future__ import annotations
 
-import hashlib
+import io
 import json
 import re
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 
+from PIL import Image
 from PySide6.QtCore import QStandardPaths, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -46,9 +47,11 @@ from app.ui.chat_answer import ChatAnswer
 from app.ui.conversation_list import ConversationList
 from app.ui.engine_runner import EngineRunner, Preparation, Request, model_of, states_dir
 from app.ui.transcript import Transcript
-from inference.imageprep import prepare_png
+from inference.engine import PreparedImage
+from inference.families import family
 from inference.kv_states import remove_states_with_images
 from inference.prompt import MAX_IMAGES_PER_CONVERSATION, Turn
+from inference.store.manifest import Manifest
 from inference.store.models import installed_models
 
 
@@ -226,7 +229,8 @@ class ChatPanel(QWidget):
         if not self.pending_images:
             self.attachments.setText("<i>No image attached</i>")
         else:
-            labels = ", ".join(label or f"image {i + 1}" for i, (label, _) in enumerate(self.pending_images))
+            labels = ", ".join(f"{label or f'image {i + 1}'}{model_input_text(self.model_folder, png, self.settings)}"
+                               for i, (label, png) in enumerate(self.pending_images))
             self.attachments.setText(f"{len(self.pending_images)} attached: {labels}")
         self._update_buttons()
 
@@ -447,10 +451,27 @@ class ChatPanel(QWidget):
 
 def forget_saved_states(pngs: list[bytes]) -> int:
     """Remove the engine's saved states that hold one of these images. The engine knows an image as the model saw
-    it (prepared to the model's size), so each installed model's size is tried."""
-    sizes = {model.manifest.image_size for model in installed_models(models_dir())[0]}
-    shas = {hashlib.sha256(prepare_png(png, size)).hexdigest() for png in pngs for size in sizes}
+    it (prepared for the model by its family), so each installed model's preparation is tried, with the model's own
+    image-token budget and the one in the settings."""
+    budgets = {None, Settings.load().image_max_tokens}
+    shas = set()
+    for model in installed_models(models_dir())[0]:
+        for budget in budgets if family(model.manifest.family).image_budget_setting else {None}:
+            shas |= {PreparedImage.for_model(png, model.manifest, budget).sha256 for png in pngs}
     return remove_states_with_images(states_dir(), shas)
+
+
+def model_input_text(folder: Path | None, png: bytes, settings: Settings) -> str:
+    """" (W×H, N image tokens)": the size the model gets this image at (a Qwen2.5-VL model keeps its aspect ratio
+    within the image-token budget; a LLaVA model gets its square); "" without a readable model."""
+    try:
+        manifest = Manifest.read(folder)
+        model_family = family(manifest.family)
+        budget = settings.image_max_tokens if model_family.image_budget_setting else None
+        width, height, tokens = model_family.input_size(*Image.open(io.BytesIO(png)).size, manifest, budget)
+    except (OSError, TypeError, ValueError, KeyError):
+        return ""
+    return f" (the model sees {width}×{height}, {tokens} image tokens)"
 
 
 def next_question_history(conversation: StoredConversation) -> list[Turn]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .. import quantization
+from .. import families, quantization
 from ..hardware import COMPUTE_OVERHEAD_BYTES, Fit, assess, kv_cache_bytes, memory_bandwidth_gb_s
 from .gguf_check import PairInfo
 
@@ -50,6 +50,7 @@ class CatalogueEntry:
     mmproj_sha256: str | None = None
     allow_patterns: tuple[str, ...] = ()  # checkpoint entries: the files conversion needs
     notes: str = ""
+    family: str = "llava"  # inference/families.py: "llava" | "qwen2.5-vl"
 
     @property
     def id(self) -> str:
@@ -69,7 +70,7 @@ class CatalogueEntry:
             architecture=a["architecture"], context_length=a["context_length"], hidden_size=a["hidden_size"],
             n_layers=a["n_layers"], n_kv_heads=a["n_kv_heads"], head_dim=a["head_dim"],
             image_size=a["image_size"], image_tokens=a["image_tokens"],
-            text_bytes=self.text_size_bytes, mmproj_bytes=self.mmproj_size_bytes,
+            text_bytes=self.text_size_bytes, mmproj_bytes=self.mmproj_size_bytes, family=self.family,
         )
 
     @property
@@ -115,6 +116,7 @@ def _expand(model: dict, data: dict) -> list[CatalogueEntry]:
     common = dict(
         name=model["name"], base=model["base"], kind=kind, repo_id=model["repo_id"],
         revision=model.get("revision", "main"), architecture=architecture, notes=model.get("notes", ""),
+        family=families.family(model.get("family", families.LLAVA.name)).name,
     )
     if kind == "gguf":
         entries = []

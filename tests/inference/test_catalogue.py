@@ -14,16 +14,36 @@ from inference.store.manifest import Manifest
 from tests.support.fake_hub import gguf_catalogue_model
 
 
-def test_the_shipped_catalogue_offers_both_models_at_four_quantizations():
+def test_the_shipped_catalogue_offers_the_three_models_at_four_quantizations():
     entries = load_catalogue()
-    names, quants = ("HuatuoGPT-Vision-7B", "HuatuoGPT-Vision-34B"), ("Q4_K_M", "Q5_K_M", "Q8_0", "F16")
+    names = ("HuatuoGPT-Vision-7B", "HuatuoGPT-Vision-34B", "HuatuoGPT-Vision-7B-Qwen2.5VL")
+    quants = ("Q4_K_M", "Q5_K_M", "Q8_0", "F16")
     assert {(e.name, e.quantization) for e in entries} == {(name, q) for name in names for q in quants}
-    # No ready GGUF pair is published: both are converted here from the released checkpoints.
+    # No ready GGUF pair is published: every model is converted here from its released checkpoint.
     assert {e.repo_id for e in entries} == {"FreedomIntelligence/HuatuoGPT-Vision-7B",
-                                            "FreedomIntelligence/HuatuoGPT-Vision-34B"}
-    assert all(e.kind == "checkpoint" and e.size_is_estimate and len(e.revision) == 40 for e in entries)
-    assert {e.base for e in entries} == {"Qwen2-7B", "Yi-1.5-34B"}
+                                            "FreedomIntelligence/HuatuoGPT-Vision-34B",
+                                            "FreedomIntelligence/HuatuoGPT-Vision-7B-Qwen2.5VL"}
+    assert all(e.kind == "checkpoint" and e.size_is_estimate for e in entries)
+    llava = [e for e in entries if e.family == "llava"]
+    assert {e.name for e in llava} == set(names[:2]) and all(len(e.revision) == 40 for e in llava)
+    assert {e.base for e in entries} == {"Qwen2-7B", "Yi-1.5-34B", "Qwen2.5-VL-7B-Instruct"}
     assert len({e.id for e in entries}) == len(entries)
+
+
+def test_the_qwen25vl_entry_is_converted_with_its_chat_template_and_sized_for_its_own_context():
+    qwen = [e for e in load_catalogue() if e.name == "HuatuoGPT-Vision-7B-Qwen2.5VL"]
+    assert {e.family for e in qwen} == {"qwen2.5-vl"} and {e.architecture["architecture"] for e in qwen} == {"qwen2vl"}
+    # conversion reads the release's chat template (chat_template.json, or chat_template.jinja in newer releases)
+    assert all("*.jinja" in e.allow_patterns and "*.json" in e.allow_patterns for e in qwen)
+    q4 = next(e for e in qwen if e.quantization == "Q4_K_M")
+    pair = q4.pair_info()
+    assert pair.family == "qwen2.5-vl" and pair.context_length == 8192  # the engine's default context for it
+    assert 4.4e9 < q4.text_size_bytes < 5.0e9  # the same Qwen2.5-7B language model size as Qwen2-7B's
+    # The 32-layer vision tower and merger (~0.68 B parameters) at F16; the bf16 checkpoint is ~16.6 GB.
+    assert 1.2e9 < q4.mmproj_size_bytes < 1.5e9 and 16e9 < q4.download_bytes < 17e9
+    assert q4.ram_needed_bytes > q4.size_bytes + kv_cache_bytes(pair, 8192)
+    fit = fit_label(q4, bandwidth_gb_s=20.0)
+    assert fit.verdict in ("fits", "slow", "won't fit") and fit.ram_needed_bytes == q4.ram_needed_bytes
 
 
 def test_size_estimates_are_plausible():
