@@ -1,9 +1,11 @@
 """Our engine against plain llama-cpp-python on the same GGUF pair, thread count and prompt.
 
-    python benchmarks/inference.py [--model DIR | --build-7b DIR] [--runs 5] [--tokens 64] [--json]
+    python benchmarks/inference.py [--model DIR | --build-7b DIR] [--runs 5] [--tokens 64] [--image-tokens N] [--json]
 
 Baseline: llama-cpp-python's `Llava15ChatHandler` given the HuatuoGPT-Vision prompt format as the chat template
-of `inference.prompt` (its stock behaviour: every call clears the KV cache and re-encodes every image).
+of `inference.prompt`, or for a Qwen2.5-VL model its `Qwen25VLChatHandler` (ChatML, the default system prompt);
+its stock behaviour: every call clears the KV cache and re-encodes every image. Both get each image prepared by
+the model's family (for Qwen2.5-VL at --image-tokens, default the model's budget) and the same context.
 Measured, as medians over runs, each run with a new image: time to first token of a first question, of a
 follow-up question, and generation tokens/s; of a first question about another new image sent after the image was
 prepared (attached while the question is typed: `prepared_first_ttft_s`, from Send; the baseline cannot prepare, so
@@ -33,24 +35,36 @@ Q1 = "What does this image show? Describe the findings."
 Q2 = "Is there any abnormality on the left side? 左侧有异常吗？"
 
 
-def images(n: int, size: int):
-    from conversion.verify import sample_image
-    from inference.imageprep import prepare_png
+def images(n: int, folder: Path, image_tokens: int | None) -> list[bytes]:
+    """n new images, each prepared as the model's family prepares it (what both sides are given)."""
+    import io
 
-    return [prepare_png(sample_image((300 + 7 * i, 220 + 3 * i)), size) for i in range(n)]
+    from conversion.verify import sample_image
+    from inference.engine import PreparedImage
+    from inference.store.manifest import Manifest
+
+    manifest = Manifest.read(folder)
+    pngs = []
+    for i in range(n):
+        buffer = io.BytesIO()
+        sample_image((300 + 7 * i, 220 + 3 * i)).save(buffer, format="PNG")
+        pngs.append(PreparedImage.for_model(buffer.getvalue(), manifest, image_tokens).png)
+    return pngs
 
 
 class Ours:
     """Our engine, loaded once; one round = a first question about a new image and a follow-up, then a first
     question about another new image, prepared before it is sent."""
 
-    def __init__(self, folder: Path, warm_png: bytes, tokens: int, threads: int, state_dir: Path):
+    def __init__(self, folder: Path, warm_png: bytes, tokens: int, threads: int, state_dir: Path,
+                 image_tokens: int | None = None):
         from inference.engine import Engine, EngineSettings
         from inference.prompt import Turn
         from inference.sampling import SamplingSettings
 
         self.greedy = SamplingSettings.greedy_decoding(tokens)
-        self.open = lambda: Engine.from_folder(folder, EngineSettings(n_threads=threads), state_dir=state_dir)
+        settings = EngineSettings(n_threads=threads, image_max_tokens=image_tokens)
+        self.open = lambda: Engine.from_folder(folder, settings, state_dir=state_dir)
         first, self.first_load_s = self._timed_load()  # hashes the files and records them
         first.close()
         self.engine, self.load_s = self._timed_load()  # trusts the recorded hashes
@@ -68,13 +82,13 @@ class Ours:
         from inference.engine import PreparedImage
         from inference.prompt import Turn
 
-        image = PreparedImage.from_any(png, self.engine.pair.image_size)
+        image = PreparedImage.from_png(png)  # already prepared for the model (an unchanged image stays so)
         a1 = self.engine.ask([Turn(Q1, 1)], [image], self.greedy)
         a2 = self.engine.ask([a1.as_history(Q1, 1), Turn(Q2)], [image], self.greedy)
         rates = [a.timings["tokens_per_s"] for a in (a1, a2) if a.timings["generated_tokens"] > 8]
         self.asked.append((a1, image))
         # Attached, prepared while the question is typed (the typing is at least as long), then sent.
-        typed = PreparedImage.from_any(typed_png, self.engine.pair.image_size)
+        typed = PreparedImage.from_png(typed_png)
         *_, prepared = self.engine.events(self.engine.prepare([Turn("", 1)], [typed]))
         a3 = self.engine.ask([Turn(Q1, 1)], [typed], self.greedy)
         assert a3.timings["images_encoded"] == a3.timings["images_decoded"] == 0
@@ -97,13 +111,14 @@ class Ours:
 
 
 class Baseline:
-    """llama-cpp-python's Llava15ChatHandler with the HuatuoGPT-Vision format, loaded once."""
+    """llama-cpp-python's Llava15ChatHandler with the HuatuoGPT-Vision format (Qwen25VLChatHandler for a
+    Qwen2.5-VL model), loaded once, with the context our engine uses."""
 
     def __init__(self, folder: Path, warm_png: bytes, tokens: int, threads: int):
         import llama_cpp
-        from llama_cpp.llama_chat_format import Llava15ChatHandler
+        from llama_cpp.llama_chat_format import Llava15ChatHandler, Qwen25VLChatHandler
 
-        from inference import prompt
+        from inference import families, prompt
         from inference.native import quiet_native_logs
         from inference.store.manifest import Manifest
 
@@ -115,9 +130,12 @@ class Baseline:
         quiet_native_logs()
         manifest = Manifest.read(folder)
         text_path, mmproj_path = manifest.paths(folder)
-        handler = HuatuoFormatHandler(clip_model_path=str(mmproj_path), verbose=False)
+        family = families.family(manifest.family)
+        handler_class = Qwen25VLChatHandler if family is families.QWEN25VL else HuatuoFormatHandler
+        handler = handler_class(clip_model_path=str(mmproj_path), verbose=False)
         self.llama_cpp, self.tokens = llama_cpp, tokens
-        self.llm = llama_cpp.Llama(str(text_path), chat_handler=handler, n_ctx=manifest.context_length,
+        n_ctx = family.default_context(manifest.context_length)
+        self.llm = llama_cpp.Llama(str(text_path), chat_handler=handler, n_ctx=n_ctx,
                                    n_threads=threads, n_threads_batch=threads, n_batch=512, verbose=False)
         self._complete([self._user(warm_png, "warm-up")])
 
@@ -155,11 +173,12 @@ class Baseline:
         self.llm.close()
 
 
-def compare(folder: Path, pngs: list[bytes], tokens: int, threads: int, state_dir: Path) -> dict:
+def compare(folder: Path, pngs: list[bytes], tokens: int, threads: int, state_dir: Path,
+            image_tokens: int | None = None) -> dict:
     """Both loaded side by side (the GGUF's pages are shared), rounds alternating which goes first, so that a
     drift of the machine (heat, other load) falls on both alike. pngs: two new images per round, then one for
     the warm-up."""
-    ours = Ours(folder, pngs[-1], tokens, threads, state_dir)
+    ours = Ours(folder, pngs[-1], tokens, threads, state_dir, image_tokens)
     base = Baseline(folder, pngs[-1], tokens, threads)
     results = {"ours": ([], [], [], [], []), "base": ([], [], [], [], [])}
     try:
@@ -188,6 +207,12 @@ def compare(folder: Path, pngs: list[bytes], tokens: int, threads: int, state_di
             "decode_tok_s_runs": d1, "baseline_decode_tok_s_runs": d2}
 
 
+def max_image_tokens(manifest, image_tokens: int | None) -> int:
+    from inference import families
+
+    return families.family(manifest.family).image_tokens(manifest, image_tokens)
+
+
 def build_model(work: Path, seven_b: Path | None) -> Path:
     from conversion.convert import convert
     from conversion.shapes import QWEN2_7B
@@ -213,6 +238,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--image-tokens", type=int, help="Qwen2.5-VL: the most image tokens per image "
+                        "(default: the model's training budget, 192)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -223,11 +250,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="huatuo-bench-") as tmp:
         folder = args.model or build_model(Path(tmp), args.build_7b)
         manifest = Manifest.read(folder)
-        pngs = images(2 * args.runs + 1, manifest.image_size)
-        measured = compare(folder, pngs, args.tokens, threads, Path(tmp) / "states")
+        pngs = images(2 * args.runs + 1, folder, args.image_tokens)
+        measured = compare(folder, pngs, args.tokens, threads, Path(tmp) / "states", args.image_tokens)
     bandwidth = memory_bandwidth_gb_s()
     result = {
-        "model": manifest.name, "quantization": manifest.text.quantization, "threads": threads, "runs": args.runs,
+        "model": manifest.name, "family": manifest.family, "quantization": manifest.text.quantization,
+        "threads": threads, "runs": args.runs, "image_tokens": max_image_tokens(manifest, args.image_tokens),
         **measured,
         "first_ttft_ratio": measured["first_ttft_s"] / measured["baseline_first_ttft_s"],
         "followup_ttft_ratio": measured["followup_ttft_s"] / measured["baseline_followup_ttft_s"],
