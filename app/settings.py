@@ -14,6 +14,7 @@ from inference.sampling import OFFICIAL, SamplingSettings
 
 SETTINGS_NAME = "settings.json"
 MAX_RECENT = 10
+MIN_ANSWER_TOKENS = 16
 
 
 @dataclass
@@ -69,6 +70,12 @@ class Settings:
             return SamplingSettings.greedy_decoding(self.max_new_tokens)
         return SamplingSettings(temperature=self.temperature, repetition_penalty=self.repetition_penalty,
                                 max_new_tokens=self.max_new_tokens)
+
+
+def longest_answer_bound(context: int, image_tokens: int) -> int:
+    """The longest answer that fits the context next to a question's image: the context less the image's tokens
+    (a conversation with more images leaves less; the engine then ends the answer where the context ends)."""
+    return max(MIN_ANSWER_TOKENS, context - image_tokens)
 
 
 def _compatible(annotation: str, value) -> bool:

@@ -184,7 +184,8 @@ class MainWindow(QMainWindow):
         self.model_manager.activateWindow()
 
     def edit_settings(self) -> None:
-        dialog = SettingsDialog(self.settings, self)
+        chosen, _ = active_model(models_dir(), self.installed)
+        dialog = SettingsDialog(self.settings, self, model=chosen.manifest if chosen is not None else None)
         if dialog.exec():
             new = dialog.result_settings()
             for name, value in vars(new).items():
