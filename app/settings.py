@@ -10,6 +10,7 @@ from pathlib import Path
 
 from app.paths import data_dir
 from inference.engine import EngineSettings
+from inference.kv_states import DEFAULT_LIMIT_BYTES
 from inference.sampling import OFFICIAL, SamplingSettings
 
 SETTINGS_NAME = "settings.json"
@@ -22,6 +23,7 @@ class Settings:
     threads: int | None = None  # None: the physical cores
     context_size: int | None = None  # None: the model's own (4096)
     gpu_layers: int = 0
+    state_limit_bytes: int = DEFAULT_LIMIT_BYTES  # disk for saved image states (the engine's cache); 0: none saved
     temperature: float = OFFICIAL.temperature
     repetition_penalty: float = OFFICIAL.repetition_penalty
     max_new_tokens: int = OFFICIAL.max_new_tokens

@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.settings import MIN_ANSWER_TOKENS, Settings, longest_answer_bound
+from app.ui.engine_runner import EngineRunner
+from app.ui.saved_states import SavedStatesField
 from inference import sampling
 from inference.store.manifest import Manifest
 
@@ -62,10 +64,12 @@ class SettingsDialog(QDialog):
     """The user's settings, edited on a copy. `model` (the manifest of the model in use) bounds the longest answer
     by what fits its context next to an image."""
 
-    def __init__(self, settings: Settings, parent=None, *, model: Manifest | None = None):
+    def __init__(self, settings: Settings, parent=None, *, model: Manifest | None = None,
+                 runner: EngineRunner | None = None):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.model = model
+        self.saved_states = SavedStatesField(runner)  # Clear goes through the engine runner
         self.threads = QSpinBox(minimum=0, maximum=256, specialValueText="physical cores")
         self.context = QSpinBox(minimum=0, maximum=131072, singleStep=1024, specialValueText="the model's own")
         self.gpu_layers = QSpinBox(minimum=0, maximum=999)
@@ -86,6 +90,7 @@ class SettingsDialog(QDialog):
         form.addRow("Threads", self.threads)
         form.addRow("Context size (tokens)", self.context)
         form.addRow("GPU layers", self.gpu_layers)
+        form.addRow("Saved image states", self.saved_states)
         form.addRow("Temperature", self.temperature)
         form.addRow("Repetition penalty", self.repetition)
         form.addRow("Longest answer (tokens)", self.max_tokens)
@@ -111,6 +116,7 @@ class SettingsDialog(QDialog):
         self.threads.setValue(settings.threads or 0)
         self.context.setValue(settings.context_size or 0)
         self.gpu_layers.setValue(settings.gpu_layers)
+        self.saved_states.set_limit_bytes(settings.state_limit_bytes)
         self.temperature.setValue(settings.temperature)
         self.repetition.setValue(settings.repetition_penalty)
         self._bound_answer()
@@ -154,7 +160,8 @@ class SettingsDialog(QDialog):
 
     def result_settings(self) -> Settings:
         return replace(
-            self._settings, threads=self.threads.value() or None, context_size=self.context.value() or None,
+            self._settings, state_limit_bytes=self.saved_states.limit_bytes(),
+            threads=self.threads.value() or None, context_size=self.context.value() or None,
             gpu_layers=self.gpu_layers.value(), temperature=self.temperature.value(),
             repetition_penalty=self.repetition.value(), max_new_tokens=self.max_tokens.value(),
             greedy=self.greedy.isChecked(), language=self.language.currentData(),
