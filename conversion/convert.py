@@ -13,6 +13,8 @@ from pathlib import Path
 from inference import quantization
 from inference.cancellation import Cancelled
 from inference.store.manifest import Manifest, ModelFile, sha256_file
+from inference.store.models import VERIFICATION_NAME
+from inference.store.verified import forget_verified
 
 from .errors import ConversionError
 from .families import open_checkpoint
@@ -70,8 +72,11 @@ def convert(
         4 if mmproj_quant == "F32" else 2
     )
     intermediates: list[Path] = []
-    # A folder being converted again loses its old manifest first: it would describe files being replaced.
+    # A folder being converted again loses its old manifest first: it would describe files being replaced. So do
+    # the last `huatuo verify` of the earlier files (verify.json) and their verified stamps.
     (out / "manifest.json").unlink(missing_ok=True)
+    (out / VERIFICATION_NAME).unlink(missing_ok=True)
+    forget_verified(out)
     try:
         if not quantization.uses_quantizer(quant):
             ckpt.write_text_gguf(text_path, F32 if quant == "F32" else F16,

@@ -49,3 +49,20 @@ def test_a_file_alone_opens_it_in_the_app(monkeypatch, tmp_path, capsys):
         app.cli.main(["covnert", "a", "b"])
     assert usage.value.code == 2 and "invalid choice: 'covnert'" in capsys.readouterr().err
     assert len(opened) == 4
+
+
+def test_converting_again_removes_the_last_verification_of_the_earlier_files(tiny_checkpoints, tmp_path):
+    from inference.store.models import VERIFICATION_NAME
+    from inference.store.verified import VERIFIED_NAME
+
+    src = tiny_checkpoints("qwen2", "hf")
+    out = tmp_path / "model"
+    assert _huatuo("convert", str(src), str(out), "--quant", "F32").returncode == 0
+    earlier = {"format": 1, "passed": True, "quantization": "F32"}  # what `huatuo verify` left for the F32 files
+    (out / VERIFICATION_NAME).write_text(json.dumps(earlier))
+    (out / VERIFIED_NAME).write_text(json.dumps({"format": 1, "files": {}}))
+    (out / "notes.txt").write_text("mine")
+    done = _huatuo("convert", str(src), str(out), "--quant", "F16")
+    assert done.returncode == 0, done.stderr
+    assert not (out / VERIFICATION_NAME).exists() and not (out / VERIFIED_NAME).exists()
+    assert (out / "notes.txt").read_text() == "mine"  # only what described the earlier files goes
