@@ -14,7 +14,7 @@ from inference import quantization
 from inference.cancellation import Cancelled
 from inference.store.manifest import Manifest, ModelFile, sha256_file
 from inference.store.models import VERIFICATION_NAME
-from inference.store.verified import forget_verified
+from inference.store.verified import file_identity, forget_verified, record_verified
 
 from .errors import ConversionError
 from .families import open_checkpoint
@@ -97,6 +97,7 @@ def convert(
             ckpt.write_mmproj_gguf(mmproj_path, F32 if mmproj_quant == "F32" else F16,
                                    bytes_progress("vision projector", vision_bytes), name=ckpt.path.name)
         report("hashing", 0, 2)
+        identities = (file_identity(text_path), file_identity(mmproj_path))
         manifest = Manifest(
             name=ckpt.path.name,
             family=ckpt.FAMILY,
@@ -110,6 +111,10 @@ def convert(
             created=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         manifest.write(out)
+        for path, entry, identity in zip((text_path, mmproj_path), (manifest.text, manifest.mmproj), identities,
+                                         strict=True):
+            if file_identity(path) == identity:  # hashed as it lies: its first load need not read it again
+                record_verified(out, path, entry.sha256, identity)
         report("hashing", 2, 2)
         return manifest
     except BaseException:
