@@ -143,3 +143,31 @@ def test_without_a_model_the_longest_answer_keeps_its_plain_range(qtbot):
     qtbot.addWidget(dialog)
     assert dialog.answer_bound() is None and dialog.max_tokens.maximum() == 4096 and not dialog.max_tokens.suffix()
     assert longest_answer_bound(600, 576) == 24 and longest_answer_bound(500, 576) == 16  # never below the minimum
+
+
+def test_the_window_bounds_the_answer_by_its_model_and_hands_the_states_limit_to_the_runner(
+        qtbot, tmp_path, monkeypatch, converted):
+    import shutil
+
+    from app.ui.main import MainWindow
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("HUATUO_DATA_DIR", str(data))
+    shutil.copytree(converted("qwen2", "original", "Q8_0"), data / "models" / "tiny")
+    window = MainWindow(Settings(state_limit_bytes=3 * 1024**3))
+    qtbot.addWidget(window)
+    assert window.runner.state_limit_bytes == 3 * 1024**3
+    shown = []
+
+    def user_sets_half_a_gigabyte(dialog):  # the modal dialog, as the user leaves it with OK
+        shown.append(dialog)
+        dialog.saved_states.set_limit_bytes(512 * 1024**2)
+        return True
+
+    monkeypatch.setattr(SettingsDialog, "exec", user_sets_half_a_gigabyte)
+    window.edit_settings()
+    [dialog] = shown
+    manifest = Manifest.read(data / "models" / "tiny")
+    assert dialog.model == manifest and dialog.saved_states.runner is window.runner
+    assert dialog.answer_bound() == manifest.context_length - manifest.image_tokens
+    assert window.runner.state_limit_bytes == 512 * 1024**2 == Settings.load(data).state_limit_bytes
