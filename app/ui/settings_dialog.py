@@ -90,7 +90,7 @@ class SettingsDialog(QDialog):
         form.addRow("Threads", self.threads)
         form.addRow("Context size (tokens)", self.context)
         form.addRow("GPU layers", self.gpu_layers)
-        form.addRow("Saved image states", self.saved_states)
+        form.addRow("Disk for saved states", self.saved_states)
         form.addRow("Temperature", self.temperature)
         form.addRow("Repetition penalty", self.repetition)
         form.addRow("Longest answer (tokens)", self.max_tokens)
