@@ -30,6 +30,7 @@ COMMANDS: dict[str, Command] = {
                        "add_convert_arguments", "run_convert"),
     "verify": Command("compare a converted GGUF pair with the transformers reference", "conversion.cli",
                       "add_verify_arguments", "run_verify", loads_llama=True),
+    "verify-files": Command("re-hash an installed model's files against its manifest", "app.cli_verify"),
     "ask": Command("ask one question about images (streams the answer)", "app.cli_chat", "add_ask_arguments", "ask",
                    loads_llama=True),
     "chat": Command("an interactive multi-turn conversation", "app.cli_chat", "add_chat_arguments", "chat",

@@ -10,10 +10,12 @@ from pathlib import Path
 
 from app.paths import data_dir
 from inference.engine import EngineSettings
+from inference.kv_states import DEFAULT_LIMIT_BYTES
 from inference.sampling import OFFICIAL, SamplingSettings
 
 SETTINGS_NAME = "settings.json"
 MAX_RECENT = 10
+MIN_ANSWER_TOKENS = 16
 
 
 @dataclass
@@ -22,6 +24,7 @@ class Settings:
     context_size: int | None = None  # None: the model family's default (inference/families.py)
     image_max_tokens: int | None = None  # Qwen2.5-VL's image-token budget; None: the model's training budget (192)
     gpu_layers: int = 0
+    state_limit_bytes: int = DEFAULT_LIMIT_BYTES  # disk for saved image states (the engine's cache); 0: none saved
     temperature: float = OFFICIAL.temperature
     repetition_penalty: float = OFFICIAL.repetition_penalty
     max_new_tokens: int = OFFICIAL.max_new_tokens
@@ -71,6 +74,12 @@ class Settings:
             return SamplingSettings.greedy_decoding(self.max_new_tokens)
         return SamplingSettings(temperature=self.temperature, repetition_penalty=self.repetition_penalty,
                                 max_new_tokens=self.max_new_tokens)
+
+
+def longest_answer_bound(context: int, image_tokens: int) -> int:
+    """The longest answer that fits the context next to a question's image: the context less the image's tokens
+    (a conversation with more images leaves less; the engine then ends the answer where the context ends)."""
+    return max(MIN_ANSWER_TOKENS, context - image_tokens)
 
 
 def _compatible(annotation: str, value) -> bool:

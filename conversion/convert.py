@@ -13,6 +13,8 @@ from pathlib import Path
 from inference import quantization
 from inference.cancellation import Cancelled
 from inference.store.manifest import Manifest, ModelFile, sha256_file
+from inference.store.models import VERIFICATION_NAME
+from inference.store.verified import file_identity, forget_verified, record_verified
 
 from .errors import ConversionError
 from .families import open_checkpoint
@@ -70,8 +72,11 @@ def convert(
         4 if mmproj_quant == "F32" else 2
     )
     intermediates: list[Path] = []
-    # A folder being converted again loses its old manifest first: it would describe files being replaced.
+    # A folder being converted again loses its old manifest first: it would describe files being replaced. So do
+    # the last `huatuo verify` of the earlier files (verify.json) and their verified stamps.
     (out / "manifest.json").unlink(missing_ok=True)
+    (out / VERIFICATION_NAME).unlink(missing_ok=True)
+    forget_verified(out)
     try:
         if not quantization.uses_quantizer(quant):
             ckpt.write_text_gguf(text_path, F32 if quant == "F32" else F16,
@@ -92,6 +97,7 @@ def convert(
             ckpt.write_mmproj_gguf(mmproj_path, F32 if mmproj_quant == "F32" else F16,
                                    bytes_progress("vision projector", vision_bytes), name=ckpt.path.name)
         report("hashing", 0, 2)
+        identities = (file_identity(text_path), file_identity(mmproj_path))
         manifest = Manifest(
             name=ckpt.path.name,
             family=ckpt.FAMILY,
@@ -105,6 +111,10 @@ def convert(
             created=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         manifest.write(out)
+        for path, entry, identity in zip((text_path, mmproj_path), (manifest.text, manifest.mmproj), identities,
+                                         strict=True):
+            if file_identity(path) == identity:  # hashed as it lies: its first load need not read it again
+                record_verified(out, path, entry.sha256, identity)
         report("hashing", 2, 2)
         return manifest
     except BaseException:

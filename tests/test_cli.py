@@ -49,3 +49,27 @@ def test_a_file_alone_opens_it_in_the_app(monkeypatch, tmp_path, capsys):
         app.cli.main(["covnert", "a", "b"])
     assert usage.value.code == 2 and "invalid choice: 'covnert'" in capsys.readouterr().err
     assert len(opened) == 4
+
+
+def test_converting_again_removes_the_last_verification_of_the_earlier_files(tiny_checkpoints, tmp_path):
+    from inference.store.models import VERIFICATION_NAME
+    from inference.store.verified import VERIFIED_NAME
+
+    def stamped_as_in_manifest():
+        manifest = json.loads((out / "manifest.json").read_text())
+        stamps = json.loads((out / VERIFIED_NAME).read_text())["files"]
+        return {name: stamp["sha256"] for name, stamp in stamps.items()} == \
+            {manifest[kind]["file"]: manifest[kind]["sha256"] for kind in ("text", "mmproj")}
+
+    src = tiny_checkpoints("qwen2", "hf")
+    out = tmp_path / "model"
+    assert _huatuo("convert", str(src), str(out), "--quant", "F32").returncode == 0
+    assert stamped_as_in_manifest()  # hashed while converted: its first load need not read the files again
+    earlier = {"format": 1, "passed": True, "quantization": "F32"}  # what `huatuo verify` left for the F32 files
+    (out / VERIFICATION_NAME).write_text(json.dumps(earlier))
+    (out / "notes.txt").write_text("mine")
+    done = _huatuo("convert", str(src), str(out), "--quant", "F16")
+    assert done.returncode == 0, done.stderr
+    assert not (out / VERIFICATION_NAME).exists()
+    assert stamped_as_in_manifest()  # the F16 files only: no stamp of the replaced F32 file is left
+    assert (out / "notes.txt").read_text() == "mine"  # only what described the earlier files goes

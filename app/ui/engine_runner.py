@@ -10,6 +10,10 @@ A `Preparation` is the conversation up to where the next question goes (earlier 
 while the user types so that Send costs only the question's own tokens. It runs only when no question waits: a
 question submitted meanwhile stops it at the next safe point (keeping what it processed, which a question about the
 same conversation continues from), and the newest preparation replaces any earlier one.
+
+Saved conversation states (inference/kv_states.py) are written by the engine after a request has ended; clearing
+them (`clear_saved_states`) therefore waits its turn like a request and ends the engine first, so that no state is
+being written while they are removed. The states' disk limit reaches the engine when it next starts.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from app.audit import AskedQuestion, AuditLog
 from app.paths import data_dir
 from app.store import model_identity
 from inference.engine import Answer, ContextFull, Engine, EngineCrashed, EngineError, EngineSettings, PreparedImage
+from inference.kv_states import DEFAULT_LIMIT_BYTES, clear_states
 from inference.prompt import Turn
 from inference.sampling import SamplingSettings
 from inference.store.gguf_check import ModelFileError
@@ -136,16 +141,30 @@ class Preparation(QObject):
         self._runner._discard(self)
 
 
+class StatesClearing(QObject):
+    """Every saved conversation state removed (overwritten, then unlinked), when the engine is not writing one."""
+
+    ended = Signal(int)  # how many files were removed
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = folder
+
+
 class EngineRunner(QObject):
     # A request's end, from the engine client thread: the request and an Answer or (kind, message). The runner
     # turns it into the request's own finished or failed on the GUI thread, after the request's last piece of text.
     _request_ended = Signal(object, object)
     _preparation_ended = Signal(object, str)  # the preparation, "ready" | "stopped" | "failed"
+    _clearing_ended = Signal(object, int)  # the StatesClearing, how many files it removed
 
-    def __init__(self, parent: QObject | None = None):
+    def __init__(self, parent: QObject | None = None, state_limit_bytes: int = DEFAULT_LIMIT_BYTES):
         super().__init__(parent)
         self._request_ended.connect(self._end)
         self._preparation_ended.connect(self._end_preparation)
+        self._clearing_ended.connect(self._end_clearing)
+        self.state_limit_bytes = state_limit_bytes  # saved states' disk limit from the engine's next start; 0: none
+        self._clearing: StatesClearing | None = None  # asked for, waiting for the engine to be free
         self.folder: Path | None = None  # the model for the requests made from now on
         self.settings = EngineSettings()
         self.engine: Engine | None = None  # the engine client thread's; started lazily, on the first request
@@ -214,6 +233,16 @@ class EngineRunner(QObject):
         self._start_next()
         return preparation
 
+    def clear_saved_states(self) -> StatesClearing:
+        """Remove every saved state as soon as the engine is free: before the next question or preparation, after the
+        one running now. The engine is ended first (it may still be writing the state of its last answer); it
+        starts again with the next question."""
+        if self._clearing is None:
+            self._clearing = StatesClearing(states_dir())
+        clearing = self._clearing
+        self._start_next()
+        return clearing
+
     def shutdown(self, timeout: float = 10.0) -> None:
         """Cancel every request and end the engine client thread (and with it the engine). The waiting requests
         end here and now, while their owners can still store how they ended; the running one ends as it stops."""
@@ -228,6 +257,9 @@ class EngineRunner(QObject):
             self._finish(request, Answer("", "cancelled", {}, []))
         if isinstance(self._current, Request):
             self._current.cancel()
+        if self._clearing is not None:  # asked for: done before the engine client ends
+            self._hand_to_engine_thread(self._clearing)
+            self._clearing = None
         if self._thread is not None:
             self._inbox.put(None)
             self._thread.join(timeout)
@@ -296,8 +328,18 @@ class EngineRunner(QObject):
             preparation.stage.disconnect()
             preparation.ended.disconnect()
 
+    def _end_clearing(self, clearing: StatesClearing, removed: int) -> None:
+        if clearing is self._current:
+            self._current = None
+        clearing.ended.emit(removed)
+        self._start_next()
+
     def _start_next(self) -> None:
         if self._current is not None:
+            return
+        if self._clearing is not None:
+            self._current, self._clearing = self._clearing, None
+            self._hand_to_engine_thread(self._current)
             return
         if not self._queue:
             if self._preparation is not None:
@@ -310,7 +352,7 @@ class EngineRunner(QObject):
         request.started.emit()
         self._hand_to_engine_thread(request)
 
-    def _hand_to_engine_thread(self, work: Request | Preparation) -> None:
+    def _hand_to_engine_thread(self, work: Request | Preparation | StatesClearing) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._inbox = queue.SimpleQueue()  # a thread of its own: one left behind by shutdown keeps its own
             self._thread = threading.Thread(target=self._serve, args=(self._inbox,), name="huatuo-engine-client",
@@ -323,6 +365,8 @@ class EngineRunner(QObject):
         while (work := inbox.get()) is not None:
             if isinstance(work, Preparation):
                 self._prepare(work)
+            elif isinstance(work, StatesClearing):
+                self._clear(work)
             else:
                 self._answer(work)
         if self.engine is not None:
@@ -400,6 +444,16 @@ class EngineRunner(QObject):
         finally:
             self._preparation_ended.emit(preparation, outcome)
 
+    def _clear(self, clearing: StatesClearing) -> None:
+        removed = 0
+        try:
+            if self.engine is not None:  # the worker ends after the state it may be writing: none is written now
+                self.engine.close()
+                self.engine = self._engine_for = None
+            removed = clear_states(clearing.folder)
+        finally:
+            self._clearing_ended.emit(clearing, removed)
+
     def _finish(self, request: Request, answer: Answer) -> None:
         request._write_audit(answer.text, answer.finish)
         self._request_ended.emit(request, answer)
@@ -416,9 +470,17 @@ class EngineRunner(QObject):
             self.engine = Engine.from_folder(request.folder, request.engine_settings, state_dir=states_dir())
             self._engine_for = wanted
         if self.engine.pid is None:
+            self._apply_state_limit(self.engine)
             request.stage.emit("loading", 0, 1)
             self.engine.start()
         return self.engine
+
+
+    def _apply_state_limit(self, engine: Engine) -> None:
+        """The disk limit of saved states as set now, for the engine about to start (0: it saves none)."""
+        limit = self.state_limit_bytes
+        engine.state_limit_bytes = limit
+        engine.state_dir = states_dir() if limit > 0 and engine.pair.sha256 else None
 
 
 class _NoModel(Exception):

@@ -67,7 +67,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings.load()
         self.store = store or Store.open_default()
         self.audit = audit or AuditLog(data_dir() / "audit.jsonl")
-        self.runner = EngineRunner(self)
+        self.runner = EngineRunner(self, self.settings.state_limit_bytes)
         self.series_viewer = Viewer()  # every kind of image: DICOM series and frames, PNG, JPEG, TIFF
         self.series_viewer.show_identifiers = self.settings.show_identifiers
         self.series_viewer.message.connect(self.statusBar().showMessage)
@@ -184,12 +184,15 @@ class MainWindow(QMainWindow):
         self.model_manager.activateWindow()
 
     def edit_settings(self) -> None:
-        dialog = SettingsDialog(self.settings, self)
+        chosen, _ = active_model(models_dir(), self.installed)
+        dialog = SettingsDialog(self.settings, self, model=chosen.manifest if chosen is not None else None,
+                                runner=self.runner)
         if dialog.exec():
             new = dialog.result_settings()
             for name, value in vars(new).items():
                 setattr(self.settings, name, value)
             self.settings.save()
+            self.runner.state_limit_bytes = self.settings.state_limit_bytes  # from the engine's next start
             apply_theme(QApplication.instance(), self.settings.theme)
             self.identifiers_action.setChecked(self.settings.show_identifiers)
             self.refresh_models()

@@ -135,9 +135,11 @@ class ModelManagerDialog(QDialog):
         row = QHBoxLayout()
         self.default_button = QPushButton("Set default")
         self.delete_button = QPushButton("Delete…")
+        self.verify_button = QPushButton("Verify files")  # every byte hashed again (app/ui/verify_files.py)
         self.import_button = QPushButton("Import GGUF pair…")
         self.convert_button = QPushButton("Convert checkpoint folder…")
         for button, slot in ((self.default_button, self._on_set_default), (self.delete_button, self._on_delete),
+                             (self.verify_button, self.verify_files),
                              (self.import_button, self._on_import), (self.convert_button, self._on_convert)):
             button.clicked.connect(slot)
             row.addWidget(button)
@@ -313,6 +315,7 @@ class ModelManagerDialog(QDialog):
         self.quality_label.setText(quality_text(model) if model is not None else "")
         self.default_button.setEnabled(model is not None and model.usable and not busy)  # a broken one: never
         self.delete_button.setEnabled(model is not None and not busy)
+        self.verify_button.setEnabled(model is not None and not busy)
         self.import_button.setEnabled(not busy)
         self.convert_button.setEnabled(not busy)
         self.download_button.setText("Download and convert" if entry is not None and entry.kind == "checkpoint"
@@ -342,6 +345,17 @@ class ModelManagerDialog(QDialog):
         self.status_label.setText(f"{model.manifest.name} ({model.folder.name}) answers questions from now on")
         self.refresh()
         self.models_changed.emit()
+
+    def verify_files(self):
+        """The selected model's files hashed in full, in a dialog of its own (modal to this one)."""
+        from app.ui.verify_files import VerifyFilesDialog
+
+        model = self.selected_model()
+        if model is None:
+            return None
+        dialog = VerifyFilesDialog(model, self)
+        dialog.open()
+        return dialog
 
     def delete(self, model: InstalledModel) -> None:
         delete_model(model)

@@ -16,8 +16,13 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from app.settings import Settings
+from app.settings import MIN_ANSWER_TOKENS, Settings, longest_answer_bound
+from app.ui.engine_runner import EngineRunner
+from app.ui.saved_states import SavedStatesField
 from inference import sampling
+from inference.store.manifest import Manifest
+
+DEFAULT_ANSWER_MAXIMUM = 4096  # without a model in use, whose context would bound it
 
 INTENDED_USE_TEXT = (
     "<h3>Before you start</h3>"
@@ -56,37 +61,36 @@ class FirstRunDialog(QDialog):
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, settings: Settings, parent=None):
+    """The user's settings, edited on a copy. `model` (the manifest of the model in use) bounds the longest answer
+    by what fits its context next to an image."""
+
+    def __init__(self, settings: Settings, parent=None, *, model: Manifest | None = None,
+                 runner: EngineRunner | None = None):
         super().__init__(parent)
         self.setWindowTitle("Settings")
+        self.model = model
+        self.saved_states = SavedStatesField(runner)  # Clear goes through the engine runner
         self.threads = QSpinBox(minimum=0, maximum=256, specialValueText="physical cores")
-        self.threads.setValue(settings.threads or 0)
         self.context = QSpinBox(minimum=0, maximum=131072, singleStep=1024, specialValueText="the model's own")
-        self.context.setValue(settings.context_size or 0)
         self.gpu_layers = QSpinBox(minimum=0, maximum=999)
-        self.gpu_layers.setValue(settings.gpu_layers)
         self.temperature = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.05, decimals=2)
-        self.temperature.setValue(settings.temperature)
         self.repetition = QDoubleSpinBox(minimum=1.0, maximum=2.0, singleStep=0.05, decimals=2)
-        self.repetition.setValue(settings.repetition_penalty)
-        self.max_tokens = QSpinBox(minimum=16, maximum=4096)
-        self.max_tokens.setValue(settings.max_new_tokens)
+        self.max_tokens = QSpinBox(minimum=MIN_ANSWER_TOKENS, maximum=DEFAULT_ANSWER_MAXIMUM)
         self.greedy = QCheckBox("deterministic (greedy) answers")
-        self.greedy.setChecked(settings.greedy)
         self.language = QComboBox()
         self.language.addItem("English", "en")
         self.language.addItem("中文", "zh")
-        self.language.setCurrentIndex(max(0, self.language.findData(settings.language)))
         self.identifiers = QCheckBox("show patient identifiers (on screen, in saved conversations and exports)")
-        self.identifiers.setChecked(settings.show_identifiers)
         self.theme = QComboBox()
         self.theme.addItem("Light", "light")
         self.theme.addItem("Dark", "dark")
-        self.theme.setCurrentIndex(max(0, self.theme.findData(settings.theme)))
+        self.greedy.toggled.connect(self._sampling_follows_greedy)
+        self.context.valueChanged.connect(self._bound_answer)
         form = QFormLayout()
         form.addRow("Threads", self.threads)
         form.addRow("Context size (tokens)", self.context)
         form.addRow("GPU layers", self.gpu_layers)
+        form.addRow("Disk for saved states", self.saved_states)
         form.addRow("Temperature", self.temperature)
         form.addRow("Repetition penalty", self.repetition)
         form.addRow("Longest answer (tokens)", self.max_tokens)
@@ -94,18 +98,70 @@ class SettingsDialog(QDialog):
         form.addRow("Suggested questions", self.language)
         form.addRow("Privacy", self.identifiers)
         form.addRow("Theme", self.theme)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+                                   | QDialogButtonBox.StandardButton.RestoreDefaults)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        self.restore_button = buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
+        self.restore_button.clicked.connect(self.restore_defaults)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(QLabel(f"<small>Official sampling: {sampling.describe(sampling.OFFICIAL)}.</small>"))
         layout.addWidget(buttons)
         self._settings = settings
+        self._show(settings)
+
+    def _show(self, settings: Settings) -> None:
+        """Every field as `settings` has it."""
+        self.threads.setValue(settings.threads or 0)
+        self.context.setValue(settings.context_size or 0)
+        self.gpu_layers.setValue(settings.gpu_layers)
+        self.saved_states.set_limit_bytes(settings.state_limit_bytes)
+        self.temperature.setValue(settings.temperature)
+        self.repetition.setValue(settings.repetition_penalty)
+        self._bound_answer()
+        self.max_tokens.setValue(settings.max_new_tokens)
+        self.greedy.setChecked(settings.greedy)
+        self._sampling_follows_greedy()
+        self.language.setCurrentIndex(max(0, self.language.findData(settings.language)))
+        self.identifiers.setChecked(settings.show_identifiers)
+        self.theme.setCurrentIndex(max(0, self.theme.findData(settings.theme)))
+
+    def restore_defaults(self) -> None:
+        """Every field back to its default; nothing is saved until OK."""
+        self._show(Settings())
+
+    def _sampling_follows_greedy(self) -> None:
+        """Greedy decoding takes the likeliest token: temperature and repetition penalty do not apply to it."""
+        sampled = not self.greedy.isChecked()
+        for field in (self.temperature, self.repetition):
+            field.setEnabled(sampled)
+            field.setToolTip("" if sampled else "Not used while greedy answers are on")
+
+    def answer_bound(self) -> int | None:
+        """The longest answer the context leaves room for next to an image (None: no model to tell)."""
+        if self.model is None:
+            return None
+        return longest_answer_bound(self.context.value() or self.model.context_length, self.model.image_tokens)
+
+    def _bound_answer(self) -> None:
+        bound = self.answer_bound()
+        if bound is None:
+            self.max_tokens.setMaximum(DEFAULT_ANSWER_MAXIMUM)
+            self.max_tokens.setSuffix("")
+            self.max_tokens.setToolTip("Bounded by the model's context once a model is in use")
+            return
+        context = self.context.value() or self.model.context_length
+        self.max_tokens.setMaximum(bound)  # a longer value is brought down to the bound
+        self.max_tokens.setSuffix(f"  (at most {bound})")
+        self.max_tokens.setToolTip(
+            f"At most {bound} tokens: what a {context}-token context leaves next to an image ({self.model.image_tokens}"
+            " tokens). More images in a conversation leave less room; an answer then ends where the context ends.")
 
     def result_settings(self) -> Settings:
         return replace(
-            self._settings, threads=self.threads.value() or None, context_size=self.context.value() or None,
+            self._settings, state_limit_bytes=self.saved_states.limit_bytes(),
+            threads=self.threads.value() or None, context_size=self.context.value() or None,
             gpu_layers=self.gpu_layers.value(), temperature=self.temperature.value(),
             repetition_penalty=self.repetition.value(), max_new_tokens=self.max_tokens.value(),
             greedy=self.greedy.isChecked(), language=self.language.currentData(),

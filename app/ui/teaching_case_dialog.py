@@ -55,6 +55,7 @@ class TeachingCaseDialog(QDialog):
         self.conv, self.sources, self.series_files = conv, sources, list(series_files)
         self.plan: CasePlan | None = None
         self._planning: object | None = None  # the newest plan asked for
+        self._warned: set[str] = set()  # the burned-in warnings shown when the user last could confirm them
         self.task: Task | None = None
         self.summary = QLabel()
         self.summary.setWordWrap(True)
@@ -122,6 +123,9 @@ class TeachingCaseDialog(QDialog):
         warnings = [*plan.warnings, "The questions and answers are exported as written: check them for names, "
                                     "dates and other identifiers"]
         self.warnings.setText("Check before sharing:\n" + "\n".join(f"• {w}." for w in warnings))
+        if not set(plan.warnings) <= self._warned:  # more files to check by eye: the confirmation is asked again
+            self.checked.setChecked(False)
+        self._warned = set(plan.warnings)
         self.checked.setVisible(bool(plan.warnings))
         self.status.setText("")
         self._update()

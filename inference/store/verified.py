@@ -61,5 +61,19 @@ def record_verified(folder: Path, path: Path, sha256: str, identity: dict | None
         pass
 
 
-def forget_verified(folder: Path) -> None:
-    (Path(folder) / VERIFIED_NAME).unlink(missing_ok=True)
+def forget_verified(folder: Path, path: Path | None = None) -> None:
+    """Forget the record of one file (its next load hashes it in full), or with no path the whole record."""
+    folder = Path(folder)
+    if path is None:
+        (folder / VERIFIED_NAME).unlink(missing_ok=True)
+        return
+    files = _read(folder)
+    if files.pop(Path(path).name, None) is None:
+        return
+    try:
+        target = folder / VERIFIED_NAME
+        partial = target.with_name(target.name + ".part")
+        partial.write_text(json.dumps({"format": FORMAT_VERSION, "files": files}, indent=1), encoding="utf-8")
+        os.replace(partial, target)
+    except OSError:  # not writable: then nothing could have recorded it as verified either
+        pass

@@ -8,9 +8,10 @@ import json
 import pytest
 from PySide6.QtWidgets import QDialogButtonBox, QLabel
 
-from app.settings import Settings
+from app.settings import Settings, longest_answer_bound
 from app.ui.chat import suggested_questions
 from app.ui.settings_dialog import FirstRunDialog, SettingsDialog
+from inference.store.manifest import Manifest, ModelFile
 
 
 def test_settings_round_trip_and_recent(tmp_path):
@@ -81,3 +82,92 @@ def test_suggested_questions_never_ask_for_a_diagnosis():
                 assert "diagnos" not in question.lower() and "诊断" not in question
     assert any("CT" in q for q in suggested_questions("CT", "en"))
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in q) for q in suggested_questions("MR", "zh"))
+
+
+def _manifest(context_length=4096, image_tokens=576) -> Manifest:
+    """A HuatuoGPT-Vision-7B manifest: a 4096-token context, 576 tokens an image."""
+    files = ModelFile("text.gguf", "Q4_K_M", 1, "0" * 64), ModelFile("mmproj.gguf", "F16", 1, "1" * 64)
+    return Manifest("HuatuoGPT-Vision-7B", "qwen2", *files, context_length=context_length, hidden_size=3584,
+                    image_size=336, image_tokens=image_tokens, vision_layers_used=23)
+
+
+def test_restore_defaults_resets_every_field_but_saves_nothing(qtbot):
+    settings = Settings(threads=3, context_size=8192, gpu_layers=12, temperature=0.9, repetition_penalty=1.5,
+                        max_new_tokens=1000, greedy=True, language="zh", show_identifiers=True, theme="dark",
+                        recent=["a"])
+    settings.acknowledge()
+    dialog = SettingsDialog(settings)
+    qtbot.addWidget(dialog)
+    assert dialog.result_settings() == settings  # the fields show the settings as they are
+    dialog.restore_button.click()
+    restored = dialog.result_settings()
+    defaults = Settings()
+    for name in ("threads", "context_size", "gpu_layers", "temperature", "repetition_penalty", "max_new_tokens",
+                 "greedy", "language", "show_identifiers", "theme"):
+        assert getattr(restored, name) == getattr(defaults, name), name
+    assert (restored.acknowledged, restored.recent) == (settings.acknowledged, ["a"])  # not settings of the dialog
+    assert settings.threads == 3 and settings.greedy  # nothing applied before OK
+    assert dialog.temperature.isEnabled()  # greedy went off with the defaults
+
+
+def test_sampling_fields_are_disabled_while_greedy_is_on(qtbot):
+    dialog = SettingsDialog(Settings(greedy=True))
+    qtbot.addWidget(dialog)
+    sampling_fields = (dialog.temperature, dialog.repetition)
+    assert not any(field.isEnabled() for field in sampling_fields)
+    assert dialog.max_tokens.isEnabled()  # the longest answer applies to greedy answers too
+    dialog.greedy.setChecked(False)
+    assert all(field.isEnabled() for field in sampling_fields)
+    dialog.greedy.setChecked(True)
+    assert not any(field.isEnabled() for field in sampling_fields)
+
+
+def test_the_longest_answer_is_bounded_by_what_fits_next_to_an_image(qtbot):
+    dialog = SettingsDialog(Settings(max_new_tokens=4000), model=_manifest())
+    qtbot.addWidget(dialog)
+    assert dialog.answer_bound() == 4096 - 576 == dialog.max_tokens.maximum()
+    assert dialog.max_tokens.value() == 3520 and dialog.result_settings().max_new_tokens == 3520
+    assert "3520" in dialog.max_tokens.suffix() and "576" in dialog.max_tokens.toolTip()
+    dialog.context.setValue(2048)  # a smaller context set by hand bounds it further
+    assert dialog.max_tokens.maximum() == 2048 - 576 and dialog.max_tokens.value() == 1472
+    dialog.context.setValue(16384)
+    assert dialog.max_tokens.maximum() == 16384 - 576
+    dialog.max_tokens.setValue(9000)
+    assert dialog.result_settings().max_new_tokens == 9000
+    dialog.context.setValue(0)  # the model's own again
+    assert dialog.max_tokens.value() == 3520
+
+
+def test_without_a_model_the_longest_answer_keeps_its_plain_range(qtbot):
+    dialog = SettingsDialog(Settings())
+    qtbot.addWidget(dialog)
+    assert dialog.answer_bound() is None and dialog.max_tokens.maximum() == 4096 and not dialog.max_tokens.suffix()
+    assert longest_answer_bound(600, 576) == 24 and longest_answer_bound(500, 576) == 16  # never below the minimum
+
+
+def test_the_window_bounds_the_answer_by_its_model_and_hands_the_states_limit_to_the_runner(
+        qtbot, tmp_path, monkeypatch, converted):
+    import shutil
+
+    from app.ui.main import MainWindow
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("HUATUO_DATA_DIR", str(data))
+    shutil.copytree(converted("qwen2", "original", "Q8_0"), data / "models" / "tiny")
+    window = MainWindow(Settings(state_limit_bytes=3 * 1024**3))
+    qtbot.addWidget(window)
+    assert window.runner.state_limit_bytes == 3 * 1024**3
+    shown = []
+
+    def user_sets_half_a_gigabyte(dialog):  # the modal dialog, as the user leaves it with OK
+        shown.append(dialog)
+        dialog.saved_states.set_limit_bytes(512 * 1024**2)
+        return True
+
+    monkeypatch.setattr(SettingsDialog, "exec", user_sets_half_a_gigabyte)
+    window.edit_settings()
+    [dialog] = shown
+    manifest = Manifest.read(data / "models" / "tiny")
+    assert dialog.model == manifest and dialog.saved_states.runner is window.runner
+    assert dialog.answer_bound() == manifest.context_length - manifest.image_tokens
+    assert window.runner.state_limit_bytes == 512 * 1024**2 == Settings.load(data).state_limit_bytes

@@ -479,3 +479,26 @@ def test_the_apps_profile_table_says_what_the_standard_says():
 
     assert {keyword_for_tag(tag): code for tag, code in STANDARD_TABLE} == {
         keyword_for_tag(tag): BASIC_PROFILE.get(keyword_for_tag(tag)) for tag, _ in STANDARD_TABLE}
+
+
+def test_files_added_to_the_export_need_the_burned_in_confirmation_again(qtbot, conversation, study):
+    """The export is confirmed for the files it holds: ticking the whole series, which adds an ultrasound file that
+    may have text in its pixels, asks again."""
+    from app.ui.teaching_case_dialog import TeachingCaseDialog
+
+    conv, _ = conversation
+    ultrasound = next(path for path in study if pydicom.dcmread(path).Modality == "US")
+    dialog = TeachingCaseDialog(conv, AttachedSources(), [ultrasound])  # sources unknown: the PNGs the model saw
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=10_000)
+    assert dialog.plan.warnings and not dialog.export_button.isEnabled()
+    dialog.checked.setChecked(True)
+    assert dialog.export_button.isEnabled()
+    dialog.whole_series.setChecked(True)
+    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=10_000)
+    assert "US images often have text burned into the pixels" in dialog.warnings.text()
+    assert not dialog.checked.isChecked() and not dialog.export_button.isEnabled()
+    dialog.checked.setChecked(True)
+    dialog.whole_series.setChecked(False)  # fewer files: what was confirmed still covers them
+    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=10_000)
+    assert dialog.checked.isChecked() and dialog.export_button.isEnabled()
