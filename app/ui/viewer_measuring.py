@@ -60,12 +60,29 @@ class MeasurementList:
         points = (*fixed, self._frame_point(position))
         self._pending = measure(kind, self.frames[self.position], points, self._decoded, self.header)
         if finished:
-            if self._pending is not None:
+            if self._pending is not None and self._pending.text:
                 self.measurements.append(self._pending)
             self._drawing, self._pending = None, None
             self.measurements_changed.emit()
         self._draw_measurements()
         self._update_overlay()
+
+    def _click_angle(self, position) -> None:
+        """The angle tool: the first click fixes one end, the second the vertex, the third the other end."""
+        kind, fixed = self._drawing if self._drawing is not None else ("angle", ())
+        point = self._frame_point(position)
+        if len(fixed) == 2:
+            self._update_drawing(position, finished=True)
+        else:
+            self._start_drawing(kind, (*fixed, point))
+            self._update_drawing(position, finished=False)
+
+    def _cancel_drawing(self) -> None:
+        """A measurement left half drawn (another tool, another slice) is dropped."""
+        if self._drawing is not None or self._pending is not None:
+            self._drawing, self._pending = None, None
+            self._draw_measurements()
+            self._update_overlay()
 
     def _forget_measurements(self) -> None:
         """A new series: nothing kept from the last one."""

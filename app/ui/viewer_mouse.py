@@ -15,10 +15,12 @@ from app.studies.view import shown_to_source
 from app.ui.viewer_tools import Tool, command_for, run
 
 WL_SENSITIVITY = 1.0  # window units per pixel of drag, times the current width / 256
-DRAWN = {Tool.RULER: "line", Tool.ELLIPSE: "ellipse", Tool.PROBE: "point"}  # tools that draw a measurement
+# Tools that draw a measurement by dragging (the angle is drawn by clicks: `MeasurementList._click_angle`).
+DRAWN = {Tool.RULER: "line", Tool.ELLIPSE: "ellipse", Tool.RECTANGLE: "rectangle", Tool.PROBE: "point"}
 CURSORS = {Tool.WINDOW: Qt.CursorShape.ArrowCursor, Tool.ZOOM: Qt.CursorShape.SizeVerCursor,
            Tool.PAN: Qt.CursorShape.OpenHandCursor, Tool.RULER: Qt.CursorShape.CrossCursor,
-           Tool.ELLIPSE: Qt.CursorShape.CrossCursor, Tool.PROBE: Qt.CursorShape.CrossCursor}
+           Tool.ANGLE: Qt.CursorShape.CrossCursor, Tool.ELLIPSE: Qt.CursorShape.CrossCursor,
+           Tool.RECTANGLE: Qt.CursorShape.CrossCursor, Tool.PROBE: Qt.CursorShape.CrossCursor}
 
 
 class MouseTools:
@@ -28,6 +30,7 @@ class MouseTools:
         """What left-drag does; a tool's key pressed again (toggle) goes back to window/level."""
         if toggle and tool == self.tool:
             tool = Tool.WINDOW
+        self._cancel_drawing()
         self.tool = tool
         self.viewport().setCursor(CURSORS[tool])
         self.tool_changed.emit(tool)
@@ -68,6 +71,11 @@ class MouseTools:
             kind = DRAWN[self._drag_button]
             self._start_drawing(kind, () if kind == "point" else (self._frame_point(event.position()),))
             self._update_drawing(event.position(), finished=False)
+        elif self._drag_button == Tool.ANGLE and self._decoded is not None:
+            self._click_angle(event.position())
+
+    def _drawing_angle(self) -> bool:
+        return self._drawing is not None and self._drawing[0] == "angle"
 
     def leaveEvent(self, event) -> None:  # noqa: N802
         super().leaveEvent(event)
@@ -75,6 +83,8 @@ class MouseTools:
         self._update_overlay()
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        if self._drawing_angle() and self._decoded is not None:  # its next arm follows the cursor
+            self._update_drawing(event.position(), finished=False)
         if self._drag_start is None:
             self.probe_text = self._probe_text_at(self._source_point(event.position()))
             self._update_overlay()
@@ -99,9 +109,10 @@ class MouseTools:
             self._drag_start = event.position()
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802
-        if self._drawing is not None and self._decoded is not None:
-            self._update_drawing(event.position(), finished=True)
-        self._drawing = None
+        if self._drawing is not None and not self._drawing_angle():
+            if self._decoded is not None:
+                self._update_drawing(event.position(), finished=True)
+            self._drawing = None
         self._drag_start = None
 
     def wheelEvent(self, event) -> None:  # noqa: N802

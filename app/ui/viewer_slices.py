@@ -32,6 +32,8 @@ class SliceNavigation:
             return
         position = max(0, min(len(self.frames) - 1, position))
         if position != self.position or self._decoded is None:
+            if position != self.position:
+                self._cancel_drawing()  # a measurement belongs to one slice
             self.position = position
             self._request(position)
         self._set_slider(position)
