@@ -88,6 +88,7 @@ COMMANDS: list[Command] = [
 # Mouse conventions, listed in Help › Keyboard shortcuts next to the keys.
 MOUSE: list[tuple[str, str]] = [
     ("Left drag", "the selected tool (window/level unless another is chosen)"),
+    ("Three left clicks", "with the Angle tool: one end, the vertex, the other end"),
     ("Middle drag", "pan"),
     ("Right drag", "zoom"),
     ("Wheel", "previous / next slice"),
