@@ -5,8 +5,9 @@
 Opens the app on a real CT image, asks a question through the real engine and saves the main window with the
 streamed answer, the model manager and practice mode as PNG files in docs/. Without --model the answer comes
 from a tiny random-weight test model (built here; needs the dev extras), so its text is not meaningful prose.
-Also, in the light and the dark theme: the start page (`empty-state-THEME.png`) and the viewer with its toolbar, a
-ruler and an ellipse region (`viewer-tools-THEME.png`). `--only viewer` makes just those (no model needed).
+Also, in the light and the dark theme: the start page (`empty-state-THEME.png`), the viewer with its toolbar, a
+ruler and an ellipse region (`viewer-tools-THEME.png`), and an angle and a rectangle region
+(`measurement-THEME.png`). `--only viewer` makes just those (no model needed).
 """
 
 from __future__ import annotations
@@ -180,6 +181,17 @@ def viewer_screenshots(out: Path, theme: str) -> None:
     QTest.mouseMove(viewer.viewport(), viewer.mapFromScene(QPointF(64, 40)))  # the probe in the overlay
     wait(lambda: False, 300)
     save_small(window, out / f"viewer-tools-{theme}.png")
+
+    viewer.clear_measurements()
+    viewer.select_tool(Tool.ANGLE)
+    for x, y in ((26, 52), (48, 66), (76, 50)):  # one end, the vertex, the other end
+        point = viewer.mapFromScene(QPointF(x, y))
+        QTest.mouseClick(viewer.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, point)
+    viewer.select_tool(Tool.RECTANGLE)
+    drag((70, 80), (90, 96))
+    QTest.mouseMove(viewer.viewport(), viewer.mapFromScene(QPointF(64, 40)))
+    wait(lambda: False, 300)
+    save_small(window, out / f"measurement-{theme}.png")
     window.close()
 
 

@@ -1,5 +1,6 @@
-"""Measurements on the stored frame, calibrated by Pixel Spacing when present: the pixel probe, lengths, ellipse
-regions (mean, SD, area), and the map between stored-frame and shown-image coordinates that keeps them in place."""
+"""Measurements on the stored frame, calibrated by Pixel Spacing when present: the pixel probe, lengths, angles,
+ellipse and rectangle regions (mean, SD, min, max, area), and the map between stored-frame and shown-image
+coordinates that keeps them in place."""
 
 from __future__ import annotations
 
@@ -42,6 +43,18 @@ def length(ds: Dataset, start: tuple[float, float], end: tuple[float, float]) ->
     return f"{mm:.1f} mm{note}"
 
 
+def angle(ds: Dataset, end: tuple[float, float], vertex: tuple[float, float],
+          other_end: tuple[float, float]) -> float | None:
+    """The angle at `vertex` between its two arms, in degrees (0-180), measured in millimetres when the pixels are
+    not square; None while an arm has no length."""
+    row_mm, col_mm = pixel_spacing(ds) or (1.0, 1.0)
+    arms = [((p[0] - vertex[0]) * row_mm, (p[1] - vertex[1]) * col_mm) for p in (end, other_end)]
+    if any(math.hypot(*arm) == 0 for arm in arms):
+        return None
+    (y1, x1), (y2, x2) = arms
+    return math.degrees(abs(math.atan2(x1 * y2 - y1 * x2, x1 * x2 + y1 * y2)))
+
+
 # --- geometry between the stored frame and the shown image -----------------------------------------------------
 # Continuous coordinates: (row, column) of the stored frame and (x, y) of the shown image, pixel (r, c) covering
 # [r, r + 1) x [c, c + 1). Rotations by 90 degrees and flips keep axis-aligned shapes axis-aligned.
@@ -80,7 +93,9 @@ class RoiStats:
     pixels: int  # pixels whose centre lies inside the region
     mean: float
     sd: float  # population standard deviation of those pixels, as reading viewers report it
-    area_mm2: float | None  # the ellipse's own area (pi a b), None when the image is not calibrated
+    minimum: float
+    maximum: float
+    area_mm2: float | None  # the region's own area (pi a b, or width x height), None when not calibrated
     area_px: float
     unit: str  # " HU" for CT in Hounsfield units, else ""
 
@@ -92,25 +107,46 @@ def ellipse_mask(shape: tuple[int, int], centre: tuple[float, float], radii: tup
     return rows[:, None] ** 2 + cols[None, :] ** 2 <= 1.0
 
 
-def ellipse_stats(frame: np.ndarray, ds: Dataset, centre: tuple[float, float],
-                  radii: tuple[float, float]) -> RoiStats | None:
-    """Mean, SD and area of an ellipse on a grey-scale frame, in modality units (HU for CT); None for colour
-    data or an ellipse holding no pixel centre."""
-    if is_colour(ds):
-        return None
-    mask = ellipse_mask(frame.shape[:2], centre, radii)
-    if not mask.any():
+def rectangle_mask(shape: tuple[int, int], corner: tuple[float, float], other: tuple[float, float]) -> np.ndarray:
+    """Pixels of a frame whose centre lies inside the axis-aligned rectangle of two opposite (row, column) corners."""
+    (r1, r2), (c1, c2) = sorted((corner[0], other[0])), sorted((corner[1], other[1]))
+    rows, cols = np.arange(shape[0]) + 0.5, np.arange(shape[1]) + 0.5
+    return ((rows >= r1) & (rows <= r2))[:, None] & ((cols >= c1) & (cols <= c2))[None, :]
+
+
+def region_stats(frame: np.ndarray, ds: Dataset, mask: np.ndarray, area_px: float) -> RoiStats | None:
+    """Mean, SD, min, max and area of the masked pixels of a grey-scale frame, in modality units (HU for CT);
+    None for colour data or a region holding no pixel centre."""
+    if is_colour(ds) or not mask.any():
         return None
     values = modality_values(frame, ds)[mask].astype(np.float64)
     spacing = pixel_spacing(ds)
-    area_px = math.pi * radii[0] * radii[1]
     area_mm2 = area_px * spacing[0] * spacing[1] if spacing is not None else None
-    return RoiStats(int(mask.sum()), float(values.mean()), float(values.std()), area_mm2, area_px,
-                    " HU" if is_hounsfield(ds) else "")
+    return RoiStats(int(mask.sum()), float(values.mean()), float(values.std()), float(values.min()),
+                    float(values.max()), area_mm2, area_px, " HU" if is_hounsfield(ds) else "")
+
+
+def ellipse_stats(frame: np.ndarray, ds: Dataset, centre: tuple[float, float],
+                  radii: tuple[float, float]) -> RoiStats | None:
+    """The statistics of an axis-aligned ellipse (see `region_stats`)."""
+    return region_stats(frame, ds, ellipse_mask(frame.shape[:2], centre, radii), math.pi * radii[0] * radii[1])
+
+
+def rectangle_stats(frame: np.ndarray, ds: Dataset, corner: tuple[float, float],
+                    other: tuple[float, float]) -> RoiStats | None:
+    """The statistics of an axis-aligned rectangle given by two opposite corners (see `region_stats`)."""
+    area_px = abs(other[0] - corner[0]) * abs(other[1] - corner[1])
+    return region_stats(frame, ds, rectangle_mask(frame.shape[:2], corner, other), area_px)
+
+
+def _value(v: float) -> str:
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
 
 
 def describe_roi(stats: RoiStats | None) -> str:
     if stats is None:
         return "no statistics (colour image or empty region)"
     area = f"{stats.area_mm2:.1f} mm²" if stats.area_mm2 is not None else f"{stats.area_px:.0f} px² (uncalibrated)"
-    return f"mean {stats.mean:.1f}{stats.unit}  SD {stats.sd:.1f}{stats.unit}  area {area}"
+    u = stats.unit
+    return (f"mean {stats.mean:.1f}{u}  SD {stats.sd:.1f}{u}  min {_value(stats.minimum)}{u}  "
+            f"max {_value(stats.maximum)}{u}  area {area}")

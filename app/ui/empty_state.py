@@ -7,7 +7,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWi
 
 PROMPT = "Open a file or folder — or drop it here"
 DETAILS = ("DICOM files and folders (with or without DICOMDIR), PNG, JPEG and TIFF images.\n"
-           "Recently opened studies are listed on the left. Help › Keyboard shortcuts lists the viewer's keys.")
+           "Recently opened studies are listed on the left: one click opens one. "
+           "Help › Keyboard shortcuts lists the viewer's keys.")
 
 
 class EmptyState(QWidget):

@@ -42,6 +42,7 @@ from app.ui.practice import open_practice
 from app.ui.series_loading import keep_place, series_with_uid
 from app.ui.series_strip import SeriesStrip
 from app.ui.settings_dialog import FirstRunDialog, SettingsDialog
+from app.ui.status_line import StatusLine
 from app.ui.study_browser import StudyBrowser
 from app.ui.tag_browser import TagBrowser
 from app.ui.teaching_case_dialog import PracticeCaseDialog, TeachingCaseDialog
@@ -70,7 +71,8 @@ class MainWindow(QMainWindow):
         self.runner = EngineRunner(self, self.settings.state_limit_bytes)
         self.series_viewer = Viewer()  # every kind of image: DICOM series and frames, PNG, JPEG, TIFF
         self.series_viewer.show_identifiers = self.settings.show_identifiers
-        self.series_viewer.message.connect(self.statusBar().showMessage)
+        self.setStatusBar(StatusLine())  # standing messages until replaced; hints and outcomes time out
+        self.series_viewer.message.connect(self.statusBar().flash)
         self.views = QStackedWidget()
         self.views.addWidget(self.series_viewer)
         self.model_panel = QLabel()
@@ -277,7 +279,7 @@ class MainWindow(QMainWindow):
         """Give the chat the image exactly as shown, whatever its kind (optionally only the zoomed region)."""
         viewer = self.series_viewer
         if viewer.shown is None or not viewer.frames:
-            self.statusBar().showMessage("Open an image first: the model is asked about what the viewer shows.")
+            self.statusBar().flash("Open an image first: the model is asked about what the viewer shows.")
             return
         if not self.confirm_burned_in("attach"):
             return
@@ -302,7 +304,7 @@ class MainWindow(QMainWindow):
         series = self.current_series if self.chat.study_key == conversation.study_key else None
         files = [i.path for i in series.instances if i.has_pixels] if series is not None else []
         dialog = TeachingCaseDialog(conversation, self.attached_sources, files, self)
-        dialog.message.connect(self.statusBar().showMessage)
+        dialog.message.connect(self.statusBar().flash)
         dialog.open()
         return dialog
 
@@ -311,7 +313,7 @@ class MainWindow(QMainWindow):
         if conversation is None or not conversation.turns:
             return None
         dialog = PracticeCaseDialog(conversation, self)
-        dialog.message.connect(self.statusBar().showMessage)
+        dialog.message.connect(self.statusBar().flash)
         dialog.deck_written.connect(self._open_deck)
         dialog.open()
         return dialog
@@ -405,7 +407,7 @@ class MainWindow(QMainWindow):
         """Before the shown image leaves the viewer: the user confirms when it may carry burned-in text."""
         confirmed, message = self.burned_in.confirm(self.series_viewer, verb)
         if message:
-            self.statusBar().showMessage(message)
+            self.statusBar().flash(message)
         return confirmed
 
     def _fill_window_menu(self) -> None:

@@ -8,7 +8,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
 
 from app.ui.viewer import Viewer
 
-EMPTY = "No measurements. Ruler (M), Ellipse (E) or Probe (D), then drag on the image."
+EMPTY = ("No measurements. Ruler (M), Ellipse (E), Rectangle (B) or Probe (D), then drag on the image; "
+         "Angle (G): three clicks, the vertex second.")
 
 
 class MeasurementsPanel(QWidget):

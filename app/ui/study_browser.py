@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from app.studies.scan import Library, Series
@@ -25,9 +26,13 @@ class StudyBrowser(QWidget):
         super().__init__(parent)
         self.recent = QListWidget()
         self.recent.setMaximumHeight(140)
-        self.recent.itemActivated.connect(lambda item: self.open_requested.emit(item.data(Qt.ItemDataRole.UserRole)))
-        self.recent.itemDoubleClicked.connect(
-            lambda item: self.open_requested.emit(item.data(Qt.ItemDataRole.UserRole)))
+        self.recent.setToolTip("Click a study to open it")
+        self.recent.itemClicked.connect(self._open_recent)  # one click, as on a start page's list
+        # Enter opens the selected one (not itemActivated: it also fires on a double-click's second click).
+        for key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            shortcut = QShortcut(QKeySequence(key), self.recent, context=Qt.ShortcutContext.WidgetShortcut)
+            shortcut.activated.connect(self._open_selected)
+            shortcut.setWhatsThis("Open the selected recent study")
         self.tree = QTreeWidget()
         self.tree.setHeaderHidden(True)
         self.tree.itemClicked.connect(self._on_item)
@@ -48,6 +53,13 @@ class StudyBrowser(QWidget):
             item.setToolTip(path)
             item.setData(Qt.ItemDataRole.UserRole, path)
             self.recent.addItem(item)
+
+    def _open_recent(self, item: QListWidgetItem) -> None:
+        self.open_requested.emit(item.data(Qt.ItemDataRole.UserRole))
+
+    def _open_selected(self) -> None:
+        if self.recent.currentItem() is not None:
+            self._open_recent(self.recent.currentItem())
 
     def set_library(self, library: Library | None, show_identifiers: bool) -> None:
         self._library, self._show_identifiers = library, show_identifiers

@@ -1,4 +1,5 @@
-"""Measurements kept with the slice they were made on: rulers, ellipse regions and probe points, stored in the
+"""Measurements kept with the slice they were made on: rulers, angles, ellipse and rectangle regions and probe
+points, stored in the
 frame's own coordinates (so rotations and flips move them with the pixels) and drawn only on their slice, each
 line outlined so that it reads over bright and inverted pixels."""
 
@@ -16,11 +17,12 @@ from PySide6.QtWidgets import (
     QGraphicsItem,
     QGraphicsLineItem,
     QGraphicsPathItem,
+    QGraphicsRectItem,
     QGraphicsScene,
     QGraphicsSimpleTextItem,
 )
 
-from app.studies.measure import describe_roi, ellipse_stats, length, probe, source_to_shown
+from app.studies.measure import angle, describe_roi, ellipse_stats, length, probe, rectangle_stats, source_to_shown
 from app.studies.view import ViewState
 from app.ui.viewer_overlay import OUTLINE
 
@@ -31,9 +33,11 @@ Point = tuple[float, float]  # (row, column) of the stored frame, continuous
 
 @dataclass(frozen=True)
 class Measurement:
-    kind: str  # "line" | "ellipse" | "point"
+    kind: str  # "line" | "angle" | "ellipse" | "rectangle" | "point"
     source: tuple[Path, int]  # the slice: file and frame
-    points: tuple[Point, ...]  # line: its ends; ellipse: two opposite corners of its box; point: the point
+    # line: its ends; angle: one end, the vertex, the other end (only the first arm while being drawn);
+    # ellipse: two opposite corners of its box; rectangle: two opposite corners; point: the point
+    points: tuple[Point, ...]
     text: str  # the whole result, as the overlay and the list show it
     label: str  # the short result drawn beside it
 
@@ -45,7 +49,13 @@ class Measurement:
 
 def measure(kind: str, source: tuple[Path, int], points: tuple[Point, ...], frame: np.ndarray,
             ds: Dataset) -> Measurement | None:
-    """A measurement of the stored frame, or None when it has no size yet."""
+    """A measurement of the stored frame, or None when it has no size yet (an angle whose arms are still being
+    drawn has no result yet)."""
+    if kind == "angle":
+        degrees = angle(ds, *points) if len(points) == 3 else None
+        if degrees is not None:
+            return Measurement(kind, source, points, f"angle {degrees:.1f}°", f"{degrees:.1f}°")
+        return Measurement(kind, source, points, "", "") if len(set(points)) > 1 else None  # arms being drawn
     if kind == "line":
         (r1, c1), (r2, c2) = points
         if (r1, c1) == (r2, c2):
@@ -58,6 +68,12 @@ def measure(kind: str, source: tuple[Path, int], points: tuple[Point, ...], fram
         if min(radii) <= 0:
             return None
         text = describe_roi(ellipse_stats(frame, ds, centre, radii))
+        return Measurement(kind, source, points, text, text.replace("  ", "\n"))
+    if kind == "rectangle":
+        (r1, c1), (r2, c2) = points
+        if r1 == r2 or c1 == c2:
+            return None
+        text = describe_roi(rectangle_stats(frame, ds, points[0], points[1]))
         return Measurement(kind, source, points, text, text.replace("  ", "\n"))
     row, col = points[0]
     r, c = int(np.floor(row)), int(np.floor(col))
@@ -87,32 +103,38 @@ class OutlinedLabel(QGraphicsSimpleTextItem):
         painter.fillPath(path, COLOUR)
 
 
-def _pens() -> tuple[QPen, QPen]:
-    line = QPen(COLOUR, 0)  # cosmetic: one screen pixel at any zoom
+def _outlined(make) -> list[QGraphicsItem]:
+    """A shape twice: a dark outline under a one-pixel line in the measurement colour (both cosmetic: the same
+    width on screen at any zoom)."""
+    line = QPen(COLOUR, 0)
     outline = QPen(OUTLINE, 3)
     outline.setCosmetic(True)
-    return line, outline
+    items = []
+    for pen, z in ((outline, 1), (line, 2)):
+        item = make()
+        item.setPen(pen)
+        item.setZValue(z)
+        items.append(item)
+    return items
 
 
 def draw(scene: QGraphicsScene, m: Measurement, shape: tuple[int, int], view: ViewState) -> list[QGraphicsItem]:
     """The items that show one measurement over the shown image (scene coordinates are shown pixels)."""
-    line_pen, outline_pen = _pens()
     shown = [QPointF(*source_to_shown(r, c, shape, view)) for r, c in m.points]
     items: list[QGraphicsItem] = []
     if m.kind == "line":
-        for pen, z in ((outline_pen, 1), (line_pen, 2)):
-            item = QGraphicsLineItem(shown[0].x(), shown[0].y(), shown[1].x(), shown[1].y())
-            item.setPen(pen)
-            item.setZValue(z)
-            items.append(item)
+        items += _outlined(lambda: QGraphicsLineItem(shown[0].x(), shown[0].y(), shown[1].x(), shown[1].y()))
         anchor = shown[1]
-    elif m.kind == "ellipse":
+    elif m.kind == "angle":
+        arms = QPainterPath(shown[0])
+        for point in shown[1:]:
+            arms.lineTo(point)
+        items += _outlined(lambda: QGraphicsPathItem(arms))
+        anchor = shown[1]  # the result beside the vertex
+    elif m.kind in ("ellipse", "rectangle"):
         rect = QRectF(shown[0], shown[1]).normalized()
-        for pen, z in ((outline_pen, 1), (line_pen, 2)):
-            item = QGraphicsEllipseItem(rect)
-            item.setPen(pen)
-            item.setZValue(z)
-            items.append(item)
+        shape_item = QGraphicsEllipseItem if m.kind == "ellipse" else QGraphicsRectItem
+        items += _outlined(lambda: shape_item(rect))
         anchor = rect.bottomRight()
     else:
         path = QPainterPath()
@@ -121,16 +143,13 @@ def draw(scene: QGraphicsScene, m: Measurement, shape: tuple[int, int], view: Vi
         path.lineTo(x + 3, y)
         path.moveTo(x, y - 3)
         path.lineTo(x, y + 3)
-        for pen, z in ((outline_pen, 1), (line_pen, 2)):
-            cross = QGraphicsPathItem(path)
-            cross.setPen(pen)
-            cross.setZValue(z)
-            items.append(cross)
+        items += _outlined(lambda: QGraphicsPathItem(path))
         anchor = shown[0]
-    label = OutlinedLabel(m.label)
-    label.setPos(anchor + QPointF(0.5, 0.5))
-    label.setZValue(3)
-    items.append(label)
+    if m.label:
+        label = OutlinedLabel(m.label)
+        label.setPos(anchor + QPointF(0.5, 0.5))
+        label.setZValue(3)
+        items.append(label)
     for item in items:
         scene.addItem(item)
     return items

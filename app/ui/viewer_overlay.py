@@ -1,10 +1,15 @@
-"""The viewer's overlay text: outlined so that it reads over any pixels, and the header facts it shows."""
+"""The viewer's overlay text: outlined so that it reads over any pixels, the header facts it shows, and the
+orientation letters at the edges."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QPainter
 from PySide6.QtWidgets import QLabel
+
+from app.studies.frames import PixelDecodeError
+from app.studies.orientation import edge_letters
+from app.studies.pixels import is_colour
 
 OUTLINE = QColor(0, 0, 0, 230)  # around overlay text: readable over white and inverted pixels
 
@@ -47,3 +52,48 @@ def slice_lines(ds) -> list[str]:
             continue
         parts.append(f"{name} {value:.1f} mm")
     return ["  ".join(parts)] if parts else []
+
+
+class OverlayText:
+    """Part of `Viewer`: the text over the image's corner and the orientation letters at its edges."""
+
+    def _update_overlay(self) -> None:
+        try:
+            ds = self.header
+        except PixelDecodeError:  # not even the header can be read: the notice says so
+            ds = None
+        if ds is None:
+            self.overlay.setText("")
+            self._place_edge_letters()
+            return
+        lines = []
+        if self.show_identifiers:
+            lines.append(f"{ds.get('PatientName', '')}  {ds.get('PatientID', '')}")
+        lines.append(f"{ds.get('Modality', '')}  {self.position + 1}/{len(self.frames)}")
+        if self._decoded is not None:  # nothing on show (yet): no window, zoom or letters that would describe nothing
+            if self.view.window is not None and not is_colour(ds):
+                lines.append(f"W {self.view.window.width:.0f}  L {self.view.window.centre:.0f}")
+            lines.append(f"zoom {self.zoom() * 100:.0f}%")
+            lines += slice_lines(ds)
+            if str(ds.get("LossyImageCompression", "00")) == "01":
+                lines.append("LOSSY")
+            lines += [text for text in (self.probe_text, self.measurement) if text]
+        self.overlay.setText("\n".join(lines))
+        self.overlay.adjustSize()
+        self._place_edge_letters()
+
+    def _place_edge_letters(self) -> None:
+        letters = None
+        if self._decoded is not None and self.frames and self.header is not None:
+            value = self.header.get("ImageOrientationPatient")
+            letters = edge_letters(tuple(float(v) for v in value) if value is not None and len(value) == 6 else None,
+                                   self.view)
+        width, height = self.viewport().width(), self.viewport().height()
+        if self.slider.isVisible():
+            width -= self.slider.width()
+        for edge, label in self.edge_labels.items():
+            label.setText(letters[edge] if letters else "")
+            label.adjustSize()
+            x = {"left": 6, "right": width - label.width() - 6}.get(edge, (width - label.width()) // 2)
+            y = {"top": 6, "bottom": height - label.height() - 6}.get(edge, (height - label.height()) // 2)
+            label.move(x, y)

@@ -1,7 +1,8 @@
 """The viewer's tools and keys, defined once: the viewer dispatches its keys from `COMMANDS`, the toolbar is built
 from it, and Help › Keyboard shortcuts lists it, so the three cannot disagree.
 
-Left-drag does what the selected tool does (window/level unless another is chosen); middle-drag always pans,
+Left-drag does what the selected tool does (window/level unless another is chosen; the angle takes three clicks);
+middle-drag always pans,
 right-drag always zooms, as in RadiAnt and OHIF. A tool's key selects it; pressing it again goes back to
 window/level.
 """
@@ -23,7 +24,9 @@ class Tool(Enum):
     ZOOM = "Zoom"
     PAN = "Pan"
     RULER = "Ruler"
+    ANGLE = "Angle"
     ELLIPSE = "Ellipse"
+    RECTANGLE = "Rectangle"
     PROBE = "Probe"
 
 
@@ -55,7 +58,10 @@ COMMANDS: list[Command] = [
     _tool("Z", Tool.ZOOM, "Zoom", "Left-drag zooms"),
     _tool("P", Tool.PAN, "Pan", "Left-drag pans"),
     _tool("M", Tool.RULER, "Ruler", "Left-drag measures a length on this slice"),
-    _tool("E", Tool.ELLIPSE, "Ellipse", "Left-drag draws an ellipse: mean, SD and area on this slice"),
+    _tool("G", Tool.ANGLE, "Angle", "Three clicks measure an angle on this slice: one end, the vertex, the other end"),
+    _tool("E", Tool.ELLIPSE, "Ellipse", "Left-drag draws an ellipse: mean, SD, min, max and area on this slice"),
+    _tool("B", Tool.RECTANGLE, "Rectangle",
+          "Left-drag draws a rectangle: mean, SD, min, max and area on this slice"),
     _tool("D", Tool.PROBE, "Probe", "Left-click marks the value under the cursor on this slice"),
     Command(("R",), "Rotate 90° clockwise", "rotate_view", (90,), "Rotate"),
     Command(("Shift+R",), "Rotate 90° counter-clockwise", "rotate_view", (-90,)),
@@ -82,6 +88,7 @@ COMMANDS: list[Command] = [
 # Mouse conventions, listed in Help › Keyboard shortcuts next to the keys.
 MOUSE: list[tuple[str, str]] = [
     ("Left drag", "the selected tool (window/level unless another is chosen)"),
+    ("Three left clicks", "with the Angle tool: one end, the vertex, the other end"),
     ("Middle drag", "pan"),
     ("Right drag", "zoom"),
     ("Wheel", "previous / next slice"),
