@@ -52,6 +52,23 @@ def read_case_images(paths: tuple[Path, ...], renderer: FrameRenderer) -> list[t
     return read
 
 
+class PageSizedStack(QStackedWidget):
+    """A stack as large as the page it shows (Qt's is as large as its largest page): the one-line hint before the
+    reveal leaves the height to the image."""
+
+    def __init__(self):
+        super().__init__()
+        self.currentChanged.connect(lambda _: self.updateGeometry())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        page = self.currentWidget()
+        return page.sizeHint() if page is not None else super().sizeHint()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        page = self.currentWidget()
+        return page.minimumSizeHint() if page is not None else super().minimumSizeHint()
+
+
 class CasePage(QWidget):
     reveal_requested = Signal()
     marked = Signal(bool)  # the trainee's own judgement of their answer against the reference
@@ -72,18 +89,19 @@ class CasePage(QWidget):
         case.setChildrenCollapsible(False)
 
         # After the reveal: the trainee's read beside the model's answer, the reference below.
-        self.compare = QStackedWidget()
+        self.compare = PageSizedStack()
         self.compare_hint = label("The model's answer and the deck's reference answer appear here once you have "
                                   "answered and pressed Reveal.", "muted")
         self.compare_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.compare.addWidget(self.compare_hint)
         self.compare.addWidget(self._build_comparison())
 
-        splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter = splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(case)
         splitter.addWidget(self.compare)
         splitter.setSizes([430, 330])
         splitter.setChildrenCollapsible(False)
+        self.compare.currentChanged.connect(self._share_height)
 
         self.previous_button = QPushButton("◀  Previous")
         self.previous_button.setShortcut(QKeySequence("Alt+Left"))
@@ -99,6 +117,13 @@ class CasePage(QWidget):
         layout.setContentsMargins(0, 8, 0, 0)
         layout.addWidget(splitter, 1)
         layout.addLayout(footer)
+
+    def _share_height(self) -> None:
+        """Before the reveal the image gets the height (the comparison is one line of hint); after it, the
+        comparison gets two fifths."""
+        total = sum(self.splitter.sizes())
+        below = self.compare_hint.sizeHint().height() + 16 if self.compare.currentIndex() == 0 else total * 2 // 5
+        self.splitter.setSizes([total - below, below])
 
     def _build_images(self) -> QWidget:
         self.viewer = Viewer(cache_bytes=64 * 1024 * 1024)  # a case's few images
@@ -214,6 +239,7 @@ class CasePage(QWidget):
             self.show_comparison(attempt)
             self.model_answer.show_case(item, attempt.model_answer or "", "" if attempt.model_answer else
                                         "No model answer was saved for this case: press Ask again for one.")
+        self._share_height()
         self.previous_button.setEnabled(item.number > 1)
         self.next_button.setText("Summary  ▶" if last else "Next  ▶")
 
