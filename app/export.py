@@ -43,14 +43,8 @@ def export_conversation(conv: StoredConversation, path: Path, fmt: str, include_
     include_identifiers=True. PDF needs a QGuiApplication to exist."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"{path.parent}: no such folder")
-    folder = data_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="export-", dir=folder))  # private, like everything in the data folder
-    try:
-        built = staging / path.name
+
+    def build(built: Path) -> None:
         if fmt == "md":
             built.write_text(_markdown(conv, built, include_identifiers), encoding="utf-8")
         elif fmt == "html":
@@ -59,6 +53,20 @@ def export_conversation(conv: StoredConversation, path: Path, fmt: str, include_
             from .export_pdf import write_pdf  # Qt: only a PDF export needs it
 
             write_pdf(built, conv.title, lambda image_src: _html(conv, include_identifiers, image_src, _STYLE))
+    return write_staged(Path(path), build)
+
+
+def write_staged(path: Path, build: Callable[[Path], None]) -> Path:
+    """`build(file)` writes the export (and any folder beside it) in a private temporary folder inside the data
+    folder; what it wrote is then moved to `path`'s folder with the user's own default permissions. The temporary
+    folder is removed on success and on failure; a failed export leaves nothing under the final name."""
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path.parent}: no such folder")
+    folder = data_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="export-", dir=folder))  # private, like everything in the data folder
+    try:
+        build(staging / path.name)
         _place(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -204,6 +204,17 @@ def model_choice(item: Item, text: str) -> int | None:
     return exact[0] if exact else None
 
 
+def model_result(item: Item, model_answer: str | None) -> tuple[int | None, bool | None]:
+    """The option the model's saved reply picks (None: no reply, or one that names no option) and whether it is
+    the deck's answer (None where that cannot be scored: free text, an unkeyed choice, no reply)."""
+    if not item.is_multiple_choice or not (model_answer or "").strip():
+        return None, None
+    choice = model_choice(item, model_answer)
+    if item.correct is None:
+        return choice, None
+    return choice, choice == item.correct  # a reply that names no option is not the deck's answer
+
+
 @dataclass(frozen=True)
 class Attempt:
     number: int
@@ -226,10 +237,19 @@ class Summary:
     marked_right: int
     marked_wrong: int
     unmarked: int
+    # The model on the same scored cases: those with its reply saved, how many it got right, how many replies
+    # named no option (counted as not right).
+    model_scored: int = 0
+    model_correct: int = 0
+    model_unclear: int = 0
 
     @property
     def scored_percent(self) -> float | None:
         return 100.0 * self.scored_correct / self.scored if self.scored else None
+
+    @property
+    def model_percent(self) -> float | None:
+        return 100.0 * self.model_correct / self.model_scored if self.model_scored else None
 
 
 _SCHEMA = """
@@ -305,11 +325,14 @@ class Progress:
         auto = {item.number for item in deck.items if item.auto_scored}
         scored = [a for n, a in done.items() if n in auto]
         marked = [a for n, a in done.items() if n not in auto]
+        model = [model_result(deck.items[a.number - 1], a.model_answer) for a in scored if a.model_answer]
         return Summary(
             total=len(deck.items), answered=len(done), correct=sum(bool(a.correct) for a in done.values()),
             scored=len(scored), scored_correct=sum(bool(a.correct) for a in scored),
             marked_right=sum(a.correct is True for a in marked), marked_wrong=sum(a.correct is False for a in marked),
-            unmarked=sum(a.correct is None for a in marked))
+            unmarked=sum(a.correct is None for a in marked),
+            model_scored=len(model), model_correct=sum(correct is True for _, correct in model),
+            model_unclear=sum(choice is None for choice, _ in model))
 
     def reset(self, deck: Deck) -> None:
         with self._db:

@@ -1,7 +1,9 @@
 """Conversations kept in a local SQLite file: questions, the images exactly as the model saw them, and answers.
 
 A conversation is linked to its study only through a salted hash (`Store.study_key`); identifying data is stored
-only when the caller passes it as `study_info`. Every write is its own short transaction, so an answer streamed
+only when the caller passes it as `study_info`. Where a study with conversations was opened from (its file or
+folder paths) is kept per study key, so that opening one of its conversations can open the study again; it is
+erased with the study's last conversation. Every write is its own short transaction, so an answer streamed
 piece by piece survives a crash up to its last piece. Deleting a conversation erases it from the file
 (`secure_delete`, search index rebuilt, `VACUUM`).
 """
@@ -23,7 +25,7 @@ from inference import prompt
 
 from .paths import data_dir
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FINISHED = ("stop", "length", "cancelled", "context_full")
 FINISH_STATES = ("pending", "error", *FINISHED)
 
@@ -157,6 +159,9 @@ def _migrate(db: sqlite3.Connection, version: int) -> None:
     if version < 2:  # each answer's own sampling settings, and why it ended early
         db.execute("ALTER TABLE turns ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'")
         db.execute("ALTER TABLE turns ADD COLUMN note TEXT NOT NULL DEFAULT ''")
+    if version < 3:  # where a study with conversations was opened from, to open it again
+        db.execute("CREATE TABLE IF NOT EXISTS study_sources (study_key TEXT PRIMARY KEY, paths TEXT NOT NULL, "
+                   "updated TEXT NOT NULL)")
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -321,13 +326,24 @@ class Store:
             conv.images[sha] = StoredImage(sha, png, label)
         return conv
 
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        title = title.strip()
+        if not title:
+            raise ValueError("a conversation's title cannot be empty")
+        with self._write() as db:
+            if db.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id)).rowcount == 0:
+                raise KeyError(f"no conversation {conversation_id} in {self.path}")
+
     def delete_conversation(self, conversation_id: int) -> None:
         """Deletes for real: the rows are overwritten (secure_delete), the search index is rebuilt without them,
-        and the file is vacuumed and its write-ahead log emptied, so no copy of the text or images remains."""
+        and the file is vacuumed and its write-ahead log emptied, so no copy of the text or images remains. The
+        study's source paths go with its last conversation."""
         with self._write() as db:
             if self._fts:
                 db.execute("DELETE FROM turn_index WHERE conversation_id = ?", (conversation_id,))
             db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))  # cascades to turns, images
+            db.execute("DELETE FROM study_sources WHERE study_key NOT IN "
+                       "(SELECT study_key FROM conversations WHERE study_key IS NOT NULL)")
             if self._fts:  # merge the index segments so that deleted entries are dropped, not just marked
                 db.execute("INSERT INTO turn_index(turn_index) VALUES ('optimize')")
         self._compact()
@@ -339,6 +355,21 @@ class Store:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.OperationalError as exc:
             raise StoreError(f"{self.path}: the deleted data could not be erased from the file: {exc}") from exc
+
+    # --- where studies were opened from
+
+    def remember_sources(self, study_key: str, paths: list[str]) -> None:
+        """The file(s) or folder(s) the study was opened from, as opened (the latest replaces an earlier one).
+        Kept only for a study that has a conversation."""
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO study_sources (study_key, paths, updated) SELECT ?, ?, ? "
+                       "WHERE EXISTS (SELECT 1 FROM conversations WHERE study_key = ?)",
+                       (study_key, _json([str(p) for p in paths]), _now(), study_key))
+
+    def sources(self, study_key: str) -> list[str]:
+        """Where the study was last opened from; [] when not known (never recorded, or before the app kept it)."""
+        row = self._db.execute("SELECT paths FROM study_sources WHERE study_key = ?", (study_key,)).fetchone()
+        return json.loads(row[0]) if row else []
 
     # --- images and turns
 

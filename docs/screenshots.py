@@ -6,8 +6,9 @@ Opens the app on a real CT image, asks a question through the real engine and sa
 streamed answer, the model manager and practice mode as PNG files in docs/. Without --model the answer comes
 from a tiny random-weight test model (built here; needs the dev extras), so its text is not meaningful prose.
 Also, in the light and the dark theme: the start page (`empty-state-THEME.png`), the viewer with its toolbar, a
-ruler and an ellipse region (`viewer-tools-THEME.png`), and an angle and a rectangle region
-(`measurement-THEME.png`). `--only viewer` makes just those (no model needed).
+ruler and an ellipse region (`viewer-tools-THEME.png`), an angle and a rectangle region (`measurement-THEME.png`),
+and practice mode with a case image windowed and zoomed in its viewer (`practice-viewer-THEME.png`). `--only viewer`
+makes just those (no model needed).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def main() -> int:
     app = QApplication([])
     for theme in ("light", "dark"):
         viewer_screenshots(args.out, theme)
+        practice_viewer_screenshot(args.out, theme)
     if args.only == "viewer":
         shutil.rmtree(work, ignore_errors=True)
         return 0
@@ -193,6 +195,38 @@ def viewer_screenshots(out: Path, theme: str) -> None:
     wait(lambda: False, 300)
     save_small(window, out / f"measurement-{theme}.png")
     window.close()
+
+
+def practice_viewer_screenshot(out: Path, theme: str) -> None:
+    """Practice mode at 1366×768 on the sample deck: an option chosen, the case image windowed and zoomed."""
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from app.practice import sample_deck_path
+    from app.ui.engine_runner import EngineRunner
+    from app.ui.practice import PracticeWindow
+    from app.ui.theme import apply_theme
+
+    apply_theme(QApplication.instance(), theme)
+    runner = EngineRunner()  # the case page before the reveal: no model needed
+    window = PracticeWindow(runner)
+    window.resize(1366 - 16, 768 - 80)  # what a 1366×768 screen leaves for a window
+    window.show()
+    window.open_deck(sample_deck_path())
+    window.show_item(1)
+    viewer = window.case.viewer
+    wait(lambda: viewer.shown is not None)
+    window.case.option_buttons[0].click()
+    centre = viewer.viewport().rect().center()
+    for button, delta in ((Qt.MouseButton.LeftButton, QPoint(-70, 25)), (Qt.MouseButton.RightButton, QPoint(0, -30))):
+        QTest.mousePress(viewer.viewport(), button, Qt.KeyboardModifier.NoModifier, centre)
+        QTest.mouseMove(viewer.viewport(), centre + delta)
+        QTest.mouseRelease(viewer.viewport(), button, Qt.KeyboardModifier.NoModifier, centre + delta)
+    wait(lambda: False, 300)
+    save_small(window, out / f"practice-viewer-{theme}.png")
+    window.close()
+    runner.shutdown()
 
 
 if __name__ == "__main__":

@@ -90,6 +90,7 @@ class ChatPanel(QWidget):
         self.conversations.opened.connect(self.open_conversation)
         self.conversations.new_requested.connect(self.new_conversation)
         self.conversations.delete_confirmed.connect(self.delete_conversation)
+        self.conversations.export_requested.connect(lambda cid, fmt: self.choose_export(fmt, cid))
         self.transcript = Transcript()
         self.status = QLabel()
         self.status.setTextFormat(Qt.TextFormat.PlainText)
@@ -409,18 +410,20 @@ class ChatPanel(QWidget):
             QGuiApplication.clipboard().setText(self.conversation.turns[-1].answer)
             self.status.setText("Answer copied.")
 
-    def choose_export(self, fmt: str) -> None:
-        if not self.conversation:
+    def choose_export(self, fmt: str, conversation_id: int | None = None) -> None:
+        """Export a conversation (the one on screen unless another is named), the file named after its title."""
+        if conversation_id is None and not self.conversation:
             return
+        conversation = self.store.load(conversation_id if conversation_id is not None else self.conversation.id)
         suffix = {"md": "Markdown (*.md)", "html": "HTML (*.html)", "pdf": "PDF (*.pdf)"}[fmt]
-        suggested = export_folder() / f"{export_name(self.conversation)}.{fmt}"
+        suggested = export_folder() / f"{export_name(conversation)}.{fmt}"
         path, _ = QFileDialog.getSaveFileName(self, "Export conversation", str(suggested), suffix)
         if path:
-            self.export(Path(path), fmt)
+            self.export(Path(path), fmt, conversation.id)
 
-    def export(self, path: Path, fmt: str) -> Task:
+    def export(self, path: Path, fmt: str, conversation_id: int | None = None) -> Task:
         """Export the conversation in the background (a long answer takes seconds to lay out as a PDF)."""
-        conversation = self.store.load(self.conversation.id)
+        conversation = self.store.load(conversation_id if conversation_id is not None else self.conversation.id)
         identifiers = self.settings.show_identifiers
         self.status.setText(f"Exporting to {path}…")
         note = "" if identifiers else " (de-identified)"

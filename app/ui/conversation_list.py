@@ -1,12 +1,16 @@
-"""The chat's list of conversations: those about the study on screen, or those a search finds."""
+"""The chat's list of conversations: all of them, those about the study on screen on top ("This study"), the
+others below ("Other studies"); a search lists what it finds, grouped the same way. The context menu opens,
+renames, exports and deletes one."""
 
 from __future__ import annotations
 
 import html
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QHBoxLayout,
+    QInputDialog,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -17,19 +21,31 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.store import Store
+from app.store import ConversationSummary, Store
+
+EXPORT_FORMATS = (("Markdown…", "md"), ("HTML…", "html"), ("PDF…", "pdf"))
+
+
+def when(timestamp: str) -> str:
+    """A stored UTC time as the list shows it: "2026-12-03 10:00"."""
+    return timestamp[:16].replace("T", " ")
 
 
 class ConversationList(QWidget):
     opened = Signal(int)  # the user chose a conversation (its id)
+    other_study_opened = Signal(int, str)  # the chosen conversation is about another study: id, its study key
     new_requested = Signal()
     delete_confirmed = Signal(int)  # the user confirmed deleting a conversation
+    renamed = Signal(int)
+    export_requested = Signal(int, str)  # conversation id, format ("md", "html", "pdf")
 
     def __init__(self, store: Store, parent: QWidget | None = None):
         super().__init__(parent)
         self.store = store
         self.study_key: str | None = None
         self.current_id: int | None = None
+        self.summaries: dict[int, ConversationSummary] = {}  # those listed, by id
+        self._wanted: tuple[str, int] | None = None  # reopen this conversation when its study comes on screen
         self.search = QLineEdit(placeholderText="Search conversations")
         self.search.textChanged.connect(self.refresh)
         self.new_button = QPushButton("New")
@@ -49,48 +65,128 @@ class ConversationList(QWidget):
         layout.addWidget(self.list)
 
     def show_study(self, study_key: str | None) -> int | None:
-        """List the conversations about this study; returns the newest one's id (None: there is none)."""
+        """The study on screen: its conversations move to the top. Returns the one to show: the conversation
+        whose study was being reopened (see `want`), else the study's newest; None when it has none."""
         self.study_key = study_key
         self.refresh()
-        return self.list.item(0).data(Qt.ItemDataRole.UserRole) if self.list.count() else None
+        if self._wanted is not None and self._wanted[0] == study_key:
+            wanted, self._wanted = self._wanted[1], None
+            if wanted in self.summaries:
+                return wanted
+        return next((s.id for s in self.summaries.values() if s.study_key == study_key), None) \
+            if study_key is not None else None
+
+    def want(self, study_key: str | None, conversation_id: int | None = None) -> None:
+        """When this study comes on screen, show this conversation rather than its newest (None: forget it)."""
+        self._wanted = (study_key, conversation_id) if study_key is not None else None
 
     def set_current(self, conversation_id: int | None) -> None:
         """Mark the conversation on screen (None: a new one, not stored yet)."""
         self.current_id = conversation_id
         self.list.clearSelection()
-        for row in range(self.list.count()):
-            if self.list.item(row).data(Qt.ItemDataRole.UserRole) == conversation_id:
-                self.list.setCurrentRow(row)
+        item = self.item_of(conversation_id) if conversation_id is not None else None
+        if item is not None:
+            self.list.setCurrentItem(item)
 
     def refresh(self) -> None:
         query = self.search.text().strip()
-        summaries = self.store.search(query) if query else self.store.conversations(self.study_key)
+        summaries = self.store.search(query) if query else self.store.conversations()
+        self.summaries = {s.id: s for s in summaries}
         self.list.clear()
-        for s in summaries:
-            when = s.updated[:16].replace("T", " ")
-            item = QListWidgetItem(f"{s.title}\n{when} · {s.n_turns} question(s)")
-            # A tool tip is read as rich text when it looks like HTML: this one is always shown as the text it is.
-            item.setToolTip(f"<p style='white-space:pre-wrap'>{html.escape(s.preview)}</p>")
-            item.setData(Qt.ItemDataRole.UserRole, s.id)
-            self.list.addItem(item)
-            if s.id == self.current_id:
-                self.list.setCurrentItem(item)
+        if self.study_key is None:  # nothing open: one list, newest first
+            for s in summaries:
+                self._add(s)
+            return
+        here = [s for s in summaries if s.study_key == self.study_key]
+        others = [s for s in summaries if s.study_key != self.study_key]
+        self._add_header("This study")
+        if not here:
+            self._add_header("No conversation about it yet" if not query else "Nothing found", muted=True)
+        for s in here:
+            self._add(s)
+        if others:
+            self._add_header("Other studies")
+            for s in others:
+                self._add(s)
+
+    def _add(self, s: ConversationSummary) -> None:
+        item = QListWidgetItem(f"{s.title}\n{when(s.updated)} · {s.n_turns} question(s)")
+        # A tool tip is read as rich text when it looks like HTML: this one is always shown as the text it is.
+        item.setToolTip(f"<p style='white-space:pre-wrap'>{html.escape(s.preview)}</p>")
+        item.setData(Qt.ItemDataRole.UserRole, s.id)
+        self.list.addItem(item)
+        if s.id == self.current_id:
+            self.list.setCurrentItem(item)
+
+    def _add_header(self, text: str, muted: bool = False) -> None:
+        item = QListWidgetItem(text)
+        item.setFlags(Qt.ItemFlag.NoItemFlags)  # a heading: not chosen, not selected
+        font = item.font()
+        if muted:
+            font.setItalic(True)
+        else:
+            font.setWeight(QFont.Weight.DemiBold)
+        item.setFont(font)
+        self.list.addItem(item)
+
+    def headings(self) -> list[str]:
+        """The list as shown, headings included: a conversation by its title, a heading as "# text"."""
+        rows = []
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            conversation_id = item.data(Qt.ItemDataRole.UserRole)
+            rows.append(self.summaries[conversation_id].title if conversation_id is not None else f"# {item.text()}")
+        return rows
 
     def _choose(self, item: QListWidgetItem) -> None:
-        self.opened.emit(item.data(Qt.ItemDataRole.UserRole))
+        conversation_id = item.data(Qt.ItemDataRole.UserRole)
+        if conversation_id is None:
+            return
+        self.opened.emit(conversation_id)
+        study_key = self.summaries[conversation_id].study_key
+        if study_key is not None and study_key != self.study_key:
+            self.other_study_opened.emit(conversation_id, study_key)
+
+    def item_of(self, conversation_id: int) -> QListWidgetItem | None:
+        for row in range(self.list.count()):
+            if self.list.item(row).data(Qt.ItemDataRole.UserRole) == conversation_id:
+                return self.list.item(row)
+        return None
+
+    # --- context menu ----------------------------------------------------------------------------
+    def context_menu(self, conversation_id: int) -> QMenu:
+        menu = QMenu(self)
+        menu.addAction("Open", lambda: self._choose(self.item_of(conversation_id)))
+        menu.addAction("Rename…", lambda: self.rename(conversation_id))
+        export = menu.addMenu("Export")
+        for label, fmt in EXPORT_FORMATS:
+            export.addAction(label, lambda fmt=fmt: self.export_requested.emit(conversation_id, fmt))
+        menu.addSeparator()
+        menu.addAction("Delete…", lambda: self.confirm_delete(conversation_id))
+        return menu
 
     def _menu(self, position) -> None:
         item = self.list.itemAt(position)
-        if item is None:
+        if item is None or item.data(Qt.ItemDataRole.UserRole) is None:
             return
-        conversation_id = item.data(Qt.ItemDataRole.UserRole)
-        menu = QMenu(self)
-        menu.addAction("Open", lambda: self.opened.emit(conversation_id))
-        menu.addAction("Delete…", lambda: self._confirm_delete(conversation_id))
-        menu.exec(self.list.viewport().mapToGlobal(position))
+        self.context_menu(item.data(Qt.ItemDataRole.UserRole)).exec(self.list.viewport().mapToGlobal(position))
 
-    def _confirm_delete(self, conversation_id: int) -> None:
-        answer = QMessageBox.question(self, "Delete conversation",
-                                      "Delete this conversation and its images for good? This cannot be undone.")
-        if answer == QMessageBox.StandardButton.Yes:
+    def rename(self, conversation_id: int) -> None:
+        old = self.summaries[conversation_id].title
+        title, ok = QInputDialog.getText(self, "Rename conversation", "Title:", QLineEdit.EchoMode.Normal, old)
+        if ok and title.strip() and title.strip() != old:
+            self.store.rename_conversation(conversation_id, title)
+            self.refresh()
+            self.renamed.emit(conversation_id)
+
+    def confirm_delete(self, conversation_id: int) -> None:
+        s = self.summaries[conversation_id]
+        box = QMessageBox(QMessageBox.Icon.Warning, "Delete conversation",
+                          f"Delete “{s.title}” (started {when(s.created)}, {s.n_turns} question(s))?", parent=self)
+        box.setTextFormat(Qt.TextFormat.PlainText)  # the title is the user's or the model's text, never markup
+        box.setInformativeText("Its questions, answers and images are erased for good. This cannot be undone.")
+        delete = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Cancel))
+        box.exec()
+        if box.clickedButton() is delete:
             self.delete_confirmed.emit(conversation_id)

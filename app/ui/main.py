@@ -34,6 +34,7 @@ from app.teaching_case import AttachedSources
 from app.ui.background import run_in_background
 from app.ui.burned_in import BurnedInConfirmation
 from app.ui.chat import ChatPanel
+from app.ui.conversation_studies import ConversationStudies, study_key_of
 from app.ui.empty_state import EmptyState
 from app.ui.engine_runner import EngineRunner
 from app.ui.help_dialogs import AboutDialog, ShortcutsDialog
@@ -117,6 +118,8 @@ class MainWindow(QMainWindow):
         self.model_manager = None  # created when first opened
         self.closed = False
         self.burned_in = BurnedInConfirmation(self)
+        self.studies = ConversationStudies(self)  # reopening a conversation's study; attaching across studies
+        self._opening_sources: list[str] = []
         self.setAcceptDrops(True)
         self.refresh_models()
 
@@ -214,6 +217,7 @@ class MainWindow(QMainWindow):
     def open_path(self, path: str) -> None:
         self.statusBar().showMessage(f"Opening {Path(path).name}…")
         renderer = self.series_viewer.renderer
+        self._opening_sources = [path]
         opening = self._opening = (path, None)
         run_in_background(lambda cancel: load_path(path, renderer), on_done=self._on_loaded, on_failed=self._on_failed,
                           on_progress=lambda part: self._opening is opening and self._on_read_so_far(part))
@@ -237,6 +241,7 @@ class MainWindow(QMainWindow):
             return
         path, content = loaded
         self.current_path = path
+        self.studies.loaded(self._opening_sources, content)
         self.settings.add_recent(str(Path(path).resolve()))
         self._save_settings()
         self.browser.set_recent(self.settings.recent)
@@ -246,10 +251,12 @@ class MainWindow(QMainWindow):
             self.browser.set_library(content, self.settings.show_identifiers)
             self.strip.set_series(series)
             shown = series_with_uid(content, self._opening[1]) if self._opening else None  # already on screen
-            if shown is not None and keep_place(self.series_viewer, [(i.path, f) for i, f in shown.frames]):
+            wanted = self.studies.wanted_series(series, shown)  # a conversation's study, opened again for it
+            if wanted is None and shown is not None and \
+                    keep_place(self.series_viewer, [(i.path, f) for i, f in shown.frames]):
                 self.current_series = shown
             else:
-                self.show_series(series[0])
+                self.show_series(wanted or series[0])
             self._opening = None
             skipped = f" · {len(content.skipped)} file(s) could not be read" if content.skipped else ""
             self.statusBar().showMessage(f"{Path(path).name} · {len(series)} series{skipped} · {INTENDED_USE}")
@@ -271,7 +278,7 @@ class MainWindow(QMainWindow):
         first = series.instances[0]
         info = {"patient_name": first.patient_name, "patient_id": first.patient_id, "study_uid": first.study_uid,
                 "study_description": first.study_description}
-        self.chat.set_study(self.store.study_key(first.study_uid or str(first.path)), first.modality, info)
+        self.chat.set_study(study_key_of(self.store, series), first.modality, info)
         self.statusBar().showMessage(f"{series.modality} · {series.description} · {len(series.frames)} image(s) · "
                                      f"{INTENDED_USE}")
 
@@ -281,7 +288,7 @@ class MainWindow(QMainWindow):
         if viewer.shown is None or not viewer.frames:
             self.statusBar().flash("Open an image first: the model is asked about what the viewer shows.")
             return
-        if not self.confirm_burned_in("attach"):
+        if not self.confirm_burned_in("attach") or not self.studies.confirm_attach():
             return
         png = viewer.model_view_png(zoomed_region)
         path, frame = viewer.frames[viewer.position]
@@ -381,6 +388,7 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage(f"Opening {len(paths)} items…")
         renderer = self.series_viewer.renderer
+        self._opening_sources = list(paths)
         run_in_background(lambda cancel: load_several(paths, renderer), on_done=self._on_loaded,
                           on_failed=self._on_failed)
 

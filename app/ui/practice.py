@@ -2,14 +2,15 @@
 (streamed beside it) and with the deck's reference answer. Progress is saved per deck (app.practice).
 
 The window holds the deck and moves between its pages: the start page, one case (app.ui.practice_case, with the
-model's answer card, app.ui.practice_model) and the summary (app.ui.practice_summary)."""
+model's answer card, app.ui.practice_model) and the summary (app.ui.practice_summary, exported by
+app.practice_export). It fits a 1366×768 screen."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QFont, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -29,12 +30,18 @@ from PySide6.QtWidgets import (
 from app import INTENDED_USE
 from app.audit import AuditLog
 from app.practice import Attempt, Deck, DeckError, Item, Progress, load_deck, sample_deck_path
+from app.practice_export import export_summary, file_stem
+from app.ui.background import Task, run_in_background
+from app.ui.chat import export_folder
 from app.ui.engine_runner import EngineRunner
 from app.ui.practice_case import CasePage
 from app.ui.practice_model import ModelAnswer
 from app.ui.practice_summary import SummaryPage
 from app.ui.practice_widgets import STYLE, label
 from inference.sampling import SamplingSettings
+
+PREFERRED_SIZE = QSize(1180, 820)  # at most: the window opens no larger than the screen's free area
+WINDOW_FRAME = QSize(16, 40)  # room for the borders and title bar the window manager adds
 
 
 class PracticeWindow(QMainWindow):
@@ -51,9 +58,10 @@ class PracticeWindow(QMainWindow):
         self.model_answer.answered.connect(self._save_model_answer)
         self.model_answer.ask_button.clicked.connect(self.ask_model)
         self.setWindowTitle("Practice — Huatuo Vision")
-        self.resize(1180, 820)
         self.setStyleSheet(STYLE)
         self._build()
+        available = self.screen().availableGeometry().size()
+        self.resize(PREFERRED_SIZE.boundedTo(available - WINDOW_FRAME))
         recent = self.progress.recent_decks(1)
         if not (recent and self.open_deck(recent[0][0])):
             self.pages.setCurrentWidget(self.start_page)
@@ -104,6 +112,7 @@ class PracticeWindow(QMainWindow):
         self.summary.case_chosen.connect(self.show_item)
         self.summary.resume_requested.connect(self.resume)
         self.summary.reset_requested.connect(self._confirm_reset)
+        self.summary.export_requested.connect(self.choose_summary_export)
         self.pages = QStackedWidget()
         for page in (self.start_page, self.case, self.summary):
             self.pages.addWidget(page)
@@ -250,6 +259,28 @@ class PracticeWindow(QMainWindow):
         self.summary.show_deck(self.deck, self.progress.summary(self.deck), self.attempts)
         self.pages.setCurrentWidget(self.summary)
         self._update_header()
+
+    def choose_summary_export(self, fmt: str) -> None:
+        if self.deck is None:
+            return
+        suffix = {"csv": "CSV (*.csv)", "pdf": "PDF (*.pdf)"}[fmt]
+        suggested = export_folder() / f"{file_stem(self.deck)}.{fmt}"
+        path, _ = QFileDialog.getSaveFileName(self, "Export the practice summary", str(suggested), suffix)
+        if path:
+            self.export_summary(Path(path), fmt)
+
+    def export_summary(self, path: Path, fmt: str) -> Task:
+        """The deck's summary as CSV or PDF, written in the background (a PDF takes a moment to lay out)."""
+        deck, summary, attempts = self.deck, self.progress.summary(self.deck), dict(self.attempts)
+        self.statusBar().showMessage(f"Exporting the summary to {path}…")
+        return run_in_background(lambda cancel: export_summary(deck, summary, attempts, path, fmt),
+                                 on_done=self._summary_exported, on_failed=self._summary_export_failed)
+
+    def _summary_exported(self, path: Path) -> None:
+        self.statusBar().showMessage(f"Summary exported to {path}.")
+
+    def _summary_export_failed(self, error: Exception) -> None:
+        self.statusBar().showMessage(f"Export failed: {error}")
 
     def _confirm_reset(self) -> None:
         if self.deck is None:

@@ -1,9 +1,15 @@
 """Practice mode's case page: the images and question of one case, the trainee's answer, and after the reveal
-the comparison: their read beside the model's answer, the deck's reference answer below."""
+the comparison: their read beside the model's answer, the deck's reference answer below.
+
+Case images are shown in the main window's viewer (window/level, zoom, pan, invert, its keys); they are read off
+the GUI thread, with a small thumbnail of each when a case has several."""
 
 from __future__ import annotations
 
-from PIL.ImageQt import ImageQt
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
@@ -19,10 +25,48 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.imaging import ImageOpenError, open_image
+from app.imaging import ImageOpenError, load_first_frame
 from app.practice import Attempt, Item
+from app.studies.view import FrameRenderer
+from app.ui.background import run_in_background
 from app.ui.practice_model import ModelAnswer
-from app.ui.practice_widgets import ScaledImage, card, discard, label, set_tone
+from app.ui.practice_widgets import card, discard, label, set_tone
+from app.ui.viewer import Viewer, to_qimage
+
+THUMB = 64
+VIEWER_HINT = "Drag: window/level · right-drag: zoom · middle-drag: pan · F fit · I invert · Esc reset"
+
+
+def read_case_images(paths: tuple[Path, ...], renderer: FrameRenderer) -> list[tuple[np.ndarray | None, str]]:
+    """Off the GUI thread: each image's header and first frame into the viewer's cache (so it shows at once) and a
+    small thumbnail of it; (None, why) for one that cannot be read."""
+    read = []
+    for path in paths:
+        try:
+            load_first_frame(path, renderer)
+            thumb = Image.fromarray(renderer.pixels(path, 0))
+            thumb.thumbnail((THUMB, THUMB))
+            read.append((np.asarray(thumb), ""))
+        except (ImageOpenError, IndexError) as exc:
+            read.append((None, str(exc)))
+    return read
+
+
+class PageSizedStack(QStackedWidget):
+    """A stack as large as the page it shows (Qt's is as large as its largest page): the one-line hint before the
+    reveal leaves the height to the image."""
+
+    def __init__(self):
+        super().__init__()
+        self.currentChanged.connect(lambda _: self.updateGeometry())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        page = self.currentWidget()
+        return page.sizeHint() if page is not None else super().sizeHint()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        page = self.currentWidget()
+        return page.minimumSizeHint() if page is not None else super().minimumSizeHint()
 
 
 class CasePage(QWidget):
@@ -37,7 +81,6 @@ class CasePage(QWidget):
         self.model_answer = model_answer
         self.item: Item | None = None
         self.answered = False
-        self._pixmaps: list[QPixmap] = []
         self.option_buttons: list[QRadioButton] = []
         case = QSplitter(Qt.Orientation.Horizontal)
         case.addWidget(self._build_images())
@@ -46,18 +89,19 @@ class CasePage(QWidget):
         case.setChildrenCollapsible(False)
 
         # After the reveal: the trainee's read beside the model's answer, the reference below.
-        self.compare = QStackedWidget()
+        self.compare = PageSizedStack()
         self.compare_hint = label("The model's answer and the deck's reference answer appear here once you have "
                                   "answered and pressed Reveal.", "muted")
         self.compare_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.compare.addWidget(self.compare_hint)
         self.compare.addWidget(self._build_comparison())
 
-        splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter = splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(case)
         splitter.addWidget(self.compare)
         splitter.setSizes([430, 330])
         splitter.setChildrenCollapsible(False)
+        self.compare.currentChanged.connect(self._share_height)
 
         self.previous_button = QPushButton("◀  Previous")
         self.previous_button.setShortcut(QKeySequence("Alt+Left"))
@@ -74,8 +118,28 @@ class CasePage(QWidget):
         layout.addWidget(splitter, 1)
         layout.addLayout(footer)
 
+    def _share_height(self) -> None:
+        """Before the reveal the image gets the height (the comparison is one line of hint); after it, the
+        comparison gets two fifths."""
+        total = sum(self.splitter.sizes())
+        below = self.compare_hint.sizeHint().height() + 16 if self.compare.currentIndex() == 0 else total * 2 // 5
+        self.splitter.setSizes([total - below, below])
+
     def _build_images(self) -> QWidget:
-        self.image = ScaledImage()
+        self.viewer = Viewer(cache_bytes=64 * 1024 * 1024)  # a case's few images
+        self.viewer.setMinimumSize(260, 220)
+        self.viewer.setToolTip(VIEWER_HINT)
+        self.viewer.message.connect(self.message)
+        tools = QHBoxLayout()
+        tools.setSpacing(4)
+        for text, tip, action in (("Auto W/L", "Window from the pixels (A)", self.viewer.auto_window),
+                                  ("Invert", "Invert grey levels (I)", self.viewer.toggle_invert),
+                                  ("Fit", "Fit the image to the view (F)", self.viewer.fit),
+                                  ("Reset", "Reset window, zoom and orientation (Esc)", self.viewer.reset)):
+            button = QToolButton(text=text, toolTip=tip)
+            button.clicked.connect(action)
+            tools.addWidget(button)
+        tools.addWidget(label(VIEWER_HINT.split(" · F ")[0], "muted", wrap=False), 1)
         self.thumbs = QHBoxLayout()
         self.thumbs.setAlignment(Qt.AlignmentFlag.AlignHCenter)
         self.thumb_group = QButtonGroup(self)
@@ -83,7 +147,8 @@ class CasePage(QWidget):
         box = QWidget()
         layout = QVBoxLayout(box)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.image, 1)
+        layout.addWidget(self.viewer, 1)
+        layout.addLayout(tools)
         layout.addLayout(self.thumbs)
         return box
 
@@ -174,35 +239,50 @@ class CasePage(QWidget):
             self.show_comparison(attempt)
             self.model_answer.show_case(item, attempt.model_answer or "", "" if attempt.model_answer else
                                         "No model answer was saved for this case: press Ask again for one.")
+        self._share_height()
         self.previous_button.setEnabled(item.number > 1)
         self.next_button.setText("Summary  ▶" if last else "Next  ▶")
 
     def _show_images(self, item: Item) -> None:
-        self._pixmaps = []
-        for path in item.images:
-            try:
-                self._pixmaps.append(QPixmap.fromImage(ImageQt(open_image(path).convert("RGBA"))))
-            except ImageOpenError as exc:
-                self._pixmaps.append(QPixmap())
-                self.message.emit(str(exc))
+        """The case's images are read in the background; the first is shown when they arrive."""
+        self.viewer.set_frames([])
         for button in self.thumb_group.buttons():
             discard(self.thumb_group, button)
-        if len(self._pixmaps) > 1:
-            for index, pixmap in enumerate(self._pixmaps):
-                thumb = QToolButton(checkable=True, toolTip=f"Image {index + 1} of {len(self._pixmaps)}")
-                thumb.setIcon(QIcon(pixmap))
-                thumb.setIconSize(QSize(64, 64))
+        n = len(item.images)
+        if n > 1:
+            for index in range(n):
+                thumb = QToolButton(checkable=True, text=str(index + 1), toolTip=f"Image {index + 1} of {n}")
+                thumb.setIconSize(QSize(THUMB, THUMB))
+                thumb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
                 self.thumb_group.addButton(thumb, index)
                 self.thumbs.addWidget(thumb)
             self.thumb_group.button(0).setChecked(True)
-        self._show_image(0)
+        renderer = self.viewer.renderer
+        # Bound methods, not lambdas: their calls are queued to this page, whose life they share.
+        run_in_background(lambda cancel: (item, read_case_images(item.images, renderer)),
+                          on_done=self._on_images_read, on_failed=self._on_images_failed)
+
+    def _on_images_failed(self, error: Exception) -> None:
+        if self.item is not None:
+            self.message.emit(str(error) or type(error).__name__)
+            self._show_image(0)  # the viewer says in place what is wrong with it
+
+    def _on_images_read(self, read: tuple[Item, list[tuple[np.ndarray | None, str]]]) -> None:
+        item, read = read
+        if item is not self.item:  # the trainee has moved on to another case
+            return
+        for index, (thumb, why) in enumerate(read):
+            if why:
+                self.message.emit(why)
+            button = self.thumb_group.button(index)
+            if button is not None and thumb is not None:
+                button.setIcon(QIcon(QPixmap.fromImage(to_qimage(thumb))))
+        self._show_image(self.thumb_group.checkedId() if self.thumb_group.checkedId() >= 0 else 0)
 
     def _show_image(self, index: int) -> None:
-        pixmap = self._pixmaps[index]
-        if pixmap.isNull():
-            self.image.set_message(f"{self.item.images[index].name} could not be shown")
-        else:
-            self.image.set_image(pixmap)
+        """One of the case's images in the viewer, fitted, with its own window (the viewer explains one it cannot
+        show)."""
+        self.viewer.set_frames([(self.item.images[index], 0)])
 
     def show_answer_inputs(self, attempt: Attempt | None) -> None:
         """The options or the text box, holding the saved answer and locked once it is given."""

@@ -19,11 +19,11 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QPushButton, QTextBrowser, QV
 from app.audit import AuditLog
 from app.finish import finish_sentence
 from app.imaging import ImageOpenError
-from app.practice import Deck, Item, build_question, image_png, model_choice
+from app.practice import Deck, Item, build_question, image_png, model_result
 from app.settings import Settings
 from app.ui.answer_view import StreamedAnswer, insert_answer
 from app.ui.engine_runner import EngineRunner, Preparation, Request
-from app.ui.practice_widgets import label
+from app.ui.practice_widgets import label, set_tone
 from inference.prompt import Turn
 from inference.sampling import SamplingSettings
 
@@ -176,11 +176,23 @@ class ModelAnswer(QFrame):
         self.status.setVisible(bool(status))
         self.stop_button.setVisible(busy)
         self.ask_button.setVisible(not busy)
+        self.show_score(text if not busy else "")
+
+    def show_score(self, text: str) -> None:
+        """The model's pick of a multiple-choice case, scored like the trainee's (right / wrong)."""
         item = self.item
-        choice = model_choice(item, text) if item and item.is_multiple_choice and text else None
-        if choice is None:
+        choice, correct = model_result(item, text) if item is not None else (None, None)
+        if item is None or not item.is_multiple_choice or not text.strip():
+            set_tone(self.choice_label, "muted")
             self.choice_label.clear()
+        elif choice is None:
+            set_tone(self.choice_label, "wrong" if correct is False else "muted")
+            self.choice_label.setText("The model's reply names no option" + (": not correct." if correct is False
+                                                                               else "."))
+        elif correct is None:
+            set_tone(self.choice_label, "muted")
+            self.choice_label.setText(f"The model chose {item.option_label(choice)}.")
         else:
-            verdict = "" if item.correct is None else (
-                " — the deck's answer" if choice == item.correct else " — not the deck's answer")
-            self.choice_label.setText(f"The model chose {item.option_label(choice)}{verdict}")
+            set_tone(self.choice_label, "right" if correct else "wrong")
+            self.choice_label.setText(f"The model chose {item.option_label(choice)}: " + (
+                "correct." if correct else f"not correct (the deck's answer is {item.reference_text()})."))

@@ -1,4 +1,5 @@
-"""Practice mode's summary page: how the trainee did on a deck, case by case."""
+"""Practice mode's summary page: how the trainee did on a deck, case by case, with the model's pick of each
+multiple-choice case scored beside theirs; exportable as CSV or PDF (app.practice_export)."""
 
 from __future__ import annotations
 
@@ -7,28 +8,34 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
+    QMenu,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from app.practice import Attempt, Deck, Summary
+from app.practice_export import model_cell, result_cell, summary_lines
 from app.ui.practice_widgets import card, label
+
+COLUMNS = ["#", "Question", "Your answer", "Result", "Model"]
 
 
 class SummaryPage(QWidget):
     case_chosen = Signal(int)  # the number of the case the trainee wants to see again
     resume_requested = Signal()
     reset_requested = Signal()
+    export_requested = Signal(str)  # "csv" or "pdf"
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.title = label("", "heading")
         self.text = label()
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["#", "Question", "Your answer", "Result"])
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -40,8 +47,16 @@ class SummaryPage(QWidget):
         back.clicked.connect(self.resume_requested)
         reset = QPushButton("Reset progress…")
         reset.clicked.connect(self.reset_requested)
+        self.export_button = QToolButton(text="Export")
+        self.export_button.setToolTip("Save this summary, case by case, as a spreadsheet (CSV) or a PDF")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        export_menu = QMenu(self.export_button)
+        export_menu.addAction("CSV (spreadsheet)…", lambda: self.export_requested.emit("csv"))
+        export_menu.addAction("PDF…", lambda: self.export_requested.emit("pdf"))
+        self.export_button.setMenu(export_menu)
         buttons = QHBoxLayout()
         buttons.addWidget(reset)
+        buttons.addWidget(self.export_button)
         buttons.addStretch(1)
         buttons.addWidget(back)
         frame, layout = card()
@@ -54,23 +69,15 @@ class SummaryPage(QWidget):
         outer.addWidget(frame)
 
     def show_deck(self, deck: Deck, summary: Summary, attempts: dict[int, Attempt]) -> None:
-        s = summary
         self.title.setText(f"Summary — {deck.title}")
-        lines = [f"Answered {s.answered} of {s.total} cases."]
-        if s.scored:
-            lines.append(f"Multiple choice: {s.scored_correct} of {s.scored} correct ({s.scored_percent:.0f} %).")
-        if s.marked_right or s.marked_wrong or s.unmarked:
-            lines.append(f"Free text (your own marking): {s.marked_right} right, {s.marked_wrong} wrong, "
-                         f"{s.unmarked} not marked yet.")
-        self.text.setText("\n".join(lines))
+        self.text.setText("\n".join(summary_lines(summary)))
         self.table.setRowCount(len(deck.items))
         for row, item in enumerate(deck.items):
             attempt = attempts.get(item.number)
-            result = "—" if attempt is None else {True: "right", False: "wrong"}.get(attempt.correct, "not marked")
             for column, text in enumerate([str(item.number), item.question, attempt.answer if attempt else "",
-                                           result]):
+                                           result_cell(attempt), model_cell(item, attempt)]):
                 cell = QTableWidgetItem(text)
                 cell.setToolTip(text)
                 self.table.setItem(row, column, cell)
-        self.table.resizeColumnToContents(0)
-        self.table.resizeColumnToContents(3)
+        for column in (0, 3, 4):
+            self.table.resizeColumnToContents(column)

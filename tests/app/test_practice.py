@@ -360,5 +360,5 @@ def test_a_broken_deck_keeps_the_window_and_the_sample_deck_opens(qtbot, data, t
     assert not window.open_deck(broken)
     assert window.statusBar().currentMessage().startswith("broken.json: not valid JSON")
     assert window.open_deck(sample_deck_path()) and window.item.number == 1
-    assert window.case.image.pixmap() is not None and not window.case.image.pixmap().isNull()
+    qtbot.waitUntil(lambda: window.case.viewer.shown is not None, timeout=10_000)  # the case's image, shown
     runner.shutdown()

@@ -451,7 +451,7 @@ def test_a_practice_case_is_appended_to_the_users_deck_and_opens_in_practice_mod
     qtbot.addWidget(window)
     window.show()
     assert window.open_deck(deck_path) and window.item.number == 1
-    assert window.case.image.pixmap() is not None and not window.case.image.pixmap().isNull()
+    qtbot.waitUntil(lambda: window.case.viewer.shown is not None, timeout=10_000)  # the case's image, shown
     runner.shutdown()
 
 
