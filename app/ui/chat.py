@@ -19,13 +19,12 @@ from importlib import resources
 from pathlib import Path
 
 from PySide6.QtCore import QStandardPaths, Qt, Signal
-from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QMenu,
-    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QSizePolicy,
@@ -43,6 +42,7 @@ from app.settings import Settings
 from app.store import Store, StoredConversation, StoreError, to_history
 from app.ui.background import Task, run_in_background
 from app.ui.chat_answer import ChatAnswer
+from app.ui.chat_input import QuestionBox
 from app.ui.conversation_list import ConversationList
 from app.ui.engine_runner import EngineRunner, Preparation, Request, model_of, states_dir
 from app.ui.transcript import Transcript
@@ -120,10 +120,10 @@ class ChatPanel(QWidget):
         attach_row.addWidget(self.preparation_status)
         attach_row.addWidget(self.suggest_button)
 
-        self.input = QPlainTextEdit(placeholderText="Ask about the attached images…  (Ctrl+Enter to send)")
+        self.input = QuestionBox(self.settings.enter_sends)
         self.input.setMaximumHeight(90)
         self.input.textChanged.connect(self._update_buttons)
-        QShortcut(QKeySequence("Ctrl+Return"), self.input, activated=self.send)
+        self.input.send_requested.connect(self.send)
         self.send_button = QPushButton("Send")
         self.send_button.setDefault(True)
         self.send_button.clicked.connect(self.send)
@@ -184,6 +184,10 @@ class ChatPanel(QWidget):
         self.runner.set_model(folder, self.settings.engine_settings())
         self._update_buttons()
         self._prepare()
+
+    def apply_settings(self) -> None:
+        """The settings changed: the send key follows at once."""
+        self.input.set_enter_sends(self.settings.enter_sends)
 
     def set_study(self, study_key: str | None, modality: str | None, study_info: dict | None) -> None:
         """The study on screen: conversations are listed for it; the newest one is reopened."""

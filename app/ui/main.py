@@ -192,6 +192,7 @@ class MainWindow(QMainWindow):
             self.settings.save()
             apply_theme(QApplication.instance(), self.settings.theme)
             self.identifiers_action.setChecked(self.settings.show_identifiers)
+            self.chat.apply_settings()
             self.refresh_models()
 
     def choose_file(self) -> None:

@@ -77,6 +77,9 @@ class SettingsDialog(QDialog):
         self.language.addItem("English", "en")
         self.language.addItem("中文", "zh")
         self.language.setCurrentIndex(max(0, self.language.findData(settings.language)))
+        self.enter_sends = QCheckBox("Enter sends the question, Shift+Enter starts a new line")
+        self.enter_sends.setToolTip("Off: Ctrl+Enter sends and Enter starts a new line")
+        self.enter_sends.setChecked(settings.enter_sends)
         self.identifiers = QCheckBox("show patient identifiers (on screen, in saved conversations and exports)")
         self.identifiers.setChecked(settings.show_identifiers)
         self.theme = QComboBox()
@@ -92,6 +95,7 @@ class SettingsDialog(QDialog):
         form.addRow("Longest answer (tokens)", self.max_tokens)
         form.addRow("", self.greedy)
         form.addRow("Suggested questions", self.language)
+        form.addRow("Question box", self.enter_sends)
         form.addRow("Privacy", self.identifiers)
         form.addRow("Theme", self.theme)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -109,4 +113,5 @@ class SettingsDialog(QDialog):
             gpu_layers=self.gpu_layers.value(), temperature=self.temperature.value(),
             repetition_penalty=self.repetition.value(), max_new_tokens=self.max_tokens.value(),
             greedy=self.greedy.isChecked(), language=self.language.currentData(),
-            show_identifiers=self.identifiers.isChecked(), theme=self.theme.currentData())
+            show_identifiers=self.identifiers.isChecked(), theme=self.theme.currentData(),
+            enter_sends=self.enter_sends.isChecked())
