@@ -40,6 +40,7 @@ from app.export import export_conversation
 from app.paths import models_dir
 from app.settings import Settings
 from app.store import Store, StoredConversation, StoreError, to_history
+from app.ui.attachments import Attachment, AttachmentsRow
 from app.ui.background import Task, run_in_background
 from app.ui.chat_answer import ChatAnswer
 from app.ui.chat_input import QuestionBox
@@ -72,7 +73,7 @@ class ChatPanel(QWidget):
         self.study_info: dict | None = None
         self.modality: str | None = None
         self.conversation: StoredConversation | None = None
-        self.pending_images: list[tuple[str, bytes]] = []  # (label, PNG) for the next question
+        self.pending_images: list[Attachment] = []  # for the next question
         self.answer: ChatAnswer | None = None  # the answer being written
         self.preparation: Preparation | None = None  # the conversation prepared for the question being typed
         self._asked_in_study: str | None = None  # the study on screen when it was asked
@@ -96,11 +97,9 @@ class ChatPanel(QWidget):
         self.progress.setTextVisible(False)
         self.progress.hide()
 
-        self.attachments = QLabel()
-        self.attachments.setWordWrap(True)
-        self.preparation_status = QLabel()  # "preparing image… 40 %" -> "ready": Send is fast from then on
-        self.preparation_status.setTextFormat(Qt.TextFormat.PlainText)
-        self.preparation_status.setToolTip("The attached images are read by the model while you type the question")
+        self.attachments = AttachmentsRow()  # thumbnails under the question box, each removable
+        self.attachments.remove_requested.connect(self.remove_attachment)
+        self.preparation_status = self.attachments.preparation_status
         self.attach_button = QToolButton(text="Attach view")
         self.attach_button.setToolTip("Attach the image as shown in the viewer (what the model will see)")
         self.attach_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
@@ -116,8 +115,7 @@ class ChatPanel(QWidget):
         self.suggest_button.setMenu(self.suggest_menu)
         attach_row = QHBoxLayout()
         attach_row.addWidget(self.attach_button)
-        attach_row.addWidget(self.attachments, 1)
-        attach_row.addWidget(self.preparation_status)
+        attach_row.addStretch(1)
         attach_row.addWidget(self.suggest_button)
 
         self.input = QuestionBox(self.settings.enter_sends)
@@ -166,6 +164,7 @@ class ChatPanel(QWidget):
         chat.addWidget(self.status)
         chat.addLayout(attach_row)
         chat.addWidget(self.input)
+        chat.addWidget(self.attachments)
         chat.addLayout(buttons)
         chat.addWidget(self.label)
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -210,16 +209,24 @@ class ChatPanel(QWidget):
             self._update_buttons()
             self._prepare()
 
-    def add_attachment(self, png: bytes, label: str) -> bool:
+    def add_attachment(self, png: bytes, label: str, zoomed: bool = False) -> bool:
+        """Attach an image to the next question (`zoomed`: only the zoomed region of the view)."""
         used = len(self.conversation.images) if self.conversation else 0
         if used + len(self.pending_images) >= MAX_IMAGES_PER_CONVERSATION:
             self.status.setText(f"At most {MAX_IMAGES_PER_CONVERSATION} images per conversation: start a new one "
                                 f"to ask about more.")
             return False
-        self.pending_images.append((label, png))
+        self.pending_images.append(Attachment(label, png, zoomed))
         self._show_attachments()
         self._prepare()
         return True
+
+    def remove_attachment(self, index: int) -> None:
+        """Remove one attachment: what the engine prepared with it is discarded, the others are prepared again."""
+        if 0 <= index < len(self.pending_images):
+            del self.pending_images[index]
+            self._show_attachments()
+            self._prepare()
 
     def clear_attachments(self) -> None:
         self.pending_images.clear()
@@ -227,11 +234,7 @@ class ChatPanel(QWidget):
         self._prepare()
 
     def _show_attachments(self) -> None:
-        if not self.pending_images:
-            self.attachments.setText("<i>No image attached</i>")
-        else:
-            labels = ", ".join(label or f"image {i + 1}" for i, (label, _) in enumerate(self.pending_images))
-            self.attachments.setText(f"{len(self.pending_images)} attached: {labels}")
+        self.attachments.show_attachments(self.pending_images)
         self._update_buttons()
 
     # --- conversations ---------------------------------------------------------------------------
@@ -310,7 +313,7 @@ class ChatPanel(QWidget):
                 self.conversation = self.store.load(self.store.create_conversation(
                     f"{self.modality or 'Image'} · {short}", study_key=self.study_key, study_info=self.study_info,
                     model=model_of(self.model_folder), settings=asdict(self.settings.sampling())))
-            shas = [self.store.add_image(self.conversation.id, png, label) for label, png in self.pending_images]
+            shas = [self.store.add_image(self.conversation.id, a.png, a.label) for a in self.pending_images]
             self.store.add_turn(self.conversation.id, question, shas)
             self.pending_images.clear()
         self.conversation = self.store.load(self.conversation.id)
@@ -348,7 +351,7 @@ class ChatPanel(QWidget):
             return  # nothing comes before a first question without images
         images = [self.conversation.images[sha].png for turn in self.conversation.turns for sha in turn.image_shas] \
             if self.conversation else []
-        images += [png for _label, png in self.pending_images]
+        images += [attachment.png for attachment in self.pending_images]
         self.preparation = self.runner.prepare(history + [Turn("", len(self.pending_images))], images, owner="chat")
         preparation = self.preparation
         preparation.stage.connect(lambda stage, done, total: self._on_preparation_stage(preparation, stage, done,

@@ -286,7 +286,7 @@ class MainWindow(QMainWindow):
         else:
             label = f"{self.current_series.modality} {self.current_series.description} " \
                     f"{viewer.position + 1}/{len(viewer.frames)}".strip()
-        if self.chat.add_attachment(png, label):
+        if self.chat.add_attachment(png, label, zoomed=zoomed_region):
             self.attached_sources.record(png, path, frame)
 
     def _conversation_on_screen(self):

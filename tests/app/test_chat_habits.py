@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QBuffer, QByteArray, Qt
+from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
 
 from app.audit import AuditLog
@@ -82,3 +83,42 @@ def test_the_send_key_setting_is_saved(tmp_path):
     Settings(enter_sends=False).save(tmp_path)
     assert Settings.load(tmp_path).enter_sends is False
     assert Settings().enter_sends is True
+
+
+def _png(value: int, size=(40, 30)) -> bytes:
+    image = QImage(*size, QImage.Format.Format_Grayscale8)
+    image.fill(value)
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QBuffer.OpenModeFlag.WriteOnly)
+    image.save(buffer, "PNG")
+    return bytes(data)
+
+
+def test_attachments_are_thumbnails_each_removable_and_a_zoomed_region_is_marked(make_chat, qtbot):
+    chat = make_chat()
+    assert chat.attachments.thumbs == [] and chat.attachments.empty.isVisibleTo(chat)
+    whole, zoomed, third = _png(40), _png(200), _png(90, (30, 40))
+    chat.add_attachment(whole, "CT 1/1")
+    chat.add_attachment(zoomed, "CT 1/1", zoomed=True)
+    chat.add_attachment(third, "")
+    thumbs = chat.attachments.thumbs
+    assert len(thumbs) == 3 and not chat.attachments.empty.isVisibleTo(chat)
+    assert all(thumb.isVisibleTo(chat) and not thumb.image.pixmap().isNull() for thumb in thumbs)
+    assert thumbs[0].badge is None and thumbs[2].badge is None
+    assert thumbs[1].badge is not None and thumbs[1].badge.text() == "zoomed" and thumbs[1].badge.isVisibleTo(chat)
+    assert thumbs[1].toolTip() == "CT 1/1 (zoomed region only)" and thumbs[2].toolTip() == "image 3"
+    assert thumbs[0].remove_button.toolTip() == "Remove CT 1/1"
+    # The thumbnails sit under the question box, the preparation's progress beside them.
+    assert chat.attachments.mapTo(chat, chat.attachments.rect().topLeft()).y() > \
+        chat.input.mapTo(chat, chat.input.rect().bottomLeft()).y()
+    assert chat.preparation_status.parent() is chat.attachments
+
+    qtbot.mouseClick(thumbs[0].remove_button, Qt.MouseButton.LeftButton)
+    assert [(a.png, a.zoomed) for a in chat.pending_images] == [(zoomed, True), (third, False)]
+    qtbot.waitUntil(lambda: not thumbs[0].isVisible())
+    assert len(chat.attachments.thumbs) == 2 and chat.attachments.thumbs[0].badge is not None
+    qtbot.mouseClick(chat.attachments.thumbs[1].remove_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(chat.attachments.thumbs[0].remove_button, Qt.MouseButton.LeftButton)
+    assert chat.pending_images == [] and chat.attachments.thumbs == []
+    assert chat.attachments.empty.isVisibleTo(chat)
