@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 
-from PySide6.QtCore import QStandardPaths, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMenu,
@@ -36,13 +34,14 @@ from PySide6.QtWidgets import (
 
 from app import INTENDED_USE
 from app.audit import AuditLog
-from app.export import export_conversation
 from app.paths import models_dir
 from app.settings import Settings
-from app.store import Store, StoredConversation, StoreError, to_history
+from app.store import Store, StoredConversation, StoreError
 from app.ui.attachments import Attachment, AttachmentsRow
 from app.ui.background import Task, run_in_background
 from app.ui.chat_answer import ChatAnswer
+from app.ui.chat_edit import before_question, confirm_branch, editing_note, later_turns, turn_with_id
+from app.ui.chat_export import choose_export_path, export_in_background
 from app.ui.chat_input import QuestionBox
 from app.ui.conversation_list import ConversationList
 from app.ui.engine_runner import EngineRunner, Preparation, Request, model_of, states_dir
@@ -89,6 +88,8 @@ class ChatPanel(QWidget):
         self.conversations.new_requested.connect(self.new_conversation)
         self.conversations.delete_confirmed.connect(self.delete_conversation)
         self.transcript = Transcript()
+        self.transcript.copy_requested.connect(self.copy_answer)
+        self.transcript.edit_requested.connect(self.edit_question)
         self.status = QLabel()
         self.status.setTextFormat(Qt.TextFormat.PlainText)
         self.status.setWordWrap(True)  # a long message (an engine error) is read whole, never clipped
@@ -122,6 +123,7 @@ class ChatPanel(QWidget):
         self.input.setMaximumHeight(90)
         self.input.textChanged.connect(self._update_buttons)
         self.input.send_requested.connect(self.send)
+        self.input.cancel_requested.connect(self.cancel_edit)
         self.send_button = QPushButton("Send")
         self.send_button.setDefault(True)
         self.send_button.clicked.connect(self.send)
@@ -130,7 +132,8 @@ class ChatPanel(QWidget):
         self.regenerate_button = QPushButton("Regenerate")
         self.regenerate_button.clicked.connect(self.regenerate)
         self.edit_button = QPushButton("Edit")
-        self.edit_button.setToolTip("Edit the last question and send it again")
+        self.edit_button.setToolTip("Edit the last question and send it again (any question: right-click it, or its "
+                                    "Edit link)")
         self.edit_button.clicked.connect(self.edit_last)
         self.copy_button = QPushButton("Copy")
         self.copy_button.setToolTip("Copy the last answer")
@@ -211,7 +214,7 @@ class ChatPanel(QWidget):
 
     def add_attachment(self, png: bytes, label: str, zoomed: bool = False) -> bool:
         """Attach an image to the next question (`zoomed`: only the zoomed region of the view)."""
-        used = len(self.conversation.images) if self.conversation else 0
+        used = sum(len(turn.image_shas) for turn in self.conversation.turns) if self.conversation else 0
         if used + len(self.pending_images) >= MAX_IMAGES_PER_CONVERSATION:
             self.status.setText(f"At most {MAX_IMAGES_PER_CONVERSATION} images per conversation: start a new one "
                                 f"to ask about more.")
@@ -288,6 +291,9 @@ class ChatPanel(QWidget):
             self.status.setText("No model is installed: open Models → Model manager to download, convert or "
                                 "import one.")
             return
+        if self._editing_turn is not None and \
+                not confirm_branch(self, later_turns(self.conversation, self._editing_turn)):
+            return
         try:
             self._store_question(question)
         except StoreError as exc:
@@ -346,13 +352,11 @@ class ChatPanel(QWidget):
         self._drop_preparation()
         if self.answer is not None or self.model_folder is None:
             return  # a question being answered: its answer leaves the conversation in the engine anyway
-        history = next_question_history(self.conversation) if self.conversation else []
-        if not history and not self.pending_images:
+        history, images, own = before_question(self.conversation, [a.png for a in self.pending_images],
+                                               self._editing_turn)
+        if not history and not own:
             return  # nothing comes before a first question without images
-        images = [self.conversation.images[sha].png for turn in self.conversation.turns for sha in turn.image_shas] \
-            if self.conversation else []
-        images += [attachment.png for attachment in self.pending_images]
-        self.preparation = self.runner.prepare(history + [Turn("", len(self.pending_images))], images, owner="chat")
+        self.preparation = self.runner.prepare(history + [Turn("", own)], images, owner="chat")
         preparation = self.preparation
         preparation.stage.connect(lambda stage, done, total: self._on_preparation_stage(preparation, stage, done,
                                                                                          total))
@@ -398,39 +402,47 @@ class ChatPanel(QWidget):
         self._ask_last()
 
     def edit_last(self) -> None:
-        """Put the last question back into the input; sending it replaces the question and its answer."""
-        if self.request is not None or not self.conversation or not self.conversation.turns:
+        if self.conversation and self.conversation.turns:
+            self.edit_question(self.conversation.turns[-1].id)
+
+    def edit_question(self, turn_id: int) -> None:
+        """Put a question back into the box; Send replaces it, and the conversation goes on from there (see
+        app.ui.chat_edit). The engine meanwhile prepares the conversation up to that question."""
+        turn = turn_with_id(self.conversation, turn_id)
+        if turn is None or self.request is not None:
             return
-        last = self.conversation.turns[-1]
-        self._editing_turn = last.id
-        self.input.setPlainText(last.question)
+        self._editing_turn = turn.id
+        self.input.setPlainText(turn.question)
         self.input.setFocus()
-        self.status.setText("Editing the last question: Send replaces it and its answer.")
+        self.status.setText(editing_note(self.conversation, turn))
+        self._prepare()
+
+    def cancel_edit(self) -> None:
+        if self._editing_turn is not None:
+            self._editing_turn = None
+            self.input.clear()
+            self.status.clear()
+            self._prepare()
 
     def copy_last(self) -> None:
         if self.conversation and self.conversation.turns:
-            QGuiApplication.clipboard().setText(self.conversation.turns[-1].answer)
+            self.copy_answer(self.conversation.turns[-1].id)
+
+    def copy_answer(self, turn_id: int) -> None:
+        """The answer as the model wrote it, as plain text (nothing in it is read as HTML)."""
+        turn = turn_with_id(self.conversation, turn_id)
+        if turn is not None and turn.answer:
+            QGuiApplication.clipboard().setText(turn.answer)
             self.status.setText("Answer copied.")
 
     def choose_export(self, fmt: str) -> None:
-        if not self.conversation:
-            return
-        suffix = {"md": "Markdown (*.md)", "html": "HTML (*.html)", "pdf": "PDF (*.pdf)"}[fmt]
-        suggested = export_folder() / f"{export_name(self.conversation)}.{fmt}"
-        path, _ = QFileDialog.getSaveFileName(self, "Export conversation", str(suggested), suffix)
-        if path:
-            self.export(Path(path), fmt)
+        if self.conversation and (path := choose_export_path(self, self.conversation, fmt)):
+            self.export(path, fmt)
 
     def export(self, path: Path, fmt: str) -> Task:
-        """Export the conversation in the background (a long answer takes seconds to lay out as a PDF)."""
-        conversation = self.store.load(self.conversation.id)
-        identifiers = self.settings.show_identifiers
-        self.status.setText(f"Exporting to {path}…")
-        note = "" if identifiers else " (de-identified)"
-        return run_in_background(
-            lambda cancel: export_conversation(conversation, path, fmt, include_identifiers=identifiers),
-            on_done=lambda _: self.status.setText(f"Exported to {path}{note}."),
-            on_failed=lambda exc: self.status.setText(f"Export failed: {exc}"))
+        """Export the conversation in the background."""
+        return export_in_background(self.store.load(self.conversation.id), path, fmt,
+                                    self.settings.show_identifiers, self.status)
 
     # --- display ---------------------------------------------------------------------------------
     def _update_buttons(self) -> None:
@@ -459,27 +471,3 @@ def forget_saved_states(pngs: list[bytes]) -> int:
     shas = {hashlib.sha256(prepare_png(png, size)).hexdigest() for png in pngs for size in sizes}
     return remove_states_with_images(states_dir(), shas)
 
-
-def next_question_history(conversation: StoredConversation) -> list[Turn]:
-    """The conversation's turns as its next question will send them (see ChatAnswer): a last answer that was
-    interrupted is then an earlier turn, with the text it got to."""
-    turns = to_history(conversation)
-    last = conversation.turns[-1] if conversation.turns else None
-    if last is not None and turns[-1].answer is None:
-        turns[-1] = Turn(last.question, len(last.image_shas), last.answer)
-    return turns
-
-
-def export_folder() -> Path:
-    """Where the export dialog starts: the user's documents folder (never a shared temporary folder)."""
-    for location in (QStandardPaths.StandardLocation.DocumentsLocation, QStandardPaths.StandardLocation.HomeLocation):
-        folder = QStandardPaths.writableLocation(location)
-        if folder and Path(folder).is_dir():
-            return Path(folder)
-    return Path.home()
-
-
-def export_name(conversation: StoredConversation) -> str:
-    """A file name from the conversation's title and the day it started: "Chest CT 2026-12-03"."""
-    title = re.sub(r'[\\/:*?"<>|\x00-\x1f\s]+', " ", conversation.title).strip(" .") or "conversation"
-    return f"{title[:80].strip()} {conversation.created[:10]}".strip()

@@ -19,6 +19,7 @@ def send_keys_text(enter_sends: bool) -> str:
 
 class QuestionBox(QPlainTextEdit):
     send_requested = Signal()
+    cancel_requested = Signal()  # Esc: leave an edit
 
     def __init__(self, enter_sends: bool = True, parent=None):
         super().__init__(parent)
@@ -38,6 +39,8 @@ class QuestionBox(QPlainTextEdit):
         self._send_shortcut.setWhatsThis(f"Send the question ({keys})")
 
     def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if event.key() == Qt.Key.Key_Escape:
+            self.cancel_requested.emit()
         if event.key() not in ENTER_KEYS:
             super().keyPressEvent(event)
             return

@@ -1,18 +1,26 @@
-"""The chat's habits from LM Studio and Jan, on real widgets: the send key and its setting."""
+"""The chat's habits from LM Studio and Jan, on real widgets: the send key and its setting, attachments as
+thumbnails, copying any answer and editing any earlier question."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
-from PySide6.QtCore import QBuffer, QByteArray, Qt
-from PySide6.QtGui import QImage
+from pydicom.data import get_testdata_file
+from PySide6.QtCore import QBuffer, QByteArray, QPoint, Qt, QTimer
+from PySide6.QtGui import QGuiApplication, QImage, QTextCursor
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.audit import AuditLog
 from app.settings import Settings
 from app.store import Store
 from app.ui.chat import ChatPanel
 from app.ui.engine_runner import EngineRunner
+from app.ui.main import MainWindow
 from app.ui.settings_dialog import SettingsDialog
+from inference.engine import Engine
+from inference.prompt import Turn
 
 SHIFT, CTRL = Qt.KeyboardModifier.ShiftModifier, Qt.KeyboardModifier.ControlModifier
 
@@ -122,3 +130,162 @@ def test_attachments_are_thumbnails_each_removable_and_a_zoomed_region_is_marked
     qtbot.mouseClick(chat.attachments.thumbs[0].remove_button, Qt.MouseButton.LeftButton)
     assert chat.pending_images == [] and chat.attachments.thumbs == []
     assert chat.attachments.empty.isVisibleTo(chat)
+
+
+def stored_conversation(chat: ChatPanel, answers: list[str]) -> int:
+    """A conversation of one turn per answer, as the chat stores it (no model needed)."""
+    store = chat.store
+    cid = store.create_conversation("CT · test")
+    for i, answer in enumerate(answers):
+        turn = store.add_turn(cid, f"Question {i + 1}?", [])
+        store.finish_answer(turn, "stop", [1, 2], {}, text=answer)
+    chat.open_conversation(cid)
+    return cid
+
+
+def link_point(transcript, href: str) -> QPoint:
+    """Where the link to `href` is drawn in the transcript's viewport."""
+    block = transcript.document().begin()
+    while block.isValid():
+        it = block.begin()
+        while not it.atEnd():
+            fragment = it.fragment()
+            if fragment.charFormat().anchorHref() == href:
+                cursor = QTextCursor(transcript.document())
+                cursor.setPosition(fragment.position() + fragment.length() // 2)
+                return transcript.cursorRect(cursor).center()
+            it += 1
+        block = block.next()
+    raise AssertionError(f"no link to {href}")
+
+
+def test_any_answer_is_copied_as_plain_text_from_its_link_or_menu(make_chat, qtbot):
+    chat = make_chat()
+    chat.resize(500, 900)
+    untrusted = "**Bold** <b>not html</b> <a href='http://example.com'>x</a>\n\n- item"
+    stored_conversation(chat, [untrusted, "The second answer."])
+    first, second = chat.conversation.turns
+    clipboard = QGuiApplication.clipboard()
+    clipboard.clear()
+    for href in (f"copy:{first.id}", f"copy:{second.id}", f"edit:{first.id}", f"edit:{second.id}"):
+        link_point(chat.transcript, href)  # every turn has both links
+    chat.transcript.verticalScrollBar().setValue(0)
+    qtbot.mouseClick(chat.transcript.viewport(), Qt.MouseButton.LeftButton,
+                     pos=link_point(chat.transcript, f"copy:{first.id}"))
+    assert clipboard.text() == untrusted and not clipboard.mimeData().hasHtml()
+    assert chat.status.text() == "Answer copied."
+
+    point = link_point(chat.transcript, f"copy:{second.id}")
+    assert chat.transcript.turn_at(point).id == second.id
+    menu = chat.transcript.menu_at(point)
+    copy = next(a for a in menu.actions() if a.text() == "Copy answer")
+    assert menu.actions()[0] is copy and copy.isEnabled()
+    copy.trigger()
+    assert clipboard.text() == "The second answer."
+
+
+def test_any_earlier_question_can_be_edited_from_its_link_or_menu(make_chat, qtbot):
+    chat = make_chat()
+    chat.resize(500, 900)
+    stored_conversation(chat, ["One.", "Two.", "Three."])
+    first, second, third = chat.conversation.turns
+    chat.transcript.verticalScrollBar().setValue(0)
+    qtbot.mouseClick(chat.transcript.viewport(), Qt.MouseButton.LeftButton,
+                     pos=link_point(chat.transcript, f"edit:{first.id}"))
+    assert chat.input.toPlainText() == "Question 1?"
+    assert "question 1 of 3" in chat.status.text() and "removes the 2 later turns" in chat.status.text()
+    QTest.keyClick(chat.input, Qt.Key.Key_Escape)  # Esc leaves the edit
+    assert chat.input.toPlainText() == "" and chat._editing_turn is None
+
+    menu = chat.transcript.menu_at(link_point(chat.transcript, f"copy:{second.id}"))
+    next(a for a in menu.actions() if a.text() == "Edit question…").trigger()
+    assert chat.input.toPlainText() == "Question 2?" and chat._editing_turn == second.id
+    assert "question 2 of 3" in chat.status.text() and "removes the 1 later turn." in chat.status.text()
+    chat.edit_last()
+    assert chat.input.toPlainText() == "Question 3?" and "removes" not in chat.status.text()
+
+
+# --- with the real engine (the tiny converted model) ------------------------------------------------------------
+ANSWER_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture
+def window(tmp_path, monkeypatch, converted, qtbot):
+    folder = tmp_path / "data"
+    shutil.copytree(converted("qwen2", "original", "Q8_0"), folder / "models" / "tiny")
+    monkeypatch.setenv("HUATUO_DATA_DIR", str(folder))
+    Settings(greedy=True, max_new_tokens=16, acknowledged="2026-01-01T00:00:00+00:00").save(folder)
+    window = MainWindow(Settings.load())
+    qtbot.addWidget(window)
+    window.show()
+    window.open_path(get_testdata_file("CT_small.dcm"))
+    qtbot.waitUntil(lambda: window.series_viewer.shown is not None, timeout=10_000)
+    yield window
+    window.close()
+
+
+def answer_of(qtbot, request):
+    with qtbot.waitSignal(request.finished, timeout=ANSWER_TIMEOUT_MS) as blocker:
+        pass
+    return blocker.args[0]
+
+
+def ask(window, qtbot, question: str):
+    window.chat.input.setPlainText(question)
+    window.chat.send()
+    return answer_of(qtbot, window.chat.request)
+
+
+def answer_next_box(button_text: str | None, seen: list) -> None:
+    """Answer the next modal message box (the button with this text; None: Cancel), noting its text."""
+    tries = []
+
+    def answer():
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            tries.append(1)
+            if len(tries) < 300:
+                QTimer.singleShot(10, answer)
+            return
+        seen.append(box.text())
+        for button in box.buttons():
+            if (button_text is None and box.buttonRole(button) == QMessageBox.ButtonRole.RejectRole) or \
+                    button.text() == button_text:
+                button.click()
+                return
+    QTimer.singleShot(0, answer)
+
+
+def test_editing_an_earlier_question_branches_there_and_reuses_the_cache_before_it(window, qtbot):
+    chat = window.chat
+    window.attach_view(False)
+    png = chat.pending_images[0].png
+    first = ask(window, qtbot, "Describe this image.")
+    ask(window, qtbot, "Second question?")
+    ask(window, qtbot, "Third question?")
+    second = chat.conversation.turns[1]
+
+    chat.edit_question(second.id)
+    chat.input.setPlainText("An edited second question?")
+    seen = []
+    answer_next_box(None, seen)  # cancelled: nothing changes
+    chat.send()
+    assert len(seen) == 1 and "the 1 later turn after it" in seen[0]
+    assert chat.request is None and len(chat.store.load(chat.conversation.id).turns) == 3
+    assert chat.input.toPlainText() == "An edited second question?"
+
+    answer_next_box("Send and remove 1 later turn", seen)
+    chat.send()
+    edited = answer_of(qtbot, chat.request)
+    assert len(seen) == 2
+    turns = chat.conversation.turns
+    assert [t.question for t in turns] == ["Describe this image.", "An edited second question?"]
+    assert turns[1].id == second.id and turns[1].answer == edited.text
+    assert "Third question?" not in chat.transcript_text()
+    # The engine kept what comes before the edited question: the image is neither encoded nor decoded again.
+    assert edited.timings["images_encoded"] == edited.timings["images_decoded"] == 0
+    assert edited.timings["reused_tokens"] > 64
+    history = [first.as_history("Describe this image.", 1), Turn("An edited second question?")]
+    with Engine.from_folder(chat.model_folder, window.settings.engine_settings()) as engine:
+        alone = engine.ask(history, [engine.prepare_image(png)], window.settings.sampling())
+    assert edited.token_ids == alone.token_ids  # as if the later turns had never been
