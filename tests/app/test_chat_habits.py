@@ -21,6 +21,9 @@ from app.ui.main import MainWindow
 from app.ui.settings_dialog import SettingsDialog
 from inference.engine import Engine
 from inference.prompt import Turn
+from inference.store.manifest import Manifest
+from inference.store.models import default_model, import_pair, set_default_model
+from tests.support.network_guard import no_network  # noqa: F401 (a fixture)
 
 SHIFT, CTRL = Qt.KeyboardModifier.ShiftModifier, Qt.KeyboardModifier.ControlModifier
 
@@ -289,3 +292,66 @@ def test_editing_an_earlier_question_branches_there_and_reuses_the_cache_before_
     with Engine.from_folder(chat.model_folder, window.settings.engine_settings()) as engine:
         alone = engine.ask(history, [engine.prepare_image(png)], window.settings.sampling())
     assert edited.token_ids == alone.token_ids  # as if the later turns had never been
+
+
+# --- the model picker ----------------------------------------------------------------------------------------
+def _break(folder):
+    """A copy gone wrong: its text GGUF cut to half."""
+    text = folder / Manifest.read(folder).text.file
+    text.write_bytes(text.read_bytes()[: text.stat().st_size // 2])
+
+
+def test_the_model_picker_changes_the_model_only_by_the_users_choice(qtbot, converted, tmp_path, monkeypatch,
+                                                                     no_network):  # noqa: F811
+    monkeypatch.setenv("HUATUO_DATA_DIR", str(tmp_path / "data"))
+    models = tmp_path / "data" / "models"
+    tiny = converted("qwen2", "original", "F32")
+    manifest = Manifest.read(tiny)
+    first = import_pair(tiny / manifest.text.file, tiny / manifest.mmproj.file, models, name="tiny")
+    shutil.copytree(first.folder, models / "a-broken")
+    _break(models / "a-broken")
+    shutil.copytree(first.folder, models / "b-whole")
+    set_default_model(models, first.folder)
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    picker, combo = window.model_picker, window.model_picker.combo
+    assert picker.isVisible() and window.chat.model_folder == first.folder
+    texts = [combo.itemText(i) for i in range(combo.count())]
+    assert texts[combo.currentIndex()].startswith(first.manifest.name) and "GB" in texts[combo.currentIndex()]
+    broken = combo.findData(str(models / "a-broken"))
+    assert texts[broken].endswith("(a-broken) — broken")
+    assert not combo.model().item(broken).isEnabled() and "Cannot be used" in combo.itemData(
+        broken, Qt.ItemDataRole.ToolTipRole)
+    whole = combo.findData(str(models / "b-whole"))
+    assert combo.model().item(whole).isEnabled()
+
+    combo.setCurrentIndex(whole)  # not the user's choice: nothing changes
+    window.refresh_models()
+    assert window.chat.model_folder == first.folder and default_model(models) == first.folder
+    assert combo.currentIndex() == combo.findData(str(first.folder))
+
+    window.show_model_manager()
+    combo.setFocus()
+    for _ in range(combo.count()):  # the user moves up the list: the broken one is skipped
+        QTest.keyClick(combo, Qt.Key.Key_Up)
+    assert window.chat.model_folder == models / "b-whole" and default_model(models) == models / "b-whole"
+    assert combo.currentData() == str(models / "b-whole")
+    row = next(r for r, m in enumerate(window.model_manager.models) if m.folder == models / "b-whole")
+    assert window.model_manager.installed_table.item(row, 4).text() == "★ default"  # the manager follows
+
+    _break(models / "tiny")  # broken on disk since it was listed: chosen, it is refused and named
+    QTest.keyClick(combo, Qt.Key.Key_Down)
+    assert default_model(models) == models / "b-whole" and window.chat.model_folder == models / "b-whole"
+    assert "tiny" in window.statusBar().currentMessage()
+    assert not combo.model().item(combo.findData(str(models / "tiny"))).isEnabled()  # now listed as broken
+    window.close()
+
+
+def test_without_models_there_is_no_picker(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("HUATUO_DATA_DIR", str(tmp_path / "data"))
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    assert not window.model_picker.isVisible() and "No model installed" in window.model_panel.text()
+    window.close()
