@@ -6,7 +6,9 @@ Opens the app on a real CT image, asks a question through the real engine and sa
 streamed answer, the model manager and practice mode as PNG files in docs/. Without --model the answer comes
 from a tiny random-weight test model (built here; needs the dev extras), so its text is not meaningful prose.
 Also, in the light and the dark theme: the start page (`empty-state-THEME.png`) and the viewer with its toolbar, a
-ruler and an ellipse region (`viewer-tools-THEME.png`). `--only viewer` makes just those (no model needed).
+ruler and an ellipse region (`viewer-tools-THEME.png`). In the theme asked for (`--theme`), the chat with two
+attachments, one a zoomed region (`attachments-THEME.png`). `--only viewer` makes just the viewer's (no model
+needed).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(args.out / "main-window.png"))
     print(f"saved {args.out / 'main-window.png'}")
+    attachments_screenshot(window, args.out / f"attachments-{args.theme}.png")
 
     try:
         from app.ui.model_manager import ModelManagerDialog
@@ -112,6 +115,19 @@ def main() -> int:
     window.close()
     shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def attachments_screenshot(window, path: Path) -> None:
+    """The chat with the next question typed and two attachments, the second a zoomed region, read by the model."""
+    window.attach_view(False)
+    window.series_viewer.scale(2.0, 2.0)
+    window.attach_view(True)
+    wait(lambda: window.chat.preparation_status.text() == "ready", 120_000)
+    window.chat.input.setPlainText("Is the bright region in the zoomed view bone or contrast?")
+    wait(lambda: False, 300)
+    save_small(window.chat, path)
+    window.chat.clear_attachments()
+    window.chat.input.clear()
 
 
 def wait(condition, timeout_ms=60_000):
