@@ -32,6 +32,7 @@ class Settings:
     language: str = "en"  # suggested questions: "en" | "zh"
     show_identifiers: bool = False  # patient identifiers on screen, in stored conversations and in exports
     theme: str = "light"  # "light" | "dark"
+    enter_sends: bool = True  # in the question box: Enter sends, Shift+Enter a new line (False: Ctrl+Enter sends)
     acknowledged: str | None = None  # when the user acknowledged the intended use (UTC ISO time)
     recent: list[str] = field(default_factory=list)  # recently opened studies (paths)
 

@@ -8,7 +8,8 @@ from a tiny random-weight test model (built here; needs the dev extras), so its 
 Also, in the light and the dark theme: the start page (`empty-state-THEME.png`), the viewer with its toolbar, a
 ruler and an ellipse region (`viewer-tools-THEME.png`), an angle and a rectangle region (`measurement-THEME.png`),
 and practice mode with a case image windowed and zoomed in its viewer (`practice-viewer-THEME.png`). `--only viewer`
-makes just those (no model needed).
+makes just those (no model needed). In the theme asked for (`--theme`), the chat with two attachments, one a zoomed
+region (`attachments-THEME.png`).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(args.out / "main-window.png"))
     print(f"saved {args.out / 'main-window.png'}")
+    attachments_screenshot(window, args.out / f"attachments-{args.theme}.png")
 
     try:
         from app.ui.model_manager import ModelManagerDialog
@@ -115,6 +117,19 @@ def main() -> int:
     window.close()
     shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def attachments_screenshot(window, path: Path) -> None:
+    """The chat with the next question typed and two attachments, the second a zoomed region, read by the model."""
+    window.attach_view(False)
+    window.series_viewer.scale(2.0, 2.0)
+    window.attach_view(True)
+    wait(lambda: window.chat.preparation_status.text() == "ready", 120_000)
+    window.chat.input.setPlainText("Is the bright region in the zoomed view bone or contrast?")
+    wait(lambda: False, 300)
+    save_small(window.chat, path)
+    window.chat.clear_attachments()
+    window.chat.input.clear()
 
 
 def wait(condition, timeout_ms=60_000):

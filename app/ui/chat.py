@@ -13,20 +13,17 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtCore import QStandardPaths, Qt, Signal
-from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMenu,
-    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QSizePolicy,
@@ -38,12 +35,15 @@ from PySide6.QtWidgets import (
 
 from app import INTENDED_USE
 from app.audit import AuditLog
-from app.export import export_conversation
 from app.paths import models_dir
 from app.settings import Settings
-from app.store import Store, StoredConversation, StoreError, to_history
+from app.store import Store, StoredConversation, StoreError
+from app.ui.attachments import Attachment, AttachmentsRow
 from app.ui.background import Task, run_in_background
 from app.ui.chat_answer import ChatAnswer
+from app.ui.chat_edit import before_question, confirm_branch, editing_note, later_turns, turn_with_id
+from app.ui.chat_export import choose_export_path, export_in_background
+from app.ui.chat_input import QuestionBox
 from app.ui.conversation_list import ConversationList
 from app.ui.engine_runner import EngineRunner, Preparation, Request, model_of, states_dir
 from app.ui.transcript import Transcript
@@ -75,7 +75,7 @@ class ChatPanel(QWidget):
         self.study_info: dict | None = None
         self.modality: str | None = None
         self.conversation: StoredConversation | None = None
-        self.pending_images: list[tuple[str, bytes]] = []  # (label, PNG) for the next question
+        self.pending_images: list[Attachment] = []  # for the next question
         self.answer: ChatAnswer | None = None  # the answer being written
         self.preparation: Preparation | None = None  # the conversation prepared for the question being typed
         self._asked_in_study: str | None = None  # the study on screen when it was asked
@@ -92,6 +92,8 @@ class ChatPanel(QWidget):
         self.conversations.delete_confirmed.connect(self.delete_conversation)
         self.conversations.export_requested.connect(lambda cid, fmt: self.choose_export(fmt, cid))
         self.transcript = Transcript()
+        self.transcript.copy_requested.connect(self.copy_answer)
+        self.transcript.edit_requested.connect(self.edit_question)
         self.status = QLabel()
         self.status.setTextFormat(Qt.TextFormat.PlainText)
         self.status.setWordWrap(True)  # a long message (an engine error) is read whole, never clipped
@@ -100,11 +102,9 @@ class ChatPanel(QWidget):
         self.progress.setTextVisible(False)
         self.progress.hide()
 
-        self.attachments = QLabel()
-        self.attachments.setWordWrap(True)
-        self.preparation_status = QLabel()  # "preparing image… 40 %" -> "ready": Send is fast from then on
-        self.preparation_status.setTextFormat(Qt.TextFormat.PlainText)
-        self.preparation_status.setToolTip("The attached images are read by the model while you type the question")
+        self.attachments = AttachmentsRow()  # thumbnails under the question box, each removable
+        self.attachments.remove_requested.connect(self.remove_attachment)
+        self.preparation_status = self.attachments.preparation_status
         self.attach_button = QToolButton(text="Attach view")
         self.attach_button.setToolTip("Attach the image as shown in the viewer (what the model will see)")
         self.attach_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
@@ -120,14 +120,14 @@ class ChatPanel(QWidget):
         self.suggest_button.setMenu(self.suggest_menu)
         attach_row = QHBoxLayout()
         attach_row.addWidget(self.attach_button)
-        attach_row.addWidget(self.attachments, 1)
-        attach_row.addWidget(self.preparation_status)
+        attach_row.addStretch(1)
         attach_row.addWidget(self.suggest_button)
 
-        self.input = QPlainTextEdit(placeholderText="Ask about the attached images…  (Ctrl+Enter to send)")
+        self.input = QuestionBox(self.settings.enter_sends)
         self.input.setMaximumHeight(90)
         self.input.textChanged.connect(self._update_buttons)
-        QShortcut(QKeySequence("Ctrl+Return"), self.input, activated=self.send)
+        self.input.send_requested.connect(self.send)
+        self.input.cancel_requested.connect(self.cancel_edit)
         self.send_button = QPushButton("Send")
         self.send_button.setDefault(True)
         self.send_button.clicked.connect(self.send)
@@ -136,7 +136,8 @@ class ChatPanel(QWidget):
         self.regenerate_button = QPushButton("Regenerate")
         self.regenerate_button.clicked.connect(self.regenerate)
         self.edit_button = QPushButton("Edit")
-        self.edit_button.setToolTip("Edit the last question and send it again")
+        self.edit_button.setToolTip("Edit the last question and send it again (any question: right-click it, or its "
+                                    "Edit link)")
         self.edit_button.clicked.connect(self.edit_last)
         self.copy_button = QPushButton("Copy")
         self.copy_button.setToolTip("Copy the last answer")
@@ -170,6 +171,7 @@ class ChatPanel(QWidget):
         chat.addWidget(self.status)
         chat.addLayout(attach_row)
         chat.addWidget(self.input)
+        chat.addWidget(self.attachments)
         chat.addLayout(buttons)
         chat.addWidget(self.label)
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -188,6 +190,10 @@ class ChatPanel(QWidget):
         self.runner.set_model(folder, self.settings.engine_settings())
         self._update_buttons()
         self._prepare()
+
+    def apply_settings(self) -> None:
+        """The settings changed: the send key follows at once."""
+        self.input.set_enter_sends(self.settings.enter_sends)
 
     def set_study(self, study_key: str | None, modality: str | None, study_info: dict | None) -> None:
         """The study on screen: conversations are listed for it; the newest one is reopened."""
@@ -210,16 +216,24 @@ class ChatPanel(QWidget):
             self._update_buttons()
             self._prepare()
 
-    def add_attachment(self, png: bytes, label: str) -> bool:
-        used = len(self.conversation.images) if self.conversation else 0
+    def add_attachment(self, png: bytes, label: str, zoomed: bool = False) -> bool:
+        """Attach an image to the next question (`zoomed`: only the zoomed region of the view)."""
+        used = sum(len(turn.image_shas) for turn in self.conversation.turns) if self.conversation else 0
         if used + len(self.pending_images) >= MAX_IMAGES_PER_CONVERSATION:
             self.status.setText(f"At most {MAX_IMAGES_PER_CONVERSATION} images per conversation: start a new one "
                                 f"to ask about more.")
             return False
-        self.pending_images.append((label, png))
+        self.pending_images.append(Attachment(label, png, zoomed))
         self._show_attachments()
         self._prepare()
         return True
+
+    def remove_attachment(self, index: int) -> None:
+        """Remove one attachment: what the engine prepared with it is discarded, the others are prepared again."""
+        if 0 <= index < len(self.pending_images):
+            del self.pending_images[index]
+            self._show_attachments()
+            self._prepare()
 
     def clear_attachments(self) -> None:
         self.pending_images.clear()
@@ -227,12 +241,8 @@ class ChatPanel(QWidget):
         self._prepare()
 
     def _show_attachments(self) -> None:
-        if not self.pending_images:
-            self.attachments.setText("<i>No image attached</i>")
-        else:
-            labels = ", ".join(f"{label or f'image {i + 1}'}{model_input_text(self.model_folder, png, self.settings)}"
-                               for i, (label, png) in enumerate(self.pending_images))
-            self.attachments.setText(f"{len(self.pending_images)} attached: {labels}")
+        model_inputs = [model_input_text(self.model_folder, a.png, self.settings) for a in self.pending_images]
+        self.attachments.show_attachments(self.pending_images, model_inputs)
         self._update_buttons()
 
     # --- conversations ---------------------------------------------------------------------------
@@ -286,6 +296,9 @@ class ChatPanel(QWidget):
             self.status.setText("No model is installed: open Models → Model manager to download, convert or "
                                 "import one.")
             return
+        if self._editing_turn is not None and \
+                not confirm_branch(self, later_turns(self.conversation, self._editing_turn)):
+            return
         try:
             self._store_question(question)
         except StoreError as exc:
@@ -311,7 +324,7 @@ class ChatPanel(QWidget):
                 self.conversation = self.store.load(self.store.create_conversation(
                     f"{self.modality or 'Image'} · {short}", study_key=self.study_key, study_info=self.study_info,
                     model=model_of(self.model_folder), settings=asdict(self.settings.sampling())))
-            shas = [self.store.add_image(self.conversation.id, png, label) for label, png in self.pending_images]
+            shas = [self.store.add_image(self.conversation.id, a.png, a.label) for a in self.pending_images]
             self.store.add_turn(self.conversation.id, question, shas)
             self.pending_images.clear()
         self.conversation = self.store.load(self.conversation.id)
@@ -344,13 +357,11 @@ class ChatPanel(QWidget):
         self._drop_preparation()
         if self.answer is not None or self.model_folder is None:
             return  # a question being answered: its answer leaves the conversation in the engine anyway
-        history = next_question_history(self.conversation) if self.conversation else []
-        if not history and not self.pending_images:
+        history, images, own = before_question(self.conversation, [a.png for a in self.pending_images],
+                                               self._editing_turn)
+        if not history and not own:
             return  # nothing comes before a first question without images
-        images = [self.conversation.images[sha].png for turn in self.conversation.turns for sha in turn.image_shas] \
-            if self.conversation else []
-        images += [png for _label, png in self.pending_images]
-        self.preparation = self.runner.prepare(history + [Turn("", len(self.pending_images))], images, owner="chat")
+        self.preparation = self.runner.prepare(history + [Turn("", own)], images, owner="chat")
         preparation = self.preparation
         preparation.stage.connect(lambda stage, done, total: self._on_preparation_stage(preparation, stage, done,
                                                                                          total))
@@ -396,18 +407,37 @@ class ChatPanel(QWidget):
         self._ask_last()
 
     def edit_last(self) -> None:
-        """Put the last question back into the input; sending it replaces the question and its answer."""
-        if self.request is not None or not self.conversation or not self.conversation.turns:
+        if self.conversation and self.conversation.turns:
+            self.edit_question(self.conversation.turns[-1].id)
+
+    def edit_question(self, turn_id: int) -> None:
+        """Put a question back into the box; Send replaces it, and the conversation goes on from there (see
+        app.ui.chat_edit). The engine meanwhile prepares the conversation up to that question."""
+        turn = turn_with_id(self.conversation, turn_id)
+        if turn is None or self.request is not None:
             return
-        last = self.conversation.turns[-1]
-        self._editing_turn = last.id
-        self.input.setPlainText(last.question)
+        self._editing_turn = turn.id
+        self.input.setPlainText(turn.question)
         self.input.setFocus()
-        self.status.setText("Editing the last question: Send replaces it and its answer.")
+        self.status.setText(editing_note(self.conversation, turn))
+        self._prepare()
+
+    def cancel_edit(self) -> None:
+        if self._editing_turn is not None:
+            self._editing_turn = None
+            self.input.clear()
+            self.status.clear()
+            self._prepare()
 
     def copy_last(self) -> None:
         if self.conversation and self.conversation.turns:
-            QGuiApplication.clipboard().setText(self.conversation.turns[-1].answer)
+            self.copy_answer(self.conversation.turns[-1].id)
+
+    def copy_answer(self, turn_id: int) -> None:
+        """The answer as the model wrote it, as plain text (nothing in it is read as HTML)."""
+        turn = turn_with_id(self.conversation, turn_id)
+        if turn is not None and turn.answer:
+            QGuiApplication.clipboard().setText(turn.answer)
             self.status.setText("Answer copied.")
 
     def choose_export(self, fmt: str, conversation_id: int | None = None) -> None:
@@ -415,22 +445,13 @@ class ChatPanel(QWidget):
         if conversation_id is None and not self.conversation:
             return
         conversation = self.store.load(conversation_id if conversation_id is not None else self.conversation.id)
-        suffix = {"md": "Markdown (*.md)", "html": "HTML (*.html)", "pdf": "PDF (*.pdf)"}[fmt]
-        suggested = export_folder() / f"{export_name(conversation)}.{fmt}"
-        path, _ = QFileDialog.getSaveFileName(self, "Export conversation", str(suggested), suffix)
-        if path:
-            self.export(Path(path), fmt, conversation.id)
+        if path := choose_export_path(self, conversation, fmt):
+            self.export(path, fmt, conversation.id)
 
     def export(self, path: Path, fmt: str, conversation_id: int | None = None) -> Task:
-        """Export the conversation in the background (a long answer takes seconds to lay out as a PDF)."""
+        """Export the conversation (the one on screen unless another is named) in the background."""
         conversation = self.store.load(conversation_id if conversation_id is not None else self.conversation.id)
-        identifiers = self.settings.show_identifiers
-        self.status.setText(f"Exporting to {path}…")
-        note = "" if identifiers else " (de-identified)"
-        return run_in_background(
-            lambda cancel: export_conversation(conversation, path, fmt, include_identifiers=identifiers),
-            on_done=lambda _: self.status.setText(f"Exported to {path}{note}."),
-            on_failed=lambda exc: self.status.setText(f"Export failed: {exc}"))
+        return export_in_background(conversation, path, fmt, self.settings.show_identifiers, self.status)
 
     # --- display ---------------------------------------------------------------------------------
     def _update_buttons(self) -> None:
@@ -475,28 +496,3 @@ def model_input_text(folder: Path | None, png: bytes, settings: Settings) -> str
     except (OSError, TypeError, ValueError, KeyError):
         return ""
     return f" (the model sees {width}×{height}, {tokens} image tokens)"
-
-
-def next_question_history(conversation: StoredConversation) -> list[Turn]:
-    """The conversation's turns as its next question will send them (see ChatAnswer): a last answer that was
-    interrupted is then an earlier turn, with the text it got to."""
-    turns = to_history(conversation)
-    last = conversation.turns[-1] if conversation.turns else None
-    if last is not None and turns[-1].answer is None:
-        turns[-1] = Turn(last.question, len(last.image_shas), last.answer)
-    return turns
-
-
-def export_folder() -> Path:
-    """Where the export dialog starts: the user's documents folder (never a shared temporary folder)."""
-    for location in (QStandardPaths.StandardLocation.DocumentsLocation, QStandardPaths.StandardLocation.HomeLocation):
-        folder = QStandardPaths.writableLocation(location)
-        if folder and Path(folder).is_dir():
-            return Path(folder)
-    return Path.home()
-
-
-def export_name(conversation: StoredConversation) -> str:
-    """A file name from the conversation's title and the day it started: "Chest CT 2026-12-03"."""
-    title = re.sub(r'[\\/:*?"<>|\x00-\x1f\s]+', " ", conversation.title).strip(" .") or "conversation"
-    return f"{title[:80].strip()} {conversation.created[:10]}".strip()

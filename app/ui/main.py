@@ -34,6 +34,7 @@ from app.teaching_case import AttachedSources
 from app.ui.background import run_in_background
 from app.ui.burned_in import BurnedInConfirmation
 from app.ui.chat import ChatPanel
+from app.ui.chat_model_picker import ModelPicker
 from app.ui.conversation_studies import ConversationStudies, study_key_of
 from app.ui.empty_state import EmptyState
 from app.ui.engine_runner import EngineRunner
@@ -80,6 +81,9 @@ class MainWindow(QMainWindow):
         self.model_panel.setWordWrap(True)
         self.model_panel.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.model_panel.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.model_picker = ModelPicker(models_dir())
+        self.model_picker.chosen.connect(self._model_chosen)
+        self.model_picker.failed.connect(self._model_chosen)
         self.chat = ChatPanel(self.runner, self.store, self.audit, self.settings)
         self.chat.attach_requested.connect(self.attach_view)
         self.chat.teaching_case_requested.connect(self.export_teaching_case)
@@ -88,6 +92,7 @@ class MainWindow(QMainWindow):
         side = QWidget()
         layout = QVBoxLayout(side)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.model_picker)
         layout.addWidget(self.model_panel)
         layout.addWidget(self.chat, 1)
         self.browser = StudyBrowser()
@@ -176,7 +181,16 @@ class MainWindow(QMainWindow):
         if problems:
             text += "<br><b>Cannot be used:</b><br>" + "<br>".join(html.escape(p) for p in problems)
         self.model_panel.setText(text)
+        self.model_picker.show_models(models, chosen)
         self.chat.set_model(chosen.folder if chosen is not None else None)
+
+    def _model_chosen(self, problem: str = "") -> None:
+        """The picker made another model the one in use, or could not (why): the window and the manager follow."""
+        if problem:
+            self.statusBar().showMessage(problem)
+        self.refresh_models()
+        if self.model_manager is not None:
+            self.model_manager.refresh()
 
     def show_model_manager(self) -> None:
         from app.ui.model_manager import ModelManagerDialog  # imported on use: the Hub client is not needed to start
@@ -200,6 +214,7 @@ class MainWindow(QMainWindow):
             self.runner.state_limit_bytes = self.settings.state_limit_bytes  # from the engine's next start
             apply_theme(QApplication.instance(), self.settings.theme)
             self.identifiers_action.setChecked(self.settings.show_identifiers)
+            self.chat.apply_settings()
             self.refresh_models()
 
     def choose_file(self) -> None:
@@ -297,7 +312,7 @@ class MainWindow(QMainWindow):
         else:
             label = f"{self.current_series.modality} {self.current_series.description} " \
                     f"{viewer.position + 1}/{len(viewer.frames)}".strip()
-        if self.chat.add_attachment(png, label):
+        if self.chat.add_attachment(png, label, zoomed=zoomed_region):
             self.attached_sources.record(png, path, frame)
 
     def _conversation_on_screen(self):

@@ -32,7 +32,7 @@ from app.audit import AuditLog
 from app.practice import Attempt, Deck, DeckError, Item, Progress, load_deck, sample_deck_path
 from app.practice_export import export_summary, file_stem
 from app.ui.background import Task, run_in_background
-from app.ui.chat import export_folder
+from app.ui.chat_export import export_folder
 from app.ui.engine_runner import EngineRunner
 from app.ui.practice_case import CasePage
 from app.ui.practice_model import ModelAnswer

@@ -80,6 +80,8 @@ class SettingsDialog(QDialog):
         self.language = QComboBox()
         self.language.addItem("English", "en")
         self.language.addItem("中文", "zh")
+        self.enter_sends = QCheckBox("Enter sends the question, Shift+Enter starts a new line")
+        self.enter_sends.setToolTip("Off: Ctrl+Enter sends and Enter starts a new line")
         self.identifiers = QCheckBox("show patient identifiers (on screen, in saved conversations and exports)")
         self.theme = QComboBox()
         self.theme.addItem("Light", "light")
@@ -96,6 +98,7 @@ class SettingsDialog(QDialog):
         form.addRow("Longest answer (tokens)", self.max_tokens)
         form.addRow("", self.greedy)
         form.addRow("Suggested questions", self.language)
+        form.addRow("Question box", self.enter_sends)
         form.addRow("Privacy", self.identifiers)
         form.addRow("Theme", self.theme)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
@@ -124,6 +127,7 @@ class SettingsDialog(QDialog):
         self.greedy.setChecked(settings.greedy)
         self._sampling_follows_greedy()
         self.language.setCurrentIndex(max(0, self.language.findData(settings.language)))
+        self.enter_sends.setChecked(settings.enter_sends)
         self.identifiers.setChecked(settings.show_identifiers)
         self.theme.setCurrentIndex(max(0, self.theme.findData(settings.theme)))
 
@@ -165,4 +169,5 @@ class SettingsDialog(QDialog):
             gpu_layers=self.gpu_layers.value(), temperature=self.temperature.value(),
             repetition_penalty=self.repetition.value(), max_new_tokens=self.max_tokens.value(),
             greedy=self.greedy.isChecked(), language=self.language.currentData(),
-            show_identifiers=self.identifiers.isChecked(), theme=self.theme.currentData())
+            show_identifiers=self.identifiers.isChecked(), theme=self.theme.currentData(),
+            enter_sends=self.enter_sends.isChecked())

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from app.store import StoredConversation
 from app.teaching_case import AttachedSources, CasePlan, export_case, make_practice_case, plan_case, practice_case
 from app.ui.background import Task, run_in_background
-from app.ui.chat import export_folder, export_name
+from app.ui.chat_export import export_folder, export_name
 
 WARNING_STYLE = "color: #b35c00;"
 

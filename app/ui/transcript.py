@@ -1,16 +1,19 @@
-"""The chat's transcript: a conversation as the user reads it, and the answer being written streaming into it."""
+"""The chat's transcript: a conversation as the user reads it, and the answer being written streaming into it.
+
+Each question has an Edit link and each answer a Copy link (the same in the context menu): they are the only links
+in the transcript, written here; an answer's own text never has any (see app.ui.answer_view)."""
 
 from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QByteArray, QUrl
+from PySide6.QtCore import QByteArray, QPoint, QUrl, Signal
 from PySide6.QtGui import QImage, QPalette, QTextCharFormat, QTextCursor, QTextDocument, QTextImageFormat
-from PySide6.QtWidgets import QTextBrowser
+from PySide6.QtWidgets import QMenu, QTextBrowser
 
 from app import INTENDED_USE
 from app.finish import finish_phrase
-from app.store import StoredConversation
+from app.store import StoredConversation, StoredTurn
 from app.ui.answer_view import StreamedAnswer, insert_answer, scroll_to_end
 
 THUMB_WIDTH = 112
@@ -20,10 +23,15 @@ class Transcript(QTextBrowser):
     """Each question with the images asked about (from the store), each answer rendered from its Markdown (see
     app.ui.answer_view: nothing in it is interpreted as HTML, followed or loaded) with how it ended."""
 
+    copy_requested = Signal(int)  # the id of the turn whose answer is to be copied
+    edit_requested = Signal(int)  # the id of the turn whose question is to be edited
+
     def __init__(self):
         super().__init__()
         self.setOpenExternalLinks(False)
         self.setOpenLinks(False)
+        self.anchorClicked.connect(self._on_link)
+        self.turn_starts: list[tuple[int, StoredTurn]] = []  # where each turn begins in the document
         self.setPlaceholderText("Open a study, attach the view, and ask a question about it.")
         self.streamed = StreamedAnswer(self)  # the answer being written, at the end of the transcript
         self.answering: int | None = None  # the id of the turn it answers
@@ -46,11 +54,13 @@ class Transcript(QTextBrowser):
     def show_conversation(self, conversation: StoredConversation | None) -> None:
         doc = self.document()
         doc.clear()
+        self.turn_starts = []
         if conversation is None:
             return
         cursor = QTextCursor(doc)
         for turn in conversation.turns:
-            cursor.insertHtml("<p style='margin-top:10px'><b>You</b></p>")
+            self.turn_starts.append((cursor.position(), turn))
+            cursor.insertHtml(f"<p style='margin-top:10px'><b>You</b> &nbsp;{_link('edit', turn.id, 'Edit')}</p>")
             cursor.insertBlock()
             for sha in turn.image_shas:  # the user's own attachments, from the store: the only images shown
                 url = f"image:{sha}"
@@ -80,7 +90,46 @@ class Transcript(QTextBrowser):
             cursor.insertBlock()
             if note:
                 cursor.insertHtml(f"<i>({html.escape(note)})</i> ")
+            if turn.answer:
+                cursor.insertHtml(_link("copy", turn.id, "Copy") + " &nbsp;")
             muted = self.palette().color(QPalette.ColorRole.PlaceholderText).name()  # the theme's secondary text
             cursor.insertHtml(f"<span style='color:{muted}; font-size:small'>{INTENDED_USE}</span>")
             cursor.insertBlock()
         scroll_to_end(self)
+
+    # --- copy an answer, edit a question -----------------------------------------------------------
+    def turn_at(self, point: QPoint) -> StoredTurn | None:
+        """The turn shown at this point of the viewport."""
+        position = self.cursorForPosition(point).position()
+        turns = [turn for start, turn in self.turn_starts if start <= position]
+        return turns[-1] if turns else None
+
+    def menu_at(self, point: QPoint) -> QMenu:
+        """The context menu at this point of the viewport: the turn's Copy answer and Edit question, then the usual
+        text actions."""
+        menu = self.createStandardContextMenu(point)
+        turn = self.turn_at(point)
+        if turn is not None:
+            first = menu.actions()[0] if menu.actions() else None
+            copy = menu.addAction("Copy answer", lambda: self.copy_requested.emit(turn.id))
+            copy.setEnabled(bool(turn.answer) and turn.id != self.answering)
+            edit = menu.addAction("Edit question…", lambda: self.edit_requested.emit(turn.id))
+            edit.setEnabled(self.answering is None)
+            menu.insertActions(first, [copy, edit])
+            menu.insertSeparator(first)
+        return menu
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        menu = self.menu_at(event.pos())
+        menu.exec(event.globalPos())
+        menu.deleteLater()
+
+    def _on_link(self, url: QUrl) -> None:
+        if url.scheme() == "edit" and self.answering is None:
+            self.edit_requested.emit(int(url.path()))
+        elif url.scheme() == "copy":
+            self.copy_requested.emit(int(url.path()))
+
+
+def _link(action: str, turn_id: int, text: str) -> str:
+    return f"<a href='{action}:{turn_id}' style='font-size:small; font-weight:normal'>{text}</a>"

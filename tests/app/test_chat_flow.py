@@ -237,7 +237,7 @@ def test_the_export_dialog_starts_in_documents_with_the_title_and_date(qapp):
 
     from PySide6.QtCore import QStandardPaths
 
-    from app.ui.chat import export_folder, export_name
+    from app.ui.chat_export import export_folder, export_name
 
     documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
     assert export_folder() in ([Path(documents)] if Path(documents).is_dir() else []) + [Path.home()]

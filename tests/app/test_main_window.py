@@ -249,7 +249,7 @@ def _conversation_about_the_view(window, qtbot, path, frames=(0,)):
         window.attach_view(False)
     store, chat = window.store, window.chat
     cid = store.create_conversation("US · teaching", study_key=chat.study_key)
-    shas = [store.add_image(cid, png, label) for label, png in chat.pending_images]
+    shas = [store.add_image(cid, png, label) for label, png, _zoomed in chat.pending_images]
     turn = store.add_turn(cid, "What is shown?", shas)
     store.finish_answer(turn, "stop", [1], {}, text="An ultrasound frame.")
     chat.clear_attachments()

@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 from pydicom.data import get_testdata_file
+from PySide6.QtCore import Qt
 
 from app.practice import build_question, image_png, sample_deck_path
 from app.settings import Settings
@@ -108,6 +109,29 @@ def test_a_cleared_attachment_discards_the_preparation(window, qtbot):
     answer = answer_of(qtbot, chat.request)
     assert answer.timings["reused_tokens"] < 64  # the prepared image is not part of this conversation
     assert answer.token_ids == unprepared_answer(window, [Turn("Any question without an image?")], []).token_ids
+
+
+def test_a_removed_attachment_discards_what_was_prepared_with_it(window, qtbot):
+    chat = window.chat
+    window.attach_view(False)
+    window.series_viewer.scale(2.0, 2.0)
+    window.attach_view(True)
+    qtbot.waitUntil(lambda: chat.preparation_status.text() == "ready", timeout=TIMEOUT_MS)
+    zoomed = chat.pending_images[1]
+    assert zoomed.zoomed and chat.attachments.thumbs[1].badge is not None
+    qtbot.mouseClick(chat.attachments.thumbs[0].remove_button, Qt.MouseButton.LeftButton)  # the whole view goes
+    assert chat.pending_images == [zoomed]
+    preparation = chat.preparation
+    assert preparation is not None and preparation.images == [zoomed.png]  # prepared again, without it
+    assert chat.preparation_status.text() != "ready"
+    qtbot.waitUntil(lambda: chat.preparation_status.text() == "ready", timeout=TIMEOUT_MS)
+    question = "What is shown?"
+    chat.input.setPlainText(question)
+    chat.send()
+    answer = answer_of(qtbot, chat.request)
+    assert answer.timings["images_decoded"] == 0 and answer.timings["prompt_tokens"] < 64  # the rest was ready
+    assert answer.token_ids == unprepared_answer(window, [Turn(question, 1)], [zoomed.png]).token_ids
+    assert len(chat.conversation.turns[0].image_shas) == 1
 
 
 def test_a_practice_case_is_prepared_while_it_is_read(data_dir, window, qtbot):
