@@ -36,7 +36,7 @@ def test_the_chat_answers_with_a_qwen25vl_model(data_dir, qtbot, no_network):  #
     window.open_path(get_testdata_file("CT_small.dcm"))
     qtbot.waitUntil(lambda: window.series_viewer.shown is not None, timeout=10_000)
     window.attach_view(False)
-    [(_, png)] = window.chat.pending_images
+    [(_, png, _)] = window.chat.pending_images
     # The 128 x 128 CT slice: smart-resized to the nearest multiples of 28 (5 x 5 merged patches), not a square
     # padded to the projector's size.
     assert "the model sees 140×140, 25 image tokens" in window.chat.attachments.thumbs[0].toolTip()

@@ -67,7 +67,7 @@ def test_ellipse_statistics_equal_hand_computed_values():
     assert stats.mean == pytest.approx(27.5)
     assert stats.sd == pytest.approx(11.19151, abs=1e-5)
     assert stats.area_mm2 == pytest.approx(3.76991, abs=1e-5)
-    assert describe_roi(stats) == "mean 27.5 HU  SD 11.2 HU  area 3.8 mm²"
+    assert describe_roi(stats) == "mean 27.5 HU  SD 11.2 HU  min 12 HU  max 43 HU  area 3.8 mm²"
     del ds.PixelSpacing
     assert describe_roi(ellipse_stats(frame, ds, (3, 3), (2, 1.5))).endswith("area 9 px² (uncalibrated)")
     assert ellipse_stats(frame, ds, (3, 3), (0.1, 0.1)) is None  # no pixel centre inside
