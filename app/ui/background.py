@@ -26,6 +26,7 @@ class Task(QObject):
     progress = Signal(object)  # a value the generator yielded
     done = Signal(object)  # the function's return value
     failed = Signal(object)  # the exception it raised (Cancelled when it stopped at a cancel)
+    _ending = Signal(bool, object)  # (succeeded, value) from the worker thread, delivered on the task's own thread
 
     def __init__(self, function: Callable[[threading.Event], Any], parent: QObject | None = None):
         super().__init__(parent)
@@ -33,8 +34,7 @@ class Task(QObject):
         self.cancel_event = threading.Event()
         self.finished = False
         self._returned = threading.Event()  # the function has returned and the worker thread is free
-        self.done.connect(self._ended)
-        self.failed.connect(self._ended)
+        self._ending.connect(self._deliver_end)
 
     def start(self, pool: QThreadPool | None = None) -> Task:
         _running.add(self)
@@ -56,9 +56,14 @@ class Task(QObject):
         """Block until the started function has returned (e.g. before quitting); False if it has not by then."""
         return self._returned.wait(timeout_s)
 
-    def _ended(self, _result: object) -> None:
+    def _deliver_end(self, succeeded: bool, value: object) -> None:
+        # Every listener runs inside this call, while `_running` still holds the task: were it forgotten first,
+        # a task no caller kept would be collected with its other listeners' deliveries still queued.
         self.finished = True
-        _running.discard(self)
+        try:
+            (self.done if succeeded else self.failed).emit(value)
+        finally:
+            _running.discard(self)
 
     def _run(self) -> None:
         try:
@@ -66,15 +71,15 @@ class Task(QObject):
             if inspect.isgenerator(result):
                 result = self._drain(result)
         except BaseException as exc:  # noqa: BLE001 - every task must end for its listeners
-            self._end(self.failed, exc)
+            self._end(False, exc)
         else:
-            self._end(self.done, result)
+            self._end(True, result)
         finally:
             self._returned.set()
 
-    def _end(self, signal, value: object) -> None:
+    def _end(self, succeeded: bool, value: object) -> None:
         try:
-            signal.emit(value)
+            self._ending.emit(succeeded, value)
         except RuntimeError:  # the task's parent deleted it meanwhile: no one is left to tell
             _running.discard(self)
 

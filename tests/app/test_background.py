@@ -134,3 +134,22 @@ def test_a_listener_deleted_before_the_end_is_not_called(qtbot):
     with qtbot.waitSignal(task.done, timeout=10_000):
         release.set()
     assert kept.text() == "result"
+
+
+@pytest.mark.parametrize("outcome", ["done", "failed"])
+def test_every_callback_runs_though_the_caller_keeps_no_reference_to_the_task(qtbot, outcome):
+    import gc
+
+    def work(cancel):
+        if outcome == "failed":
+            raise ValueError("no")
+        return "result"
+
+    calls = []
+    for _ in range(20):  # each task's own ending must not let it go before its later listeners have run
+        run_in_background(work, on_done=lambda value: calls.append(value),
+                          on_failed=lambda exc: calls.append(type(exc).__name__))
+        gc.collect()
+    expected = "result" if outcome == "done" else "ValueError"
+    qtbot.waitUntil(lambda: len(calls) == 20, timeout=10_000)
+    assert calls == [expected] * 20
