@@ -6,6 +6,7 @@ tensor); every problem found here is instead a clear message naming the file and
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -57,7 +58,9 @@ def _open(path: Path) -> gguf.GGUFReader:
         if f.read(4) != b"GGUF":
             raise ModelFileError(f"{path.name} is not a GGUF file")
     try:
-        reader = gguf.GGUFReader(path)
+        reader = HeaderReader.read(path)
+    except OSError as exc:
+        raise ModelFileError(f"{path.name} could not be read ({exc.strerror or exc})") from None
     except Exception as exc:  # the reader raises ValueError, IndexError, struct errors on damaged files
         raise ModelFileError(f"{path.name} is damaged or truncated ({type(exc).__name__}: {exc})") from None
     size = path.stat().st_size
@@ -65,6 +68,51 @@ def _open(path: Path) -> gguf.GGUFReader:
         if tensor.data_offset + tensor.n_bytes > size:
             raise ModelFileError(f"{path.name} is truncated: tensor {tensor.name} runs past the end of the file")
     return reader
+
+
+class _NeedMore(Exception):
+    pass
+
+
+class HeaderReader(gguf.GGUFReader):
+    """gguf's reader over a copy of the file's header in memory, not a map of the file itself: a model file
+    replaced or truncated while it is being checked then gives an error, never a bus error that ends the process
+    (reading a mapped page past the new end of a file raises SIGBUS). Tensor data is never read: its views are
+    zeros that take no memory."""
+
+    FIRST_READ = 16 * 1024 * 1024  # a 150k-token vocabulary and its merges take a few MB
+
+    @classmethod
+    def read(cls, path: Path) -> HeaderReader:
+        size, wanted = path.stat().st_size, cls.FIRST_READ
+        while True:
+            with open(path, "rb") as f:
+                header = f.read(min(wanted, size))
+            try:
+                return cls(header, complete=len(header) >= size)
+            except _NeedMore:
+                wanted *= 4
+
+    def __init__(self, header: bytes, complete: bool):
+        self._complete = complete
+        self._tensor_views = False
+        with tempfile.TemporaryFile() as copy:  # gguf maps what it reads: give it our own copy
+            copy.write(header)
+            copy.flush()
+            super().__init__(copy)
+
+    def _build_tensors(self, start_offs, fields) -> None:
+        self._tensor_views = True
+        super()._build_tensors(start_offs, fields)
+
+    def _get(self, offset, dtype, count=1, override_order=None):
+        end = offset + int(np.empty([], dtype=dtype).itemsize) * int(count)
+        if end > len(self.data):
+            if self._tensor_views:
+                return np.broadcast_to(np.zeros((), dtype), (int(count),))
+            if not self._complete:
+                raise _NeedMore
+        return super()._get(offset, dtype, count, override_order)
 
 
 def _field(reader: gguf.GGUFReader, path: Path, key: str, types: tuple, required: bool = True):

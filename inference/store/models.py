@@ -24,7 +24,7 @@ from inference.cancellation import Cancelled
 from inference.store.manifest import MANIFEST_NAME, Manifest, ModelFile
 
 from ..hardware import Fit, assess
-from .gguf_check import ModelFileError, check_mmproj, check_pair
+from .gguf_check import HeaderReader, ModelFileError, check_mmproj, check_pair
 from .verified import file_identity, forget_verified, record_verified
 
 DEFAULT_MODEL_FILE = "default-model.json"
@@ -347,7 +347,7 @@ def write_pair_manifest(
 
 def gguf_quantization(path: Path) -> str:
     """The file's type as llama.cpp names it (Q4_K_M, F16, ...), from general.file_type."""
-    field = gguf.GGUFReader(path).fields.get("general.file_type")
+    field = HeaderReader.read(path).fields.get("general.file_type")
     if field is None:
         return "unknown"
     try:

@@ -3,9 +3,10 @@
 import shutil
 
 import gguf
+import numpy as np
 import pytest
 
-from inference.store.gguf_check import ModelFileError, check_folder, check_pair
+from inference.store.gguf_check import ModelFileError, check_folder, check_pair, check_text
 from inference.store.manifest import Manifest
 
 
@@ -110,3 +111,38 @@ def test_changed_file_fails_the_manifest_hash(converted, tmp_path):
     text.write_bytes(bytes(data))
     with pytest.raises(ModelFileError, match="SHA-256 does not match the manifest"):
         check_folder(folder)
+
+
+def test_a_file_truncated_while_it_is_checked_gives_an_error_not_a_bus_error(converted, tmp_path):
+    """The check reads the header into memory: cutting the file short afterwards (another program replacing the
+    model) cannot fault a mapped page in this process, and the next check names the damage."""
+    from inference.store.gguf_check import HeaderReader
+
+    folder = tmp_path / "m"
+    shutil.copytree(converted("qwen2", "original", "F32"), folder)
+    text = folder / Manifest.read(folder).text.file
+    reader = HeaderReader.read(text)
+    reference = gguf.GGUFReader(text)
+    assert [(t.name, t.tensor_type, t.data_offset, t.n_bytes) for t in reader.tensors] == [
+        (t.name, t.tensor_type, t.data_offset, t.n_bytes) for t in reference.tensors]
+    assert reader.fields.keys() == reference.fields.keys()
+    del reference
+    with open(text, "r+b") as f:
+        f.truncate(reader.data_offset // 2)  # inside the header: what was read stays readable
+    assert reader.fields["general.architecture"].parts[-1].tobytes() == b"qwen2"
+    with pytest.raises(ModelFileError, match="damaged or truncated"):
+        check_text(text)
+
+
+def test_a_header_longer_than_the_first_read_is_read_whole(converted, monkeypatch):
+    from inference.store.gguf_check import HeaderReader
+
+    text, _ = _pair(converted("qwen2", "original", "F32"))
+    whole = check_text(text)
+    monkeypatch.setattr(HeaderReader, "FIRST_READ", 64)  # far shorter than the vocabulary: read again, 4x longer
+    assert check_text(text) == whole
+    reader = HeaderReader.read(text)
+    assert list(reader.fields["tokenizer.ggml.tokens"].data) == list(gguf.GGUFReader(text).fields[
+        "tokenizer.ggml.tokens"].data)
+    beyond = [t for t in reader.tensors if t.data_offset + t.n_bytes > len(reader.data)]
+    assert beyond and all(set(np.asarray(t.data).strides) == {0} for t in beyond)  # no memory, never read
