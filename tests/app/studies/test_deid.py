@@ -89,7 +89,7 @@ def test_where_the_evaluated_libraries_depart_from_the_profile_the_export_follow
             kept = clean.get(keyword)
             if code == "X":
                 assert keyword not in clean, (name, keyword)
-            elif code == "Z":  # present (Type 2 where Z is given), empty: not removed, no fake or shifted value
+            elif code == "Z":  # kept present (Z is given for Type 2), emptied: Z allows a dummy, the app empties
                 assert keyword in clean and not kept, (name, keyword, kept)
             elif code == "U":  # a new UID: not removed, not kept
                 assert kept and kept != original.get(keyword), (name, keyword)
