@@ -10,7 +10,8 @@ occur), D cleans their items in place (Content Sequence, Graphic Annotation Sequ
 Identification Code Sequence, whose codes name a person and are replaced by one dummy code; X/Z/U* (Referenced
 and Source Image Sequence) keeps the items with their UIDs replaced. Beyond the table: private attributes, curves
 (groups 50xx) and overlays (groups 60xx) are removed whole, group lengths are dropped (they would be wrong), and
-the file meta information is rebuilt from the cleaned dataset.
+the file meta information is rebuilt from the cleaned dataset. Why this is the app's own code and not a library's:
+docs/deidentification.md.
 """
 
 from __future__ import annotations
