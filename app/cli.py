@@ -15,10 +15,13 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
 
 class Command:
-    """A subcommand: the module that defines it, the function adding its options, the function running it."""
+    """A subcommand: the module that defines it, the function adding its options, the function running it.
+    A command that writes into the data folder (writes_data) runs with private new files, as the window does."""
 
-    def __init__(self, help: str, module: str, add: str = "add_arguments", run: str = "run", loads_llama=False):
+    def __init__(self, help: str, module: str, add: str = "add_arguments", run: str = "run", loads_llama=False,
+                 writes_data=False):
         self.help, self.module, self.add, self.run, self.loads_llama = help, module, add, run, loads_llama
+        self.writes_data = writes_data
 
     def function(self, name: str):
         return getattr(importlib.import_module(self.module), name)
@@ -32,9 +35,9 @@ COMMANDS: dict[str, Command] = {
                       "add_verify_arguments", "run_verify", loads_llama=True),
     "verify-files": Command("re-hash an installed model's files against its manifest", "app.cli_verify"),
     "ask": Command("ask one question about images (streams the answer)", "app.cli_chat", "add_ask_arguments", "ask",
-                   loads_llama=True),
+                   loads_llama=True, writes_data=True),
     "chat": Command("an interactive multi-turn conversation", "app.cli_chat", "add_chat_arguments", "chat",
-                    loads_llama=True),
+                    loads_llama=True, writes_data=True),
     "render": Command("render a DICOM or image file as the viewer shows it", "app.studies.render_cli"),
     "train": Command("train one stage of HuatuoGPT-Vision (torchrun for GPUs)", "training.cli"),
     "export-checkpoint": Command("a training run -> a checkpoint in the original layout", "training.cli",
@@ -65,9 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = COMMANDS[args.command or "gui"]
     if command is not COMMANDS["gui"]:  # the window secures the data folder itself, and says so in a dialog
-        from app.privacy import secure_data_folder
+        from app import privacy
 
-        if notice := secure_data_folder(create=False).notice():  # an installation others could read is narrowed
+        # An installation others could read is narrowed; a command that saves there (conversation states derived
+        # from patient images) first makes every new file private and creates the folder 0700 if it is missing.
+        tightening = privacy.start() if command.writes_data else privacy.secure_data_folder(create=False)
+        if notice := tightening.notice():
             print(f"note: {notice}", file=sys.stderr)
     from app.cpu_check import unsupported_cpu_message
     from inference.quantization import uses_quantizer

@@ -10,6 +10,7 @@ from pathlib import Path
 import platformdirs
 
 APP_NAME = "HuatuoVision"
+STATES_FOLDER = "engine-states"  # saved conversation states (inference/kv_states.py)
 
 
 def data_dir() -> Path:
@@ -19,3 +20,8 @@ def data_dir() -> Path:
 
 def models_dir() -> Path:
     return data_dir() / "models"
+
+
+def states_dir() -> Path:
+    """Where the engine saves processed conversation prefixes (derived from patient images: private, bounded)."""
+    return data_dir() / STATES_FOLDER

@@ -29,7 +29,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.audit import AskedQuestion, AuditLog
-from app.paths import data_dir
+from app.paths import states_dir
 from app.store import model_identity
 from inference.engine import Answer, ContextFull, Engine, EngineCrashed, EngineError, EngineSettings, PreparedImage
 from inference.kv_states import DEFAULT_LIMIT_BYTES, clear_states
@@ -39,11 +39,6 @@ from inference.store.gguf_check import ModelFileError
 from inference.store.manifest import Manifest
 
 TEXT_BATCH_S = 0.03
-STATES_FOLDER = "engine-states"  # saved conversation states (inference/kv_states.py), in the private data folder
-
-
-def states_dir() -> Path:
-    return data_dir() / STATES_FOLDER
 
 
 def model_of(folder: Path | None) -> dict:

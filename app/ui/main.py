@@ -118,7 +118,7 @@ class MainWindow(QMainWindow):
         self.current_path: str | None = None
         self.current_series = None
         self.library: Library | None = None
-        self._opening: tuple[str, str | None] | None = None  # a folder being read: its path, the series on screen
+        self._opening: list | None = None  # a folder being read: [its path, the series on screen] (one per opening)
         self.installed: list = []
         self.model_manager = None  # created when first opened
         self.closed = False
@@ -233,7 +233,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opening {Path(path).name}…")
         renderer = self.series_viewer.renderer
         self._opening_sources = [path]
-        opening = self._opening = (path, None)
+        opening = self._opening = [path, None]
         run_in_background(lambda cancel: load_path(path, renderer), on_done=self._on_loaded, on_failed=self._on_failed,
                           on_progress=lambda part: self._opening is opening and self._on_read_so_far(part))
 
@@ -247,8 +247,9 @@ class MainWindow(QMainWindow):
             self.current_series = shown
         elif uid is None:
             first = next(s for s in part.library.all_series() if s.is_image)
-            self._opening = (path, first.uid)
+            self._opening[1] = first.uid  # the same opening: what it reads next still reaches the viewer
             self.show_series(first)
+        self.strip.show_scan(part.done, part.total)  # the sorted series replace it once all is read
         self.statusBar().showMessage(f"Reading {Path(path).name}: {part.done} of {part.total} files…")
 
     def _on_loaded(self, loaded) -> None:

@@ -11,9 +11,10 @@ import pytest
 from pydicom.data import get_testdata_file
 from PySide6.QtCore import Qt
 
+from app.paths import STATES_FOLDER
 from app.practice import build_question, image_png, sample_deck_path
 from app.settings import Settings
-from app.ui.engine_runner import STATES_FOLDER, EngineRunner
+from app.ui.engine_runner import EngineRunner
 from app.ui.main import MainWindow
 from app.ui.practice import PracticeWindow
 from conversion.verify import sample_image

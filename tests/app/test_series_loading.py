@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
+from PySide6.QtCore import Qt
 
 from app.settings import Settings
 from app.ui.main import MainWindow
@@ -48,3 +51,75 @@ def test_the_first_image_is_shown_at_once_and_kept_after_sorting(tmp_path, qtbot
     viewer.go_to(0)  # scrolling works on the sorted series
     qtbot.waitUntil(lambda: viewer.position == 0 and viewer.shown is not None, timeout=10_000)
     window.close()
+
+
+def test_the_strip_shows_the_scan_and_scrolling_works_on_what_is_read(tmp_path, qtbot, monkeypatch):
+    """A snapshot after every file (instead of every half second): each one is seen in the strip and the viewer."""
+    import app.opening
+    from app.studies.scan import scan_progressively
+
+    monkeypatch.setattr(app.opening, "scan_progressively", partial(scan_progressively, interval_s=0.0))
+    folder = tmp_path / "series"
+    folder.mkdir()
+    n = 120
+    zs = _series(folder, n)
+    window = MainWindow(Settings.load())
+    qtbot.addWidget(window)
+    window.show()
+    strip, viewer = window.strip, window.series_viewer
+    seen, chosen = [], []
+    real = strip.show_scan
+
+    def record(done, total):
+        real(done, total)
+        tile = strip.scan_tile
+        seen.append((done, total, tile.label.text(), tile.bar.value(), tile.bar.maximum(), strip.count(),
+                     len(viewer.frames)))
+        if len(viewer.frames) >= n // 2 and not chosen:  # half read: the user scrolls to the last slice read
+            viewer.go_to_last()
+            chosen.append(viewer.frames[viewer.position])
+
+    monkeypatch.setattr(strip, "show_scan", record)
+    window.open_path(str(folder))
+    qtbot.waitUntil(lambda: window.library is not None, timeout=60_000)
+
+    assert seen[0] == (1, n, f"scanning 1 of {n}…", 1, n, 1, 1)  # the first image, and the scan in the strip
+    assert all(count == 1 and text == f"scanning {done} of {n}…" and (value, maximum) == (done, n)
+               for done, _, text, value, maximum, count, _ in seen)
+    assert [done for done, *_ in seen] == sorted({done for done, *_ in seen})  # it only moves forward
+    assert all(frames == done for done, *_, frames in seen)  # the viewer holds every image read so far
+    assert seen[-1][0] >= n - 1
+    # Once read: the sorted series replaces the scan, and the slice the user scrolled to is still on screen.
+    assert strip.scan_tile is None and strip.count() == 1 and strip.item(0).text().endswith(f"{n} image(s)")
+    assert strip.item(0).flags() & Qt.ItemFlag.ItemIsSelectable
+    [on_screen] = chosen
+    assert len(viewer.frames) == n and viewer.frames[viewer.position] == on_screen
+    assert [i.position[2] for i, _ in window.current_series.frames] == sorted(zs)
+    window.close()
+
+
+def test_the_scan_tile_is_not_a_series_and_gives_way_to_the_sorted_series(tmp_path, qtbot):
+    from app.studies.scan import scan
+    from app.ui.series_strip import SeriesStrip
+
+    folder = tmp_path / "series"
+    folder.mkdir()
+    _series(folder, 3)
+    strip = SeriesStrip()
+    qtbot.addWidget(strip)
+    strip.set_series(scan([get_testdata_file("CT_small.dcm")]).all_series())  # an earlier study
+    chosen = []
+    strip.series_chosen.connect(chosen.append)
+    strip.show_scan(240, 1024)
+    strip.show_scan(512, 1024)
+    tile = strip.scan_tile
+    assert strip.count() == 1 and tile.label.text() == "scanning 512 of 1024…"
+    assert (tile.bar.value(), tile.bar.maximum()) == (512, 1024)
+    assert not strip.item(0).flags() & (Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled)
+    strip.setCurrentRow(0)
+    assert chosen == []  # nothing to open: the earlier study's series are gone, the tile is none
+    [series] = scan([folder]).all_series()
+    strip.set_series([series])
+    assert strip.scan_tile is None and strip.count() == 1 and strip.item(0).text().endswith("3 image(s)")
+    strip.setCurrentRow(0)
+    assert chosen == [series]
