@@ -12,8 +12,9 @@ question submitted meanwhile stops it at the next safe point (keeping what it pr
 same conversation continues from), and the newest preparation replaces any earlier one.
 
 Saved conversation states (inference/kv_states.py) are written by the engine after a request has ended; clearing
-them (`clear_saved_states`) therefore waits its turn like a request and ends the engine first, so that no state is
-being written while they are removed. The states' disk limit reaches the engine when it next starts.
+them (`clear_saved_states`: all of them, or a deleted conversation's) therefore waits its turn like a request and
+ends the engine first, so that no state is being written while they are removed (app/ui/states_clearing.py). The
+states' disk limit reaches the engine when it next starts.
 """
 
 from __future__ import annotations
@@ -29,23 +30,16 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.audit import AskedQuestion, AuditLog
-from app.paths import data_dir
 from app.store import model_identity
+from app.ui.states_clearing import STATES_FOLDER, StatesClearing, states_dir  # noqa: F401 (STATES_FOLDER: here too)
 from inference.engine import Answer, ContextFull, Engine, EngineCrashed, EngineError, EngineSettings, PreparedImage
-from inference.kv_states import DEFAULT_LIMIT_BYTES, clear_states
+from inference.kv_states import DEFAULT_LIMIT_BYTES
 from inference.prompt import Turn
 from inference.sampling import SamplingSettings
 from inference.store.gguf_check import ModelFileError
 from inference.store.manifest import Manifest
 
 TEXT_BATCH_S = 0.03
-STATES_FOLDER = "engine-states"  # saved conversation states (inference/kv_states.py), in the private data folder
-
-
-def states_dir() -> Path:
-    return data_dir() / STATES_FOLDER
-
-
 def model_of(folder: Path | None) -> dict:
     """The model files' names and hashes, as the manifest records them."""
     if folder is None:
@@ -141,16 +135,6 @@ class Preparation(QObject):
         self._runner._discard(self)
 
 
-class StatesClearing(QObject):
-    """Every saved conversation state removed (overwritten, then unlinked), when the engine is not writing one."""
-
-    ended = Signal(int)  # how many files were removed
-
-    def __init__(self, folder: Path):
-        super().__init__()
-        self.folder = folder
-
-
 class EngineRunner(QObject):
     # A request's end, from the engine client thread: the request and an Answer or (kind, message). The runner
     # turns it into the request's own finished or failed on the GUI thread, after the request's last piece of text.
@@ -233,12 +217,15 @@ class EngineRunner(QObject):
         self._start_next()
         return preparation
 
-    def clear_saved_states(self) -> StatesClearing:
-        """Remove every saved state as soon as the engine is free: before the next question or preparation, after the
-        one running now. The engine is ended first (it may still be writing the state of its last answer); it
-        starts again with the next question."""
+    def clear_saved_states(self, images: list[bytes] | None = None) -> StatesClearing:
+        """Remove every saved state, or those holding one of `images` (a deleted conversation's), as soon as the
+        engine is free: before the next question or preparation, after the one running now. The engine is ended
+        first (it may still be writing the state of its last answer); it starts again with the next question.
+        Asked again before it ran, the same clearing removes what both asked for."""
         if self._clearing is None:
-            self._clearing = StatesClearing(states_dir())
+            self._clearing = StatesClearing(states_dir(), images)
+        else:
+            self._clearing.include(images)
         clearing = self._clearing
         self._start_next()
         return clearing
@@ -450,7 +437,9 @@ class EngineRunner(QObject):
             if self.engine is not None:  # the worker ends after the state it may be writing: none is written now
                 self.engine.close()
                 self.engine = self._engine_for = None
-            removed = clear_states(clearing.folder)
+            removed = clearing.run()
+        except Exception:  # noqa: BLE001 - the engine client thread serves on; what could not be read stays
+            pass
         finally:
             self._clearing_ended.emit(clearing, removed)
 

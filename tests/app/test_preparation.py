@@ -196,6 +196,45 @@ def test_deleting_a_conversation_removes_its_saved_states(data_dir, window, qtbo
     answer_of(qtbot, chat.request)
     qtbot.waitUntil(lambda: len(list(states.glob(f"*{SUFFIX}"))) == 2, timeout=TIMEOUT_MS)  # prepared, answered
     assert all(sha in path.read_bytes()[:8192].decode("utf-8", "replace") for path in states.glob(f"*{SUFFIX}"))
-    task = chat.delete_conversation(chat.conversation.id)
-    qtbot.waitUntil(lambda: task.finished, timeout=TIMEOUT_MS)
-    assert list(states.glob(f"*{SUFFIX}")) == []
+    clearing = chat.delete_conversation(chat.conversation.id)
+    with qtbot.waitSignal(clearing.ended, timeout=TIMEOUT_MS) as cleared:
+        pass
+    assert cleared.args == [2] and list(states.glob(f"*{SUFFIX}")) == []
+
+
+def test_a_conversation_deleted_as_its_answer_ends_keeps_no_saved_state(data_dir, window, qtbot):
+    """The engine writes the answered conversation's state just after the answer: deleting the conversation at
+    that moment still removes it (the removal waits for the engine), while another conversation's states stay."""
+    chat = window.chat
+    states = data_dir / STATES_FOLDER
+
+    window.attach_view(False)  # a first conversation, kept
+    first_png = chat.pending_images[0][1]
+    chat.input.setPlainText("Describe this image.")
+    chat.send()
+    answer_of(qtbot, chat.request)
+    chat.new_conversation()
+    window.series_viewer.scale(2.0, 2.0)
+    window.attach_view(True)  # another image, in a conversation of its own
+    second_png = chat.pending_images[0][1]
+    chat.input.setPlainText("Describe this region.")
+    chat.send()
+    deleted = []
+
+    def delete_at_once(answer) -> None:  # the answer has just arrived: its state is being written, or soon is
+        deleted.append((answer.finish, chat.delete_conversation(chat.conversation.id)))
+
+    chat.request.finished.connect(delete_at_once)
+    qtbot.waitUntil(lambda: bool(deleted), timeout=TIMEOUT_MS)
+    finish, clearing = deleted[0]
+    assert finish in ("stop", "length") and clearing is not None
+    size = window.runner.engine.pair.image_size
+    with qtbot.waitSignal(clearing.ended, timeout=TIMEOUT_MS) as cleared:
+        pass
+    assert cleared.args[0] >= 1 and window.runner.engine is None  # the engine ended first, then its states went
+    sha = hashlib.sha256(prepare_png(second_png, size)).hexdigest()
+    remaining = [p.read_bytes()[:8192].decode("utf-8", "replace") for p in states.glob(f"*{SUFFIX}")]
+    assert remaining and not any(sha in header for header in remaining)  # none of the deleted one's is left
+    first = hashlib.sha256(prepare_png(first_png, size)).hexdigest()
+    assert all(first in header for header in remaining)  # the other conversation's states are kept
+    assert len(window.store.conversations()) == 1
