@@ -312,13 +312,20 @@ class Store:
 
     def edit_question(self, turn_id: int, question: str) -> None:
         """Edit and resend: the new question replaces the old one, its answer starts again and every later turn
-        of the conversation is deleted (the model will not have seen them)."""
+        of the conversation is deleted (the model will not have seen them), with the images only they used. What
+        was deleted is erased from the file as `delete_conversation` erases a conversation."""
         with self._write() as db:
-            self._delete_after(db, turn_id)
+            dropped = self._delete_after(db, turn_id)
             db.execute("UPDATE turns SET question = ?, answer = '', finish = 'pending', answer_tokens = NULL, "
                        "timings = '{}', note = '' WHERE id = ?", (question, turn_id))
             self._touch(db, turn_id)
             self._index(db, turn_id)
+            if dropped:
+                self._delete_unused_images(db, self._turn(db, turn_id)[0])
+                if self._fts:  # deleted index entries dropped, not just marked
+                    db.execute("INSERT INTO turn_index(turn_index) VALUES ('optimize')")
+        if dropped:
+            self._compact()
 
     def close(self) -> None:
         self._db.close()
@@ -337,12 +344,23 @@ class Store:
             raise KeyError(f"no turn {turn_id} in {self.path}")
         return row
 
-    def _delete_after(self, db: sqlite3.Connection, turn_id: int) -> None:
+    def _delete_after(self, db: sqlite3.Connection, turn_id: int) -> int:
+        """Deletes the turns after this one; returns how many."""
         conversation_id, idx = self._turn(db, turn_id)
         if self._fts:
             db.execute("DELETE FROM turn_index WHERE rowid IN "
                        "(SELECT id FROM turns WHERE conversation_id = ? AND idx > ?)", (conversation_id, idx))
-        db.execute("DELETE FROM turns WHERE conversation_id = ? AND idx > ?", (conversation_id, idx))
+        return db.execute("DELETE FROM turns WHERE conversation_id = ? AND idx > ?", (conversation_id, idx)).rowcount
+
+    @staticmethod
+    def _delete_unused_images(db: sqlite3.Connection, conversation_id: int) -> None:
+        """The conversation's images that none of its turns uses any more (overwritten: secure_delete)."""
+        used = {sha for (shas,) in db.execute("SELECT image_shas FROM turns WHERE conversation_id = ?",
+                                               (conversation_id,)) for sha in json.loads(shas)}
+        stored = [sha for (sha,) in db.execute("SELECT sha256 FROM images WHERE conversation_id = ?",
+                                               (conversation_id,))]
+        db.executemany("DELETE FROM images WHERE conversation_id = ? AND sha256 = ?",
+                       [(conversation_id, sha) for sha in stored if sha not in used])
 
     def _touch(self, db: sqlite3.Connection, turn_id: int) -> None:
         _changed(db, self._turn(db, turn_id)[0])

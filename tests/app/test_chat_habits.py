@@ -265,8 +265,11 @@ def test_editing_an_earlier_question_branches_there_and_reuses_the_cache_before_
     png = chat.pending_images[0].png
     first = ask(window, qtbot, "Describe this image.")
     ask(window, qtbot, "Second question?")
+    window.series_viewer.scale(2.0, 2.0)
+    window.attach_view(True)  # the third question brings an image of its own
     ask(window, qtbot, "Third question?")
     second = chat.conversation.turns[1]
+    assert len(chat.store.load(chat.conversation.id).images) == 2
 
     chat.edit_question(second.id)
     chat.input.setPlainText("An edited second question?")
@@ -285,6 +288,8 @@ def test_editing_an_earlier_question_branches_there_and_reuses_the_cache_before_
     assert [t.question for t in turns] == ["Describe this image.", "An edited second question?"]
     assert turns[1].id == second.id and turns[1].answer == edited.text
     assert "Third question?" not in chat.transcript_text()
+    images = chat.store.load(chat.conversation.id).images  # the removed turn's image went with it
+    assert [image.png for image in images.values()] == [png] and list(images) == turns[0].image_shas
     # The engine kept what comes before the edited question: the image is neither encoded nor decoded again.
     assert edited.timings["images_encoded"] == edited.timings["images_decoded"] == 0
     assert edited.timings["reused_tokens"] > 64
