@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
+import threading
 
 import pytest
 from pydicom.data import get_testdata_file
@@ -13,6 +14,7 @@ from PySide6.QtCore import Qt
 
 from app.practice import build_question, image_png, sample_deck_path
 from app.settings import Settings
+from app.ui import engine_runner
 from app.ui.engine_runner import STATES_FOLDER, EngineRunner
 from app.ui.main import MainWindow
 from app.ui.practice import PracticeWindow
@@ -238,3 +240,30 @@ def test_a_conversation_deleted_as_its_answer_ends_keeps_no_saved_state(data_dir
     first = hashlib.sha256(prepare_png(first_png, size)).hexdigest()
     assert all(first in header for header in remaining)  # the other conversation's states are kept
     assert len(window.store.conversations()) == 1
+
+
+def _engine_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "huatuo-engine-client" and t.is_alive()]
+
+
+@pytest.mark.parametrize("stage", ["loading", "image"])
+def test_closing_the_window_while_an_image_is_prepared_ends_the_engine_cleanly(data_dir, qtbot, monkeypatch, capfd,
+                                                                              stage):
+    thread_errors = []
+    monkeypatch.setattr(threading, "excepthook", thread_errors.append)
+    # As with a large model, which loads and encodes for longer than closing waits: the engine does not stop alone.
+    monkeypatch.setattr(engine_runner, "ENGINE_END_WAIT_S", 0.0)
+    window = MainWindow(Settings.load())  # deleted by the test itself
+    window.show()
+    window.open_path(get_testdata_file("CT_small.dcm"))
+    qtbot.waitUntil(lambda: window.series_viewer.shown is not None, timeout=10_000)
+    window.attach_view(False)
+    preparation = window.chat.preparation
+    stages = []
+    preparation.stage.connect(lambda name, done, total: stages.append(name))
+    qtbot.waitUntil(lambda: stage in stages, timeout=TIMEOUT_MS)
+    window.close()  # the engine is loading, or encoding the attached image
+    assert _engine_threads() == []  # ended with the window: nothing of it runs on
+    with qtbot.waitSignal(window.destroyed, timeout=10_000):
+        window.deleteLater()  # anything still queued for it is dropped
+    assert thread_errors == [] and "Error" not in capfd.readouterr().err
