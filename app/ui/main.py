@@ -5,7 +5,6 @@ How studies are opened is in app/ui/main_opening.py, the menu bar in app/ui/main
 
 from __future__ import annotations
 
-import html
 import sys
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
-    QLabel,
     QMainWindow,
     QMessageBox,
     QSplitter,
@@ -50,15 +48,7 @@ from app.ui.teaching_case_dialog import PracticeCaseDialog, TeachingCaseDialog
 from app.ui.theme import apply_theme
 from app.ui.viewer import Viewer
 from app.ui.viewer_tools import build_toolbar
-from inference import quantization
 from inference.store.models import active_model, installed_models
-
-NO_MODEL_HELP = (
-    "<b>No model installed.</b> Images and DICOM files open without one. To ask questions, open "
-    "<b>Models › Manage models…</b>: download HuatuoGPT-Vision and convert it here, convert a checkpoint folder "
-    "you have, or import a GGUF pair. From a terminal: "
-    '<code>huatuo convert CHECKPOINT_FOLDER "{models}/HuatuoGPT-Vision-7B" --quant {quant}</code>'
-)
 
 
 class MainWindow(StudyOpening, QMainWindow):
@@ -76,10 +66,6 @@ class MainWindow(StudyOpening, QMainWindow):
         self.series_viewer.message.connect(self.statusBar().flash)
         self.views = QStackedWidget()
         self.views.addWidget(self.series_viewer)
-        self.model_panel = QLabel()
-        self.model_panel.setWordWrap(True)
-        self.model_panel.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.model_panel.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.model_picker = ModelPicker(models_dir())
         self.model_picker.chosen.connect(self._model_chosen)
         self.model_picker.failed.connect(self._model_chosen)
@@ -92,7 +78,6 @@ class MainWindow(StudyOpening, QMainWindow):
         layout = QVBoxLayout(side)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.model_picker)
-        layout.addWidget(self.model_panel)
         layout.addWidget(self.chat, 1)
         self.browser = StudyBrowser()
         self.browser.series_chosen.connect(self.show_series)
@@ -131,20 +116,7 @@ class MainWindow(StudyOpening, QMainWindow):
         models, problems = installed_models(models_dir())
         self.installed = models
         chosen, why_none = active_model(models_dir(), models)  # the default model: changed only by the user
-        if chosen is not None:
-            text = f"<b>Model</b>: {html.escape(chosen.label)}"
-            if len(models) > 1:
-                text += f" <small>({len(models)} installed)</small>"
-        elif why_none:
-            text = (f"<b>No model in use</b>: {html.escape(why_none)} Choose one in "
-                    "<b>Models › Manage models…</b> (Set default).")
-        else:
-            text = NO_MODEL_HELP.format(models=models_dir(), quant=quantization.DEFAULT)
-        problems += [f"{m.folder.name}: {m.problem}" for m in models if not m.usable]
-        if problems:
-            text += "<br><b>Cannot be used:</b><br>" + "<br>".join(html.escape(p) for p in problems)
-        self.model_panel.setText(text)
-        self.model_picker.show_models(models, chosen)
+        self.model_picker.show_models(models, chosen, why_none or "", problems)
         self.chat.set_model(chosen.folder if chosen is not None else None)
 
     def _model_chosen(self, problem: str = "") -> None:

@@ -358,5 +358,5 @@ def test_without_models_there_is_no_picker(qtbot, tmp_path, monkeypatch):
     window = MainWindow()
     qtbot.addWidget(window)
     window.show()
-    assert not window.model_picker.isVisible() and "No model installed" in window.model_panel.text()
+    assert not window.model_picker.combo.isVisible() and "No model installed" in window.model_picker.note.text()
     window.close()
