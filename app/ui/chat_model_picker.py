@@ -25,12 +25,17 @@ NO_MODEL_HELP = (
 )
 
 
+def size_text(n: float) -> str:
+    """A model file's size as the model manager shows it: "4.7 GB", "6.0 MB" (a small test model)."""
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
 def model_text(model: InstalledModel) -> str:
     name = model.manifest.name
     name = name if name == model.folder.name else f"{name} ({model.folder.name})"  # copies differ by folder
     if not model.usable:
         return f"{name} — broken"
-    return f"{name} · {model.manifest.text.quantization} · {model.size_bytes / 1e9:.1f} GB"
+    return f"{name} · {model.manifest.text.quantization} · {size_text(model.size_bytes)}"
 
 
 class ModelPicker(QWidget):

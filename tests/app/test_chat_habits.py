@@ -16,6 +16,7 @@ from app.audit import AuditLog
 from app.settings import Settings
 from app.store import Store
 from app.ui.chat import ChatPanel
+from app.ui.chat_model_picker import size_text
 from app.ui.engine_runner import EngineRunner
 from app.ui.main import MainWindow
 from app.ui.settings_dialog import SettingsDialog
@@ -323,7 +324,9 @@ def test_the_model_picker_changes_the_model_only_by_the_users_choice(qtbot, conv
     picker, combo = window.model_picker, window.model_picker.combo
     assert picker.isVisible() and window.chat.model_folder == first.folder
     texts = [combo.itemText(i) for i in range(combo.count())]
-    assert texts[combo.currentIndex()].startswith(first.manifest.name) and "GB" in texts[combo.currentIndex()]
+    assert texts[combo.currentIndex()].startswith(first.manifest.name)
+    assert texts[combo.currentIndex()].endswith(f" · {size_text(first.size_bytes)}")  # as the manager says it
+    assert size_text(4.7e9) == "4.7 GB" and size_text(6.0e6) == "6.0 MB"  # a tiny model is not "0.0 GB"
     broken = combo.findData(str(models / "a-broken"))
     assert texts[broken].endswith("(a-broken) — broken")
     assert not combo.model().item(broken).isEnabled() and "Cannot be used" in combo.itemData(
