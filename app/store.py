@@ -6,6 +6,8 @@ folder paths) is kept per study key, so that opening one of its conversations ca
 erased with the study's last conversation. Every write is its own short transaction, so an answer streamed
 piece by piece survives a crash up to its last piece. Deleting a conversation erases it from the file
 (`secure_delete`, search index rebuilt, `VACUUM`).
+
+The records it gives back are in app/store_records.py, the schema and its migrations in app/store_schema.py.
 """
 
 from __future__ import annotations
@@ -13,156 +15,35 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from inference import prompt
-
 from .paths import data_dir
+from .store_records import (
+    FINISH_STATES,
+    FINISHED,
+    ConversationSummary,
+    StoredConversation,
+    StoredImage,
+    StoredTurn,
+    model_identity,
+    to_history,
+)
+from .store_schema import SCHEMA_VERSION, has_trigram_search, migrate
 
-SCHEMA_VERSION = 3
-FINISHED = ("stop", "length", "cancelled", "context_full")
-FINISH_STATES = ("pending", "error", *FINISHED)
+__all__ = ["FINISHED", "FINISH_STATES", "SCHEMA_VERSION", "ConversationSummary", "Store", "StoreError",
+           "StoredConversation", "StoredImage", "StoredTurn", "model_identity", "to_history"]
 
 
 class StoreError(Exception):
     """The conversation database cannot be opened or written; the message names the file and the reason."""
 
 
-@dataclass
-class ConversationSummary:
-    id: int
-    title: str
-    study_key: str | None
-    created: str
-    updated: str
-    n_turns: int
-    preview: str  # the start of the last question
-
-
-@dataclass
-class StoredImage:
-    sha256: str
-    png: bytes
-    label: str
-
-
-@dataclass
-class StoredTurn:
-    id: int
-    index: int
-    question: str
-    image_shas: list[str]
-    answer: str
-    finish: str  # "pending" (still generating, or interrupted by a crash) | "error" | one of FINISHED
-    answer_tokens: list[int] | None
-    timings: dict
-    created: str
-    settings: dict = field(default_factory=dict)  # the sampling this answer was asked with (seed included)
-    note: str = ""  # why an answer ended early, in the engine's words (an error's message)
-
-
-@dataclass
-class StoredConversation:
-    id: int
-    title: str
-    study_key: str | None
-    study_info: dict | None
-    model: dict
-    settings: dict
-    created: str
-    updated: str
-    turns: list[StoredTurn] = field(default_factory=list)
-    images: dict[str, StoredImage] = field(default_factory=dict)
-
-
-def model_identity(manifest) -> dict:
-    """What a conversation, the audit log and exports record of a model (an inference.store.manifest.Manifest)."""
-    return {
-        "name": manifest.name,
-        "text": {"file": manifest.text.file, "sha256": manifest.text.sha256,
-                 "quantization": manifest.text.quantization},
-        "mmproj": {"file": manifest.mmproj.file, "sha256": manifest.mmproj.sha256,
-                   "quantization": manifest.mmproj.quantization},
-    }
-
-
-def to_history(conv: StoredConversation) -> list[prompt.Turn]:
-    """The stored turns as prompt turns, with their token ids, so the engine can continue after a restart.
-
-    A last turn that is still pending (interrupted) or failed comes back unanswered: reset it and ask the engine
-    to answer it, or drop it before adding a new question.
-    """
-    turns = []
-    for i, t in enumerate(conv.turns):
-        if i == len(conv.turns) - 1 and t.finish in ("pending", "error"):
-            turns.append(prompt.Turn(t.question, len(t.image_shas)))
-            continue
-        tokens = tuple(t.answer_tokens) if t.answer_tokens is not None and t.finish in FINISHED else None
-        turns.append(prompt.Turn(t.question, len(t.image_shas), t.answer, tokens))
-    return turns
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-_SCHEMA_V1 = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE conversations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    title TEXT NOT NULL,
-    study_key TEXT,
-    study_info TEXT,
-    model TEXT NOT NULL,
-    settings TEXT NOT NULL,
-    created TEXT NOT NULL,
-    updated TEXT NOT NULL,
-    changes INTEGER NOT NULL  -- orders by last change: timestamps of quick changes can be equal
-);
-CREATE INDEX conversations_study ON conversations(study_key);
-CREATE TABLE images (
-    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-    sha256 TEXT NOT NULL,
-    png BLOB NOT NULL,
-    label TEXT NOT NULL,
-    PRIMARY KEY (conversation_id, sha256)
-);
-CREATE TABLE turns (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a late write for a deleted turn cannot hit another
-    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    question TEXT NOT NULL,
-    image_shas TEXT NOT NULL,
-    answer TEXT NOT NULL DEFAULT '',
-    finish TEXT NOT NULL DEFAULT 'pending',
-    answer_tokens TEXT,
-    timings TEXT NOT NULL DEFAULT '{}',
-    created TEXT NOT NULL,
-    UNIQUE (conversation_id, idx)
-);
-"""
-
-
-def _migrate(db: sqlite3.Connection, version: int) -> None:
-    """Brings the schema from `version` up to SCHEMA_VERSION (one step per version)."""
-    if version < 1:
-        for statement in _SCHEMA_V1.split(";"):  # not executescript: it would commit the open transaction
-            if statement.strip():
-                db.execute(statement)
-        db.execute("INSERT INTO meta VALUES ('salt', ?)", (secrets.token_hex(32),))
-    if version < 2:  # each answer's own sampling settings, and why it ended early
-        db.execute("ALTER TABLE turns ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'")
-        db.execute("ALTER TABLE turns ADD COLUMN note TEXT NOT NULL DEFAULT ''")
-    if version < 3:  # where a study with conversations was opened from, to open it again
-        db.execute("CREATE TABLE IF NOT EXISTS study_sources (study_key TEXT PRIMARY KEY, paths TEXT NOT NULL, "
-                   "updated TEXT NOT NULL)")
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 class Store:
@@ -218,9 +99,9 @@ class Store:
         db.execute("PRAGMA synchronous=NORMAL")
         if version < SCHEMA_VERSION:
             with self._write():
-                _migrate(db, version)
+                migrate(db, version)
         self._salt = bytes.fromhex(db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()[0])
-        self._fts = _has_trigram_search()
+        self._fts = has_trigram_search()
         if self._fts:
             self._ensure_search_index()
 
@@ -431,13 +312,20 @@ class Store:
 
     def edit_question(self, turn_id: int, question: str) -> None:
         """Edit and resend: the new question replaces the old one, its answer starts again and every later turn
-        of the conversation is deleted (the model will not have seen them)."""
+        of the conversation is deleted (the model will not have seen them), with the images only they used. What
+        was deleted is erased from the file as `delete_conversation` erases a conversation."""
         with self._write() as db:
-            self._delete_after(db, turn_id)
+            dropped = self._delete_after(db, turn_id)
             db.execute("UPDATE turns SET question = ?, answer = '', finish = 'pending', answer_tokens = NULL, "
                        "timings = '{}', note = '' WHERE id = ?", (question, turn_id))
             self._touch(db, turn_id)
             self._index(db, turn_id)
+            if dropped:
+                self._delete_unused_images(db, self._turn(db, turn_id)[0])
+                if self._fts:  # deleted index entries dropped, not just marked
+                    db.execute("INSERT INTO turn_index(turn_index) VALUES ('optimize')")
+        if dropped:
+            self._compact()
 
     def close(self) -> None:
         self._db.close()
@@ -456,12 +344,23 @@ class Store:
             raise KeyError(f"no turn {turn_id} in {self.path}")
         return row
 
-    def _delete_after(self, db: sqlite3.Connection, turn_id: int) -> None:
+    def _delete_after(self, db: sqlite3.Connection, turn_id: int) -> int:
+        """Deletes the turns after this one; returns how many."""
         conversation_id, idx = self._turn(db, turn_id)
         if self._fts:
             db.execute("DELETE FROM turn_index WHERE rowid IN "
                        "(SELECT id FROM turns WHERE conversation_id = ? AND idx > ?)", (conversation_id, idx))
-        db.execute("DELETE FROM turns WHERE conversation_id = ? AND idx > ?", (conversation_id, idx))
+        return db.execute("DELETE FROM turns WHERE conversation_id = ? AND idx > ?", (conversation_id, idx)).rowcount
+
+    @staticmethod
+    def _delete_unused_images(db: sqlite3.Connection, conversation_id: int) -> None:
+        """The conversation's images that none of its turns uses any more (overwritten: secure_delete)."""
+        used = {sha for (shas,) in db.execute("SELECT image_shas FROM turns WHERE conversation_id = ?",
+                                               (conversation_id,)) for sha in json.loads(shas)}
+        stored = [sha for (sha,) in db.execute("SELECT sha256 FROM images WHERE conversation_id = ?",
+                                               (conversation_id,))]
+        db.executemany("DELETE FROM images WHERE conversation_id = ? AND sha256 = ?",
+                       [(conversation_id, sha) for sha in stored if sha not in used])
 
     def _touch(self, db: sqlite3.Connection, turn_id: int) -> None:
         _changed(db, self._turn(db, turn_id)[0])
@@ -481,18 +380,6 @@ def _changed(db: sqlite3.Connection, conversation_id: int) -> None:
     if db.execute("UPDATE conversations SET updated = ?, changes = (SELECT max(changes) + 1 FROM conversations) "
                   "WHERE id = ?", (_now(), conversation_id)).rowcount == 0:
         raise KeyError(f"no conversation {conversation_id}")
-
-
-def _has_trigram_search() -> bool:
-    """Whether this SQLite has FTS5 with the trigram tokenizer (3.34+); without it search uses LIKE."""
-    probe = sqlite3.connect(":memory:")
-    try:
-        probe.execute("CREATE VIRTUAL TABLE probe USING fts5(x, tokenize='trigram')")
-    except sqlite3.OperationalError:
-        return False
-    finally:
-        probe.close()
-    return True
 
 
 def _json(value) -> str:

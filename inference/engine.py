@@ -166,6 +166,13 @@ class Engine:
                 pass
         self._stop_process()
 
+    def kill(self) -> None:
+        """End the worker now, from any thread: loading a model or encoding an image cannot be interrupted
+        otherwise. The call waiting on the worker ends with EngineCrashed."""
+        process = self._process
+        if process is not None and process.is_alive():
+            process.kill()
+
     def __enter__(self) -> Engine:
         self.start()
         return self

@@ -35,24 +35,21 @@ from PySide6.QtWidgets import (
 
 from app import INTENDED_USE
 from app.audit import AuditLog
-from app.paths import models_dir
 from app.settings import Settings
 from app.store import Store, StoredConversation, StoreError
 from app.ui.attachments import Attachment, AttachmentsRow
-from app.ui.background import Task, run_in_background
+from app.ui.background import Task
 from app.ui.chat_answer import ChatAnswer
 from app.ui.chat_edit import before_question, confirm_branch, editing_note, later_turns, turn_with_id
 from app.ui.chat_export import choose_export_path, export_in_background
 from app.ui.chat_input import QuestionBox
 from app.ui.conversation_list import ConversationList
-from app.ui.engine_runner import EngineRunner, Preparation, Request, model_of, states_dir
+from app.ui.engine_runner import EngineRunner, Preparation, Request, model_of
+from app.ui.states_clearing import StatesClearing
 from app.ui.transcript import Transcript
-from inference.engine import PreparedImage
 from inference.families import family
-from inference.kv_states import remove_states_with_images
 from inference.prompt import MAX_IMAGES_PER_CONVERSATION, Turn
 from inference.store.manifest import Manifest
-from inference.store.models import installed_models
 
 
 def suggested_questions(modality: str | None, language: str) -> list[str]:
@@ -266,9 +263,10 @@ class ChatPanel(QWidget):
         self._update_buttons()
         self._prepare()
 
-    def delete_conversation(self, conversation_id: int) -> Task | None:
-        """Delete the conversation, and the engine's saved states of it (overwritten, in the background).
-        Returns that background task."""
+    def delete_conversation(self, conversation_id: int) -> StatesClearing | None:
+        """Delete the conversation, and the engine's saved states of its images (overwritten). Those go through the
+        engine runner, when the engine is not writing one (it writes a state just after an answer). Returns that
+        clearing, if the conversation had images."""
         if self.request is not None and self.conversation and self.conversation.id == conversation_id:
             self.status.setText("This conversation's question is still being answered: stop it first.")
             return None
@@ -277,7 +275,7 @@ class ChatPanel(QWidget):
             self._drop_preparation()  # its state is not to be saved now
         pngs = [image.png for image in self.store.load(conversation_id).images.values()]
         self.store.delete_conversation(conversation_id)
-        task = run_in_background(lambda cancel: forget_saved_states(pngs)) if pngs else None
+        clearing = self.runner.clear_saved_states(pngs) if pngs else None
         if current:
             self.conversation = None
             self.transcript.show_conversation(None)
@@ -285,7 +283,7 @@ class ChatPanel(QWidget):
         self.conversations.refresh()
         self.conversations_changed.emit()
         self._update_buttons()
-        return task
+        return clearing
 
     # --- asking ----------------------------------------------------------------------------------
     def send(self) -> None:
@@ -471,18 +469,6 @@ class ChatPanel(QWidget):
 
     def transcript_text(self) -> str:
         return self.transcript.toPlainText()
-
-
-def forget_saved_states(pngs: list[bytes]) -> int:
-    """Remove the engine's saved states that hold one of these images. The engine knows an image as the model saw
-    it (prepared for the model by its family), so each installed model's preparation is tried, with the model's own
-    image-token budget and the one in the settings."""
-    budgets = {None, Settings.load().image_max_tokens}
-    shas = set()
-    for model in installed_models(models_dir())[0]:
-        for budget in budgets if family(model.manifest.family).image_budget_setting else {None}:
-            shas |= {PreparedImage.for_model(png, model.manifest, budget).sha256 for png in pngs}
-    return remove_states_with_images(states_dir(), shas)
 
 
 def model_input_text(folder: Path | None, png: bytes, settings: Settings) -> str:

@@ -4,7 +4,8 @@ A window makes a request (`EngineRunner.request`), connects its signals and subm
 signals, its cancel and its audit record: cancelling it stops only that question, and its record names the model
 and settings of the moment it was asked. A request submitted while another runs waits its turn (its `waiting`
 signal says behind which) and then runs. The engine itself runs llama.cpp in a child process; its blocking
-client calls (loading, waiting for the next streamed piece) run on one dedicated thread, never the GUI's.
+client calls (loading, waiting for the next streamed piece) run on one dedicated thread, never the GUI's. Requests and
+preparations themselves are in app/ui/engine_requests.py.
 
 A `Preparation` is the conversation up to where the next question goes (earlier turns, attached images), processed
 while the user types so that Send costs only the question's own tokens. It runs only when no question waits: a
@@ -12,8 +13,9 @@ question submitted meanwhile stops it at the next safe point (keeping what it pr
 same conversation continues from), and the newest preparation replaces any earlier one.
 
 Saved conversation states (inference/kv_states.py) are written by the engine after a request has ended; clearing
-them (`clear_saved_states`) therefore waits its turn like a request and ends the engine first, so that no state is
-being written while they are removed. The states' disk limit reaches the engine when it next starts.
+them (`clear_saved_states`: all of them, or a deleted conversation's) therefore waits its turn like a request and
+ends the engine first, so that no state is being written while they are removed (app/ui/states_clearing.py). The
+states' disk limit reaches the engine when it next starts.
 """
 
 from __future__ import annotations
@@ -26,126 +28,20 @@ from collections import deque
 from dataclasses import asdict
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer, Signal
 
 from app.audit import AskedQuestion, AuditLog
-from app.paths import states_dir
-from app.store import model_identity
+from app.ui.engine_requests import Preparation, Request, model_of
+from app.ui.states_clearing import STATES_FOLDER, StatesClearing, states_dir  # noqa: F401 (STATES_FOLDER: here too)
 from inference.engine import Answer, ContextFull, Engine, EngineCrashed, EngineError, EngineSettings, PreparedImage
-from inference.kv_states import DEFAULT_LIMIT_BYTES, clear_states
+from inference.kv_states import DEFAULT_LIMIT_BYTES
 from inference.prompt import Turn
 from inference.sampling import SamplingSettings
 from inference.store.gguf_check import ModelFileError
-from inference.store.manifest import Manifest
 
 TEXT_BATCH_S = 0.03
-
-
-def model_of(folder: Path | None) -> dict:
-    """The model files' names and hashes, as the manifest records them."""
-    if folder is None:
-        return {}
-    try:
-        return model_identity(Manifest.read(folder))
-    except (OSError, ValueError, TypeError, KeyError):  # a folder without a readable manifest: the request says so
-        return {"name": Path(folder).name}
-
-
-class Request(QObject):
-    """One question to the engine, from the moment it is asked until its answer has ended.
-
-    It ends with exactly one `finished` or `failed`, also when cancelled. Cancelled while it waits, it never reaches
-    the engine and finishes with an empty answer (finish "cancelled", `ran` False); cancelled while it runs, the
-    partial answer arrives through `finished`. Its audit record, if it has one, is written before that last signal
-    (`audit_error` says why it could not be)."""
-
-    waiting = Signal(object)  # the Request that runs now (or will run first): this one waits for it
-    started = Signal()  # its turn has come: the engine takes it
-    stage = Signal(str, int, int)  # "loading" | "queued" | "image" | "prompt" | "generating", done, total
-    text = Signal(str)  # the next streamed piece of the answer (pieces are batched, see TEXT_BATCH_S)
-    finished = Signal(object)  # inference.engine.Answer
-    failed = Signal(str, str)  # kind ("no_model" | "model_file" | "crashed" | "context_full" | "error"), message
-
-    def __init__(self, runner: EngineRunner, owner: str, turns: list[Turn], images: list[bytes | PreparedImage],
-                 sampling: SamplingSettings | None, asked: AskedQuestion | None, audit: AuditLog | None):
-        super().__init__()  # owned by whoever holds it: the runner until it ends, its window while it cares
-        self.owner = owner  # who asked, in words: "chat", "practice" (a waiting window names who it waits for)
-        self.turns, self.images, self.sampling = list(turns), list(images), sampling
-        self.folder, self.engine_settings = runner.folder, runner.settings  # the model answering it
-        self.asked, self.audit = asked, audit
-        self.audit_error: str | None = None
-        self.state = "new"  # new -> queued -> running -> ended; a cancelled waiting request goes queued -> ended
-        self.ran = False
-        self._runner = runner
-        self._cancel = threading.Event()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set()
-
-    def cancel(self) -> None:
-        """Stop this request, and only this one. It still ends with its one finished (or failed) signal."""
-        self._runner._cancel(self)
-
-    def _disconnect_all(self) -> None:
-        """After its end: a slot that holds the request (a lambda, a partial) would otherwise keep it, its images
-        included, alive for as long as the app runs."""
-        for signal in (self.waiting, self.started, self.stage, self.text, self.finished, self.failed):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # a signal nobody connected to
-                signal.disconnect()
-
-    def _write_audit(self, answer: str, finish: str) -> None:
-        if self.audit is None or self.asked is None:
-            return
-        try:
-            self.audit.record_answer(self.asked, answer, finish)
-        except OSError as exc:
-            self.audit_error = f"The audit log could not be written: {exc}"
-
-
-class Preparation(QObject):
-    """A conversation processed up to where its next question goes, while that question is typed.
-
-    It ends with exactly one `ended`: "ready" (the question now costs only its own tokens), "stopped" (replaced by
-    a newer preparation, discarded, or given way to a question about it) or "failed" (nothing is lost: the question
-    does the work itself, and says what went wrong if it still does). Stopped for another window's question, it
-    waits and runs again after it."""
-
-    stage = Signal(str, int, int)  # "loading" | "image" | "prompt", done, total
-    ended = Signal(str)
-
-    def __init__(self, runner: EngineRunner, owner: str, turns: list[Turn], images: list[bytes | PreparedImage]):
-        super().__init__()
-        self.owner = owner
-        self.turns, self.images = list(turns), list(images)
-        self.folder, self.engine_settings = runner.folder, runner.settings
-        self.state = "new"  # new -> pending -> running -> ended (a running one given way goes back to pending)
-        self.outcome: str | None = None
-        self.timings: dict = {}
-        self._runner = runner
-        self._cancel = threading.Event()
-        self._discarded = False
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set()
-
-    def discard(self) -> None:
-        """Not wanted any more (the attachment changed, the conversation was left): it ends "stopped"."""
-        self._runner._discard(self)
-
-
-class StatesClearing(QObject):
-    """Every saved conversation state removed (overwritten, then unlinked), when the engine is not writing one."""
-
-    ended = Signal(int)  # how many files were removed
-
-    def __init__(self, folder: Path):
-        super().__init__()
-        self.folder = folder
-
-
+ENGINE_END_WAIT_S = 10.0  # at shutdown, how long the engine may take to stop before its worker is killed
+KILLED_ENGINE_WAIT_S = 10.0  # and how long its client thread may take to end after that
 class EngineRunner(QObject):
     # A request's end, from the engine client thread: the request and an Answer or (kind, message). The runner
     # turns it into the request's own finished or failed on the GUI thread, after the request's last piece of text.
@@ -160,6 +56,7 @@ class EngineRunner(QObject):
         self._clearing_ended.connect(self._end_clearing)
         self.state_limit_bytes = state_limit_bytes  # saved states' disk limit from the engine's next start; 0: none
         self._clearing: StatesClearing | None = None  # asked for, waiting for the engine to be free
+        self._closed = False  # shut down: nothing starts any more
         self.folder: Path | None = None  # the model for the requests made from now on
         self.settings = EngineSettings()
         self.engine: Engine | None = None  # the engine client thread's; started lazily, on the first request
@@ -228,19 +125,26 @@ class EngineRunner(QObject):
         self._start_next()
         return preparation
 
-    def clear_saved_states(self) -> StatesClearing:
-        """Remove every saved state as soon as the engine is free: before the next question or preparation, after the
-        one running now. The engine is ended first (it may still be writing the state of its last answer); it
-        starts again with the next question."""
+    def clear_saved_states(self, images: list[bytes] | None = None) -> StatesClearing:
+        """Remove every saved state, or those holding one of `images` (a deleted conversation's), as soon as the
+        engine is free: before the next question or preparation, after the one running now. The engine is ended
+        first (it may still be writing the state of its last answer); it starts again with the next question.
+        Asked again before it ran, the same clearing removes what both asked for."""
         if self._clearing is None:
-            self._clearing = StatesClearing(states_dir())
+            self._clearing = StatesClearing(states_dir(), images)
+        else:
+            self._clearing.include(images)
         clearing = self._clearing
         self._start_next()
         return clearing
 
-    def shutdown(self, timeout: float = 10.0) -> None:
-        """Cancel every request and end the engine client thread (and with it the engine). The waiting requests
-        end here and now, while their owners can still store how they ended; the running one ends as it stops."""
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Cancel every request and end the engine client thread (and with it the engine); nothing starts after it.
+        The waiting requests end here and now, the running one as it stops; their ends reach their owners before
+        this returns, while they can still store them. An engine still busy after `timeout` seconds (loading a
+        model or encoding an image, which cannot be interrupted) has its worker killed: when this returns, no
+        thread of the runner is left to signal a window being deleted."""
+        self._closed = True
         if self._preparation is not None:
             self._preparation.discard()
         if isinstance(self._current, Preparation):
@@ -257,8 +161,14 @@ class EngineRunner(QObject):
             self._clearing = None
         if self._thread is not None:
             self._inbox.put(None)
-            self._thread.join(timeout)
+            self._thread.join(ENGINE_END_WAIT_S if timeout is None else timeout)
+            deadline = time.monotonic() + KILLED_ENGINE_WAIT_S
+            while self._thread.is_alive() and time.monotonic() < deadline:
+                if (engine := self.engine) is not None:  # retried: a worker still being spawned is not alive yet
+                    engine.kill()
+                self._thread.join(0.1)
             self._thread = None
+        QCoreApplication.sendPostedEvents(self, QEvent.Type.MetaCall)  # the ends the engine thread sent, now
 
     # --- on the GUI thread ------------------------------------------------------------------------
     def _cancel(self, request: Request) -> None:
@@ -330,7 +240,7 @@ class EngineRunner(QObject):
         self._start_next()
 
     def _start_next(self) -> None:
-        if self._current is not None:
+        if self._current is not None or self._closed:
             return
         if self._clearing is not None:
             self._current, self._clearing = self._clearing, None
@@ -445,7 +355,9 @@ class EngineRunner(QObject):
             if self.engine is not None:  # the worker ends after the state it may be writing: none is written now
                 self.engine.close()
                 self.engine = self._engine_for = None
-            removed = clear_states(clearing.folder)
+            removed = clearing.run()
+        except Exception:  # noqa: BLE001 - the engine client thread serves on; what could not be read stays
+            pass
         finally:
             self._clearing_ended.emit(clearing, removed)
 

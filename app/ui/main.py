@@ -1,18 +1,17 @@
-"""The desktop window: open an image or a DICOM file and see it; models and chat come in beside it."""
+"""The desktop window: open an image or a DICOM file and see it; models and chat come in beside it.
+
+How studies are opened is in app/ui/main_opening.py, the menu bar in app/ui/main_menus.py.
+"""
 
 from __future__ import annotations
 
-import html
 import sys
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
-    QFileDialog,
     QHBoxLayout,
-    QLabel,
     QMainWindow,
     QMessageBox,
     QSplitter,
@@ -23,25 +22,23 @@ from PySide6.QtWidgets import (
 
 from app import INTENDED_USE
 from app.audit import AuditLog
-from app.imaging import ImageOpenError
-from app.opening import load_path, load_several
 from app.paths import data_dir, models_dir
 from app.settings import Settings
 from app.store import Store, StoreError
 from app.studies.plain_image import PlainImageHeader
-from app.studies.scan import Library, ScanProgress
+from app.studies.scan import Library
 from app.teaching_case import AttachedSources
-from app.ui.background import run_in_background
 from app.ui.burned_in import BurnedInConfirmation
 from app.ui.chat import ChatPanel
 from app.ui.chat_model_picker import ModelPicker
-from app.ui.conversation_studies import ConversationStudies, study_key_of
+from app.ui.conversation_studies import ConversationStudies
 from app.ui.empty_state import EmptyState
 from app.ui.engine_runner import EngineRunner
 from app.ui.help_dialogs import AboutDialog, ShortcutsDialog
+from app.ui.main_menus import build_menus, fill_window_menu
+from app.ui.main_opening import StudyOpening
 from app.ui.measurements_panel import MeasurementsPanel
 from app.ui.practice import open_practice
-from app.ui.series_loading import keep_place, series_with_uid
 from app.ui.series_strip import SeriesStrip
 from app.ui.settings_dialog import FirstRunDialog, SettingsDialog
 from app.ui.status_line import StatusLine
@@ -51,18 +48,10 @@ from app.ui.teaching_case_dialog import PracticeCaseDialog, TeachingCaseDialog
 from app.ui.theme import apply_theme
 from app.ui.viewer import Viewer
 from app.ui.viewer_tools import build_toolbar
-from inference import quantization
 from inference.store.models import active_model, installed_models
 
-NO_MODEL_HELP = (
-    "<b>No model installed.</b> Images and DICOM files open without one. To ask questions, open "
-    "<b>Models › Manage models…</b>: download HuatuoGPT-Vision and convert it here, convert a checkpoint folder "
-    "you have, or import a GGUF pair. From a terminal: "
-    '<code>huatuo convert CHECKPOINT_FOLDER "{models}/HuatuoGPT-Vision-7B" --quant {quant}</code>'
-)
 
-
-class MainWindow(QMainWindow):
+class MainWindow(StudyOpening, QMainWindow):
     def __init__(self, settings: Settings | None = None, store: Store | None = None, audit: AuditLog | None = None):
         super().__init__()
         self.setWindowTitle("Huatuo Vision")
@@ -77,10 +66,6 @@ class MainWindow(QMainWindow):
         self.series_viewer.message.connect(self.statusBar().flash)
         self.views = QStackedWidget()
         self.views.addWidget(self.series_viewer)
-        self.model_panel = QLabel()
-        self.model_panel.setWordWrap(True)
-        self.model_panel.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.model_panel.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.model_picker = ModelPicker(models_dir())
         self.model_picker.chosen.connect(self._model_chosen)
         self.model_picker.failed.connect(self._model_chosen)
@@ -93,7 +78,6 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(side)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.model_picker)
-        layout.addWidget(self.model_panel)
         layout.addWidget(self.chat, 1)
         self.browser = StudyBrowser()
         self.browser.series_chosen.connect(self.show_series)
@@ -113,7 +97,7 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([240, 760, 440])
         self.setCentralWidget(splitter)
-        self._build_menu()
+        build_menus(self)
         self.statusBar().showMessage(INTENDED_USE)
         self.current_path: str | None = None
         self.current_series = None
@@ -128,60 +112,11 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.refresh_models()
 
-    def _build_menu(self) -> None:
-        menu = self.menuBar().addMenu("&File")
-        open_action = QAction("&Open image or DICOM…", self, shortcut=QKeySequence.StandardKey.Open)
-        open_action.triggered.connect(self.choose_file)
-        menu.addAction(open_action)
-        folder_action = QAction("Open &folder…", self)
-        folder_action.triggered.connect(self.choose_folder)
-        menu.addAction(folder_action)
-        menu.addSeparator()
-        settings_action = QAction("&Settings…", self, shortcut=QKeySequence.StandardKey.Preferences)
-        settings_action.triggered.connect(self.edit_settings)
-        menu.addAction(settings_action)
-        view_menu = self.menuBar().addMenu("&View")
-        tags_action = QAction("DICOM &tags…", self, shortcut=QKeySequence("Ctrl+T"))
-        tags_action.triggered.connect(self.show_tags)
-        view_menu.addAction(tags_action)
-        self.identifiers_action = QAction("Show patient &identifiers", self, checkable=True)
-        self.identifiers_action.setChecked(self.settings.show_identifiers)
-        self.identifiers_action.toggled.connect(self._set_identifiers)
-        view_menu.addAction(self.identifiers_action)
-        self.window_menu = self.menuBar().addMenu("&Window")
-        self.window_menu.aboutToShow.connect(self._fill_window_menu)
-        practice_action = QAction("&Practice cases…", self, shortcut=QKeySequence("Ctrl+P"))
-        practice_action.triggered.connect(lambda: open_practice(self.runner, self, self.audit))
-        view_menu.addSeparator()
-        view_menu.addAction(practice_action)
-        self.models_menu = self.menuBar().addMenu("&Models")
-        self.models_menu.addAction("&Manage models…", self.show_model_manager)
-        self.models_menu.addAction("&Refresh", self.refresh_models)
-        help_menu = self.menuBar().addMenu("&Help")
-        help_menu.addAction("Intended use…", lambda: FirstRunDialog(self).exec())
-        self._add_help_actions(help_menu)
-        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
-        menu.addAction(quit_action)
-
     def refresh_models(self) -> None:
         models, problems = installed_models(models_dir())
         self.installed = models
         chosen, why_none = active_model(models_dir(), models)  # the default model: changed only by the user
-        if chosen is not None:
-            text = f"<b>Model</b>: {html.escape(chosen.label)}"
-            if len(models) > 1:
-                text += f" <small>({len(models)} installed)</small>"
-        elif why_none:
-            text = (f"<b>No model in use</b>: {html.escape(why_none)} Choose one in "
-                    "<b>Models › Manage models…</b> (Set default).")
-        else:
-            text = NO_MODEL_HELP.format(models=models_dir(), quant=quantization.DEFAULT)
-        problems += [f"{m.folder.name}: {m.problem}" for m in models if not m.usable]
-        if problems:
-            text += "<br><b>Cannot be used:</b><br>" + "<br>".join(html.escape(p) for p in problems)
-        self.model_panel.setText(text)
-        self.model_picker.show_models(models, chosen)
+        self.model_picker.show_models(models, chosen, why_none or "", problems)
         self.chat.set_model(chosen.folder if chosen is not None else None)
 
     def _model_chosen(self, problem: str = "") -> None:
@@ -216,87 +151,6 @@ class MainWindow(QMainWindow):
             self.identifiers_action.setChecked(self.settings.show_identifiers)
             self.chat.apply_settings()
             self.refresh_models()
-
-    def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open image or DICOM", "", "Images and DICOM (*.png *.jpg *.jpeg *.tif *.tiff *.dcm *);;All files (*)"
-        )
-        if path:
-            self.open_path(path)
-
-    def choose_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open a folder of DICOM files")
-        if path:
-            self.open_path(path)
-
-    def open_path(self, path: str) -> None:
-        self.statusBar().showMessage(f"Opening {Path(path).name}…")
-        renderer = self.series_viewer.renderer
-        self._opening_sources = [path]
-        opening = self._opening = [path, None]
-        run_in_background(lambda cancel: load_path(path, renderer), on_done=self._on_loaded, on_failed=self._on_failed,
-                          on_progress=lambda part: self._opening is opening and self._on_read_so_far(part))
-
-    def _on_read_so_far(self, part: ScanProgress) -> None:
-        """The first image of a folder at once, then the series as read so far: scrolling works on that."""
-        if self.closed:
-            return
-        path, uid = self._opening
-        shown = series_with_uid(part.library, uid)
-        if shown is not None and keep_place(self.series_viewer, [(i.path, f) for i, f in shown.frames]):
-            self.current_series = shown
-        elif uid is None:
-            first = next(s for s in part.library.all_series() if s.is_image)
-            self._opening[1] = first.uid  # the same opening: what it reads next still reaches the viewer
-            self.show_series(first)
-        self.strip.show_scan(part.done, part.total)  # the sorted series replace it once all is read
-        self.statusBar().showMessage(f"Reading {Path(path).name}: {part.done} of {part.total} files…")
-
-    def _on_loaded(self, loaded) -> None:
-        if self.closed:  # a file read in the background arrived after the window was closed
-            return
-        path, content = loaded
-        self.current_path = path
-        self.studies.loaded(self._opening_sources, content)
-        self.settings.add_recent(str(Path(path).resolve()))
-        self._save_settings()
-        self.browser.set_recent(self.settings.recent)
-        if isinstance(content, Library):
-            self.library = content
-            series = [s for s in content.all_series() if s.is_image]
-            self.browser.set_library(content, self.settings.show_identifiers)
-            self.strip.set_series(series)
-            shown = series_with_uid(content, self._opening[1]) if self._opening else None  # already on screen
-            wanted = self.studies.wanted_series(series, shown)  # a conversation's study, opened again for it
-            if wanted is None and shown is not None and \
-                    keep_place(self.series_viewer, [(i.path, f) for i, f in shown.frames]):
-                self.current_series = shown
-            else:
-                self.show_series(wanted or series[0])
-            self._opening = None
-            skipped = f" · {len(content.skipped)} file(s) could not be read" if content.skipped else ""
-            self.statusBar().showMessage(f"{Path(path).name} · {len(series)} series{skipped} · {INTENDED_USE}")
-            return
-        self.library, self.current_series = None, None
-        self.browser.set_library(None, False)
-        self.strip.set_series([])
-        self.series_viewer.set_frames([(Path(path), 0)])
-        self.views.setCurrentWidget(self.series_viewer)
-        key = self.store.study_key(str(Path(path).resolve()))
-        self.chat.set_study(key, None, {"file": str(Path(path).resolve())})
-        self.statusBar().showMessage(f"{Path(path).name} · {content.Columns}×{content.Rows} · {INTENDED_USE}")
-
-    def show_series(self, series) -> None:
-        self.current_series = series
-        self.series_viewer.set_frames([(i.path, f) for i, f in series.frames])
-        self.views.setCurrentWidget(self.series_viewer)
-        self.series_viewer.setFocus()
-        first = series.instances[0]
-        info = {"patient_name": first.patient_name, "patient_id": first.patient_id, "study_uid": first.study_uid,
-                "study_description": first.study_description}
-        self.chat.set_study(study_key_of(self.store, series), first.modality, info)
-        self.statusBar().showMessage(f"{series.modality} · {series.description} · {len(series.frames)} image(s) · "
-                                     f"{INTENDED_USE}")
 
     def attach_view(self, zoomed_region: bool) -> None:
         """Give the chat the image exactly as shown, whatever its kind (optionally only the zoomed region)."""
@@ -374,47 +228,7 @@ class MainWindow(QMainWindow):
         self.viewer_toolbar.setEnabled(on)
         self.measurements.setEnabled(on)
 
-    # --- drag and drop -------------------------------------------------------------------------
-    @staticmethod
-    def _dropped_paths(event) -> list[str]:
-        mime = event.mimeData()
-        return [url.toLocalFile() for url in mime.urls() if url.isLocalFile()] if mime.hasUrls() else []
-
-    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        if self._dropped_paths(event):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dragMoveEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        self.dragEnterEvent(event)
-
-    def dropEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        paths = self._dropped_paths(event)
-        if not paths:
-            event.ignore()
-            return
-        event.acceptProposedAction()
-        self.open_paths(paths)
-
-    def open_paths(self, paths: list[str]) -> None:
-        """Files or folders dropped together: one opens as File › Open would; several are read together."""
-        if len(paths) == 1:
-            self.open_path(paths[0])
-            return
-        self.statusBar().showMessage(f"Opening {len(paths)} items…")
-        renderer = self.series_viewer.renderer
-        self._opening_sources = list(paths)
-        run_in_background(lambda cancel: load_several(paths, renderer), on_done=self._on_loaded,
-                          on_failed=self._on_failed)
-
     # --- help ----------------------------------------------------------------------------------
-    def _add_help_actions(self, menu) -> None:
-        shortcuts = QAction("&Keyboard shortcuts…", self, shortcut=QKeySequence("Ctrl+/"))
-        shortcuts.triggered.connect(self.show_shortcuts)
-        menu.addAction(shortcuts)
-        menu.addAction("&About Huatuo Vision…", self.show_about)
-
     def show_shortcuts(self) -> ShortcutsDialog:
         dialog = ShortcutsDialog(self)
         dialog.show()
@@ -435,17 +249,7 @@ class MainWindow(QMainWindow):
         return confirmed
 
     def _fill_window_menu(self) -> None:
-        """From file, auto and invert for all data; the HU presets only for CT in Hounsfield units."""
-        menu, viewer = self.window_menu, self.series_viewer
-        menu.clear()
-        menu.addAction("From file", lambda: viewer.set_window(None))
-        menu.addAction("Auto", viewer.auto_window)
-        menu.addAction("Invert", viewer.toggle_invert)
-        presets = viewer.presets()
-        if presets:
-            menu.addSeparator()
-            for name in presets:
-                menu.addAction(name.capitalize(), lambda name=name: viewer.apply_preset(name))
+        fill_window_menu(self.window_menu, self.series_viewer)
 
     def show_tags(self) -> None:
         header = self.series_viewer.header
@@ -464,14 +268,6 @@ class MainWindow(QMainWindow):
             self.settings.save()
         except OSError as exc:
             self.statusBar().showMessage(f"Settings could not be saved: {exc}")
-
-    def _on_failed(self, error: Exception) -> None:
-        if self.closed:
-            return
-        if isinstance(error, ImageOpenError):
-            self.statusBar().showMessage(str(error))
-        else:  # not expected from a reader, but the status line must not stay on "Opening…"
-            self.statusBar().showMessage(f"Could not open the file: {str(error) or type(error).__name__}")
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         self.closed = True

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from app import model_jobs
 from app.paths import models_dir
 from app.ui.background import Task, run_in_background
+from app.ui.chat_model_picker import size_text as _size
 from app.ui.theme import error_colour
 from inference import quantization
 from inference.cancellation import Cancelled
@@ -473,9 +474,6 @@ class ModelManagerDialog(QDialog):
         self.status_label.setText(status)
         self.refresh()
 
-
-def _size(n: int) -> str:
-    return f"{n / GB:.1f} GB" if n >= 0.1 * GB else f"{n / 1e6:.1f} MB"
 
 
 def _bytes_under(folder: Path) -> int:

@@ -11,15 +11,19 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QSpinBox,
     QVBoxLayout,
+    QWidget,
 )
 
 from app.settings import MIN_ANSWER_TOKENS, Settings, longest_answer_bound
 from app.ui.engine_runner import EngineRunner
 from app.ui.saved_states import SavedStatesField
 from inference import sampling
+from inference.families import QWEN25VL, family
+from inference.imageprep import QWEN25VL_DEFAULT_MAX_TOKENS
 from inference.store.manifest import Manifest
 
 DEFAULT_ANSWER_MAXIMUM = 4096  # without a model in use, whose context would bound it
@@ -73,6 +77,22 @@ class SettingsDialog(QDialog):
         self.threads = QSpinBox(minimum=0, maximum=256, specialValueText="physical cores")
         self.context = QSpinBox(minimum=0, maximum=131072, singleStep=1024, specialValueText="the model's own")
         self.gpu_layers = QSpinBox(minimum=0, maximum=999)
+        self.image_tokens = QSpinBox(minimum=4, maximum=QWEN25VL.max_image_tokens, singleStep=32)
+        self.image_tokens.setToolTip(
+            f"The most tokens one attached image becomes for a Qwen2.5-VL model (up to {QWEN25VL.max_image_tokens}; "
+            f"the model was trained at {self._model_image_tokens()}). More tokens: finer detail is seen, and the first "
+            "answer about an image is slower (and an image takes more of the context).")
+        self.image_tokens_note = QLabel()
+        self.image_tokens_row = QWidget()
+        row = QHBoxLayout(self.image_tokens_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.image_tokens)
+        row.addWidget(self.image_tokens_note, 1)
+        if not self._has_image_budget():
+            self.image_tokens.setEnabled(False)
+            self.image_tokens_note.setText("<small>only for Qwen2.5-VL models: the model in use sees every image "
+                                           "at its fixed size</small>" if model is not None else
+                                           "<small>only for Qwen2.5-VL models (none in use)</small>")
         self.temperature = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.05, decimals=2)
         self.repetition = QDoubleSpinBox(minimum=1.0, maximum=2.0, singleStep=0.05, decimals=2)
         self.max_tokens = QSpinBox(minimum=MIN_ANSWER_TOKENS, maximum=DEFAULT_ANSWER_MAXIMUM)
@@ -88,10 +108,12 @@ class SettingsDialog(QDialog):
         self.theme.addItem("Dark", "dark")
         self.greedy.toggled.connect(self._sampling_follows_greedy)
         self.context.valueChanged.connect(self._bound_answer)
+        self.image_tokens.valueChanged.connect(self._bound_answer)
         form = QFormLayout()
         form.addRow("Threads", self.threads)
         form.addRow("Context size (tokens)", self.context)
         form.addRow("GPU layers", self.gpu_layers)
+        form.addRow("Image tokens (Qwen2.5-VL)", self.image_tokens_row)
         form.addRow("Disk for saved states", self.saved_states)
         form.addRow("Temperature", self.temperature)
         form.addRow("Repetition penalty", self.repetition)
@@ -119,6 +141,7 @@ class SettingsDialog(QDialog):
         self.threads.setValue(settings.threads or 0)
         self.context.setValue(settings.context_size or 0)
         self.gpu_layers.setValue(settings.gpu_layers)
+        self.image_tokens.setValue(settings.image_max_tokens or self._model_image_tokens())
         self.saved_states.set_limit_bytes(settings.state_limit_bytes)
         self.temperature.setValue(settings.temperature)
         self.repetition.setValue(settings.repetition_penalty)
@@ -142,11 +165,23 @@ class SettingsDialog(QDialog):
             field.setEnabled(sampled)
             field.setToolTip("" if sampled else "Not used while greedy answers are on")
 
+    def _has_image_budget(self) -> bool:
+        """Whether the model in use takes an image-token budget (a Qwen2.5-VL model; a LLaVA image is a square)."""
+        return self.model is not None and family(self.model.family).image_budget_setting
+
+    def _model_image_tokens(self) -> int:
+        """The budget the model was trained at, which the setting's default (None) stands for."""
+        return self.model.image_tokens if self._has_image_budget() else QWEN25VL_DEFAULT_MAX_TOKENS
+
     def answer_bound(self) -> int | None:
         """The longest answer the context leaves room for next to an image (None: no model to tell)."""
         if self.model is None:
             return None
-        return longest_answer_bound(self.context.value() or self.model.context_length, self.model.image_tokens)
+        return longest_answer_bound(self.context.value() or self.model.context_length, self._image_tokens())
+
+    def _image_tokens(self) -> int:
+        """The most tokens an image takes with the model in use, as set here."""
+        return self.image_tokens.value() if self._has_image_budget() else self.model.image_tokens
 
     def _bound_answer(self) -> None:
         bound = self.answer_bound()
@@ -159,13 +194,15 @@ class SettingsDialog(QDialog):
         self.max_tokens.setMaximum(bound)  # a longer value is brought down to the bound
         self.max_tokens.setSuffix(f"  (at most {bound})")
         self.max_tokens.setToolTip(
-            f"At most {bound} tokens: what a {context}-token context leaves next to an image ({self.model.image_tokens}"
+            f"At most {bound} tokens: what a {context}-token context leaves next to an image ({self._image_tokens()}"
             " tokens). More images in a conversation leave less room; an answer then ends where the context ends.")
 
     def result_settings(self) -> Settings:
         return replace(
             self._settings, state_limit_bytes=self.saved_states.limit_bytes(),
             threads=self.threads.value() or None, context_size=self.context.value() or None,
+            image_max_tokens=None if self.image_tokens.value() == self._model_image_tokens()
+            else self.image_tokens.value(),
             gpu_layers=self.gpu_layers.value(), temperature=self.temperature.value(),
             repetition_penalty=self.repetition.value(), max_new_tokens=self.max_tokens.value(),
             greedy=self.greedy.isChecked(), language=self.language.currentData(),

@@ -64,7 +64,7 @@ def ask(window, qtbot, question: str):
 
 def test_ask_stop_regenerate_edit_export_restart(data_dir, qtbot, tmp_path, no_network):  # noqa: F811
     window = open_window(qtbot)
-    assert "tiny" in window.model_panel.text() or "Q8_0" in window.model_panel.text()
+    assert "tiny" in window.model_picker.combo.currentText() or "Q8_0" in window.model_picker.combo.currentText()
     open_ct(window, qtbot)
     window.attach_view(False)
     window.series_viewer.scale(2.0, 2.0)  # the second image: only the zoomed region

@@ -16,6 +16,7 @@ from app.audit import AuditLog
 from app.settings import Settings
 from app.store import Store
 from app.ui.chat import ChatPanel
+from app.ui.chat_model_picker import size_text
 from app.ui.engine_runner import EngineRunner
 from app.ui.main import MainWindow
 from app.ui.settings_dialog import SettingsDialog
@@ -265,8 +266,11 @@ def test_editing_an_earlier_question_branches_there_and_reuses_the_cache_before_
     png = chat.pending_images[0].png
     first = ask(window, qtbot, "Describe this image.")
     ask(window, qtbot, "Second question?")
+    window.series_viewer.scale(2.0, 2.0)
+    window.attach_view(True)  # the third question brings an image of its own
     ask(window, qtbot, "Third question?")
     second = chat.conversation.turns[1]
+    assert len(chat.store.load(chat.conversation.id).images) == 2
 
     chat.edit_question(second.id)
     chat.input.setPlainText("An edited second question?")
@@ -285,6 +289,8 @@ def test_editing_an_earlier_question_branches_there_and_reuses_the_cache_before_
     assert [t.question for t in turns] == ["Describe this image.", "An edited second question?"]
     assert turns[1].id == second.id and turns[1].answer == edited.text
     assert "Third question?" not in chat.transcript_text()
+    images = chat.store.load(chat.conversation.id).images  # the removed turn's image went with it
+    assert [image.png for image in images.values()] == [png] and list(images) == turns[0].image_shas
     # The engine kept what comes before the edited question: the image is neither encoded nor decoded again.
     assert edited.timings["images_encoded"] == edited.timings["images_decoded"] == 0
     assert edited.timings["reused_tokens"] > 64
@@ -318,7 +324,9 @@ def test_the_model_picker_changes_the_model_only_by_the_users_choice(qtbot, conv
     picker, combo = window.model_picker, window.model_picker.combo
     assert picker.isVisible() and window.chat.model_folder == first.folder
     texts = [combo.itemText(i) for i in range(combo.count())]
-    assert texts[combo.currentIndex()].startswith(first.manifest.name) and "GB" in texts[combo.currentIndex()]
+    assert texts[combo.currentIndex()].startswith(first.manifest.name)
+    assert texts[combo.currentIndex()].endswith(f" · {size_text(first.size_bytes)}")  # as the manager says it
+    assert size_text(4.7e9) == "4.7 GB" and size_text(6.0e6) == "6.0 MB"  # a tiny model is not "0.0 GB"
     broken = combo.findData(str(models / "a-broken"))
     assert texts[broken].endswith("(a-broken) — broken")
     assert not combo.model().item(broken).isEnabled() and "Cannot be used" in combo.itemData(
@@ -353,5 +361,5 @@ def test_without_models_there_is_no_picker(qtbot, tmp_path, monkeypatch):
     window = MainWindow()
     qtbot.addWidget(window)
     window.show()
-    assert not window.model_picker.isVisible() and "No model installed" in window.model_panel.text()
+    assert not window.model_picker.combo.isVisible() and "No model installed" in window.model_picker.note.text()
     window.close()

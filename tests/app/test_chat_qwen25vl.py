@@ -9,9 +9,8 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from app.settings import Settings
-from app.ui.chat import forget_saved_states
-from app.ui.engine_runner import states_dir
 from app.ui.main import MainWindow
+from app.ui.states_clearing import forget_saved_states, states_dir
 from inference.engine import Engine
 from inference.prompt import Turn
 from inference.sampling import SamplingSettings

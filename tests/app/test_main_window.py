@@ -20,8 +20,9 @@ def window(qtbot, tmp_path, monkeypatch):
 
 
 def test_comes_up_without_a_model(window):
-    assert "No model installed" in window.model_panel.text()
-    assert "huatuo convert" in window.model_panel.text()
+    assert "No model installed" in window.model_picker.note.text()
+    assert "huatuo convert" in window.model_picker.note.text()
+    assert not window.model_picker.combo.isVisible()
     assert INTENDED_USE in window.statusBar().currentMessage()
 
 
@@ -30,7 +31,12 @@ def test_lists_an_installed_model(window, converted, tmp_path):
 
     shutil.copytree(converted("qwen2", "original", "Q8_0"), tmp_path / "data" / "models" / "tiny")
     window.refresh_models()
-    assert "<b>Model</b>" in window.model_panel.text() and "Q8_0" in window.model_panel.text()
+    from inference.store.manifest import Manifest
+
+    shown = window.model_picker.combo.currentText()
+    assert window.model_picker.combo.isVisible() and shown.startswith(Manifest.read(tmp_path / "data" / "models" /
+                                                                                    "tiny").name)
+    assert "Q8_0" in shown and not window.model_picker.note.isVisible()  # the model is named once, in the picker
 
 
 def test_opens_a_png(window, qtbot, tmp_path):

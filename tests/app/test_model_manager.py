@@ -279,7 +279,7 @@ def test_the_model_in_use_changes_only_by_the_users_choice(qtbot, tiny, tmp_path
     shutil.copytree(first.folder, models / "a-whole")
     window.refresh_models()
     assert window.chat.model_folder == first.folder
-    panel = window.model_panel.text()
+    panel = window.model_picker.note.text()
     assert "Cannot be used" in panel and "a-broken" in panel and "a-whole" not in panel
     set_default_model(models, models / "a-whole")  # what Set default in the model manager does
     window.refresh_models()
@@ -287,7 +287,7 @@ def test_the_model_in_use_changes_only_by_the_users_choice(qtbot, tiny, tmp_path
     _break(models / "a-whole")  # the default breaks: nothing else is picked behind the user's back
     window.refresh_models()
     assert window.chat.model_folder is None
-    assert "the default model (a-whole) cannot be used" in window.model_panel.text()
+    assert "the default model (a-whole) cannot be used" in window.model_picker.note.text()
 
 
 def test_an_installed_models_details_show_its_last_verification(make_manager, qtbot, tiny_checkpoints, converted,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
+import threading
 
 import pytest
 from pydicom.data import get_testdata_file
@@ -14,6 +15,7 @@ from PySide6.QtCore import Qt
 from app.paths import STATES_FOLDER
 from app.practice import build_question, image_png, sample_deck_path
 from app.settings import Settings
+from app.ui import engine_runner
 from app.ui.engine_runner import EngineRunner
 from app.ui.main import MainWindow
 from app.ui.practice import PracticeWindow
@@ -197,6 +199,72 @@ def test_deleting_a_conversation_removes_its_saved_states(data_dir, window, qtbo
     answer_of(qtbot, chat.request)
     qtbot.waitUntil(lambda: len(list(states.glob(f"*{SUFFIX}"))) == 2, timeout=TIMEOUT_MS)  # prepared, answered
     assert all(sha in path.read_bytes()[:8192].decode("utf-8", "replace") for path in states.glob(f"*{SUFFIX}"))
-    task = chat.delete_conversation(chat.conversation.id)
-    qtbot.waitUntil(lambda: task.finished, timeout=TIMEOUT_MS)
-    assert list(states.glob(f"*{SUFFIX}")) == []
+    clearing = chat.delete_conversation(chat.conversation.id)
+    with qtbot.waitSignal(clearing.ended, timeout=TIMEOUT_MS) as cleared:
+        pass
+    assert cleared.args == [2] and list(states.glob(f"*{SUFFIX}")) == []
+
+
+def test_a_conversation_deleted_as_its_answer_ends_keeps_no_saved_state(data_dir, window, qtbot):
+    """The engine writes the answered conversation's state just after the answer: deleting the conversation at
+    that moment still removes it (the removal waits for the engine), while another conversation's states stay."""
+    chat = window.chat
+    states = data_dir / STATES_FOLDER
+
+    window.attach_view(False)  # a first conversation, kept
+    first_png = chat.pending_images[0][1]
+    chat.input.setPlainText("Describe this image.")
+    chat.send()
+    answer_of(qtbot, chat.request)
+    chat.new_conversation()
+    window.series_viewer.scale(2.0, 2.0)
+    window.attach_view(True)  # another image, in a conversation of its own
+    second_png = chat.pending_images[0][1]
+    chat.input.setPlainText("Describe this region.")
+    chat.send()
+    deleted = []
+
+    def delete_at_once(answer) -> None:  # the answer has just arrived: its state is being written, or soon is
+        deleted.append((answer.finish, chat.delete_conversation(chat.conversation.id)))
+
+    chat.request.finished.connect(delete_at_once)
+    qtbot.waitUntil(lambda: bool(deleted), timeout=TIMEOUT_MS)
+    finish, clearing = deleted[0]
+    assert finish in ("stop", "length") and clearing is not None
+    size = window.runner.engine.pair.image_size
+    with qtbot.waitSignal(clearing.ended, timeout=TIMEOUT_MS) as cleared:
+        pass
+    assert cleared.args[0] >= 1 and window.runner.engine is None  # the engine ended first, then its states went
+    sha = hashlib.sha256(prepare_png(second_png, size)).hexdigest()
+    remaining = [p.read_bytes()[:8192].decode("utf-8", "replace") for p in states.glob(f"*{SUFFIX}")]
+    assert remaining and not any(sha in header for header in remaining)  # none of the deleted one's is left
+    first = hashlib.sha256(prepare_png(first_png, size)).hexdigest()
+    assert all(first in header for header in remaining)  # the other conversation's states are kept
+    assert len(window.store.conversations()) == 1
+
+
+def _engine_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "huatuo-engine-client" and t.is_alive()]
+
+
+@pytest.mark.parametrize("stage", ["loading", "image"])
+def test_closing_the_window_while_an_image_is_prepared_ends_the_engine_cleanly(data_dir, qtbot, monkeypatch, capfd,
+                                                                              stage):
+    thread_errors = []
+    monkeypatch.setattr(threading, "excepthook", thread_errors.append)
+    # As with a large model, which loads and encodes for longer than closing waits: the engine does not stop alone.
+    monkeypatch.setattr(engine_runner, "ENGINE_END_WAIT_S", 0.0)
+    window = MainWindow(Settings.load())  # deleted by the test itself
+    window.show()
+    window.open_path(get_testdata_file("CT_small.dcm"))
+    qtbot.waitUntil(lambda: window.series_viewer.shown is not None, timeout=10_000)
+    window.attach_view(False)
+    preparation = window.chat.preparation
+    stages = []
+    preparation.stage.connect(lambda name, done, total: stages.append(name))
+    qtbot.waitUntil(lambda: stage in stages, timeout=TIMEOUT_MS)
+    window.close()  # the engine is loading, or encoding the attached image
+    assert _engine_threads() == []  # ended with the window: nothing of it runs on
+    with qtbot.waitSignal(window.destroyed, timeout=10_000):
+        window.deleteLater()  # anything still queued for it is dropped
+    assert thread_errors == [] and "Error" not in capfd.readouterr().err

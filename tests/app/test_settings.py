@@ -4,6 +4,7 @@ intended-use acknowledgement."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from PySide6.QtWidgets import QDialogButtonBox, QLabel
@@ -94,7 +95,7 @@ def _manifest(context_length=4096, image_tokens=576) -> Manifest:
 def test_restore_defaults_resets_every_field_but_saves_nothing(qtbot):
     settings = Settings(threads=3, context_size=8192, gpu_layers=12, temperature=0.9, repetition_penalty=1.5,
                         max_new_tokens=1000, greedy=True, language="zh", show_identifiers=True, theme="dark",
-                        recent=["a"])
+                        recent=["a"], image_max_tokens=512)
     settings.acknowledge()
     dialog = SettingsDialog(settings)
     qtbot.addWidget(dialog)
@@ -103,7 +104,7 @@ def test_restore_defaults_resets_every_field_but_saves_nothing(qtbot):
     restored = dialog.result_settings()
     defaults = Settings()
     for name in ("threads", "context_size", "gpu_layers", "temperature", "repetition_penalty", "max_new_tokens",
-                 "greedy", "language", "show_identifiers", "theme"):
+                 "greedy", "language", "show_identifiers", "theme", "image_max_tokens"):
         assert getattr(restored, name) == getattr(defaults, name), name
     assert (restored.acknowledged, restored.recent) == (settings.acknowledged, ["a"])  # not settings of the dialog
     assert settings.threads == 3 and settings.greedy  # nothing applied before OK
@@ -136,6 +137,42 @@ def test_the_longest_answer_is_bounded_by_what_fits_next_to_an_image(qtbot):
     assert dialog.result_settings().max_new_tokens == 9000
     dialog.context.setValue(0)  # the model's own again
     assert dialog.max_tokens.value() == 3520
+
+
+def _qwen25vl_manifest() -> Manifest:
+    """A HuatuoGPT-Vision-7B-Qwen2.5VL manifest: an 8192-token context, 192 tokens an image as trained."""
+    return replace(_manifest(context_length=8192, image_tokens=192), name="HuatuoGPT-Vision-7B-Qwen2.5VL",
+                   text_architecture="qwen2vl", family="qwen2.5-vl")
+
+
+def test_the_image_token_budget_is_set_for_a_qwen25vl_model_only(qtbot):
+    dialog = SettingsDialog(Settings(max_new_tokens=8000), model=_qwen25vl_manifest())
+    qtbot.addWidget(dialog)
+    field = dialog.image_tokens
+    assert field.isEnabled() and dialog.image_tokens_note.text() == ""
+    assert (field.value(), field.minimum(), field.maximum()) == (192, 4, 1024)  # the trained budget; families' bound
+    tip = field.toolTip()
+    assert "More tokens: finer detail" in tip and "first answer about an image is slower" in tip
+    assert dialog.result_settings().image_max_tokens is None  # the default stays "the model's own"
+    assert dialog.max_tokens.maximum() == 8192 - 192
+    field.setValue(512)
+    assert dialog.result_settings().image_max_tokens == 512
+    assert dialog.max_tokens.maximum() == 8192 - 512 and "(512" in dialog.max_tokens.toolTip()  # an image takes more
+    field.setValue(5000)
+    assert dialog.result_settings().image_max_tokens == 1024
+    dialog.restore_button.click()
+    assert field.value() == 192 and dialog.result_settings().image_max_tokens is None
+
+    dialog = SettingsDialog(Settings(image_max_tokens=320), model=_qwen25vl_manifest())  # as saved
+    qtbot.addWidget(dialog)
+    assert dialog.image_tokens.value() == 320 and dialog.result_settings().image_max_tokens == 320
+
+    for model, note in ((_manifest(), "fixed size"), (None, "none in use")):  # a LLaVA model's image is a square
+        dialog = SettingsDialog(Settings(image_max_tokens=320), model=model)
+        qtbot.addWidget(dialog)
+        assert not dialog.image_tokens.isEnabled() and "only for Qwen2.5-VL models" in dialog.image_tokens_note.text()
+        assert note in dialog.image_tokens_note.text()
+        assert dialog.result_settings().image_max_tokens == 320  # kept for when a Qwen2.5-VL model is in use
 
 
 def test_without_a_model_the_longest_answer_keeps_its_plain_range(qtbot):

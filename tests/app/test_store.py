@@ -267,6 +267,32 @@ def test_delete_erases_text_and_images_from_the_file(tmp_path):
     assert "可见结节".encode() not in file_bytes(path)
 
 
+def test_an_edit_erases_the_later_turns_and_the_images_only_they_used(tmp_path):
+    path = tmp_path / "conversations.sqlite3"
+    kept_image, shared, dropped_image = png(11, size=96), png(12, size=96), png(13, size=96)
+    with Store(path) as store:
+        cid = store.create_conversation("x")
+        first = answered(store, cid, "first question", "first answer", images=[kept_image, shared])
+        answered(store, cid, "LATER-QUESTION-31", "LATER-ANSWER-31 结节", images=[dropped_image])
+        answered(store, cid, "again about the shared one", "shared answer", images=[shared])
+        store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert dropped_image[-200:] in file_bytes(path)  # the test can see it
+
+        store.edit_question(first, "first question, edited")
+        conv = store.load(cid)
+        assert [t.question for t in conv.turns] == ["first question, edited"]
+        assert set(conv.images) == set(conv.turns[0].image_shas) and len(conv.images) == 2  # its own images stay
+        assert conv.images[conv.turns[0].image_shas[0]].png == kept_image
+        after = file_bytes(path)
+        for needle in [dropped_image[100:164], dropped_image[-200:], b"LATER-QUESTION-31",
+                       "LATER-ANSWER-31 结节".encode()]:
+            assert needle not in after
+        assert kept_image[-200:] in after and shared[-200:] in after
+
+        store.edit_question(first, "edited once more")  # nothing after it: nothing else goes
+        assert len(store.load(cid).images) == 2
+
+
 def test_corrupt_or_foreign_file_is_refused_by_name(tmp_path):
     garbage = tmp_path / "garbage.sqlite3"
     garbage.write_bytes(b"this is not a database" * 100)
