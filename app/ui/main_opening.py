@@ -11,7 +11,7 @@ from app import INTENDED_USE
 from app.imaging import ImageOpenError
 from app.opening import load_path, load_several
 from app.studies.scan import Library, ScanProgress
-from app.ui.background import run_in_background
+from app.ui.background import Task, run_in_background
 from app.ui.conversation_studies import study_key_of
 from app.ui.series_loading import keep_place, series_with_uid
 
@@ -31,24 +31,29 @@ class StudyOpening:
         if path:
             self.open_path(path)
 
-    def open_path(self, path: str) -> None:
+    def open_path(self, path: str) -> Task:
         self.statusBar().showMessage(f"Opening {Path(path).name}…")
         renderer = self.series_viewer.renderer
         self._opening_sources = [path]
-        opening = self._opening = [path, None]
-        run_in_background(lambda cancel: load_path(path, renderer), on_done=self._on_loaded, on_failed=self._on_failed,
-                          on_progress=lambda part: self._opening is opening and self._on_read_so_far(part))
+        return self._read(lambda cancel: load_path(path, renderer), path)
 
-    def open_paths(self, paths: list[str]) -> None:
+    def _read(self, load, path: str) -> Task:
+        """Read in the background; only the newest opening reaches the window (an earlier one still being read
+        when another was asked for is dropped, whichever ends first)."""
+        opening = self._opening = [path, None]  # the path and the series on screen while it is read
+        return run_in_background(
+            load, on_done=lambda loaded: self._opening is opening and self._on_loaded(loaded),
+            on_failed=lambda error: self._opening is opening and self._on_failed(error),
+            on_progress=lambda part: self._opening is opening and self._on_read_so_far(part))
+
+    def open_paths(self, paths: list[str]) -> Task:
         """Files or folders dropped together: one opens as File › Open would; several are read together."""
         if len(paths) == 1:
-            self.open_path(paths[0])
-            return
+            return self.open_path(paths[0])
         self.statusBar().showMessage(f"Opening {len(paths)} items…")
         renderer = self.series_viewer.renderer
         self._opening_sources = list(paths)
-        run_in_background(lambda cancel: load_several(paths, renderer), on_done=self._on_loaded,
-                          on_failed=self._on_failed)
+        return self._read(lambda cancel: load_several(paths, renderer), paths[0])
 
     def _on_read_so_far(self, part: ScanProgress) -> None:
         """The first image of a folder at once, then the series as read so far: scrolling works on that."""
@@ -60,8 +65,7 @@ class StudyOpening:
             self.current_series = shown
         elif uid is None:
             first = next(s for s in part.library.all_series() if s.is_image)
-            self._opening[1] = first.uid  # the same opening: what it reads next still reaches the viewer
-            self.show_series(first)
+            self.show_series(first)  # noted in the opening: what it reads next keeps it on screen
         self.strip.show_scan(part.done, part.total)  # the sorted series replace it once all is read
         self.statusBar().showMessage(f"Reading {Path(path).name}: {part.done} of {part.total} files…")
 
@@ -90,6 +94,7 @@ class StudyOpening:
             skipped = f" · {len(content.skipped)} file(s) could not be read" if content.skipped else ""
             self.statusBar().showMessage(f"{Path(path).name} · {len(series)} series{skipped} · {INTENDED_USE}")
             return
+        self._opening = None
         self.library, self.current_series = None, None
         self.browser.set_library(None, False)
         self.strip.set_series([])
@@ -102,6 +107,7 @@ class StudyOpening:
     def _on_failed(self, error: Exception) -> None:
         if self.closed:
             return
+        self._opening = None
         if isinstance(error, ImageOpenError):
             self.statusBar().showMessage(str(error))
         else:  # not expected from a reader, but the status line must not stay on "Opening…"
@@ -109,6 +115,8 @@ class StudyOpening:
 
     def show_series(self, series) -> None:
         self.current_series = series
+        if self._opening is not None:  # chosen while the folder is read: the sorted series keep it on screen
+            self._opening[1] = series.uid
         self.series_viewer.set_frames([(i.path, f) for i, f in series.frames])
         self.views.setCurrentWidget(self.series_viewer)
         self.series_viewer.setFocus()

@@ -123,3 +123,51 @@ def test_the_scan_tile_is_not_a_series_and_gives_way_to_the_sorted_series(tmp_pa
     assert strip.scan_tile is None and strip.count() == 1 and strip.item(0).text().endswith("3 image(s)")
     strip.setCurrentRow(0)
     assert chosen == [series]
+
+
+def test_only_the_newest_opening_reaches_the_window(tmp_path, qtbot):
+    """A folder still being read when a file is opened: whichever ends first, the file is what stays open."""
+    folder = tmp_path / "series"
+    folder.mkdir()
+    _series(folder, 60)
+    window = MainWindow(Settings.load())
+    qtbot.addWidget(window)
+    window.show()
+    reading = window.open_path(str(folder))
+    single = get_testdata_file("MR_small.dcm")
+    opened = window.open_path(single)
+    qtbot.waitUntil(lambda: reading.finished and opened.finished, timeout=60_000)
+    assert window.current_path == single
+    assert [s.modality for s in window.library.all_series()] == ["MR"]  # not the CT folder read meanwhile
+    assert [(str(path), frame) for path, frame in window.series_viewer.frames] == [(single, 0)]
+    window.close()
+
+
+def test_a_series_chosen_while_the_folder_is_read_stays_on_screen(tmp_path, qtbot, monkeypatch):
+    import app.opening
+    from app.studies.scan import scan_progressively
+
+    folder = tmp_path / "study"
+    folder.mkdir()
+    _series(folder, 20)
+    other = folder / "other"
+    other.mkdir()
+    _series(other, 20)
+    # A snapshot after every file, so that the second series is on offer before the folder is read.
+    monkeypatch.setattr(app.opening, "scan_progressively", partial(scan_progressively, interval_s=0.0))
+    window = MainWindow(Settings.load())
+    qtbot.addWidget(window)
+    window.show()
+    chosen = []
+
+    def choose_the_other_series(part):
+        if not chosen:
+            ready = [s for s in part.library.all_series() if s.is_image and s.uid != window._opening[1]]
+            if ready:
+                chosen.append(ready[0].uid)
+                window.show_series(ready[0])  # as a click in the strip does
+
+    window.open_path(str(folder)).progress.connect(choose_the_other_series)
+    qtbot.waitUntil(lambda: window.library is not None, timeout=60_000)
+    assert chosen and window.current_series.uid == chosen[0]
+    window.close()
