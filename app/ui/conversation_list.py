@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from app.store import ConversationSummary, Store
 
 EXPORT_FORMATS = (("Markdown…", "md"), ("HTML…", "html"), ("PDF…", "pdf"))
+RENAME_MIN_WIDTH = 400  # px: the Rename dialog's text field is never narrower
 
 
 def when(timestamp: str) -> str:
@@ -171,9 +172,28 @@ class ConversationList(QWidget):
             return
         self.context_menu(item.data(Qt.ItemDataRole.UserRole)).exec(self.list.viewport().mapToGlobal(position))
 
+    def rename_dialog(self, conversation_id: int) -> QInputDialog:
+        """The Rename dialog: the old title whole in view and selected, so typing replaces it."""
+        old = self.summaries[conversation_id].title
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("Rename conversation")
+        dialog.setLabelText("Title:")
+        dialog.setTextValue(old)
+        field = dialog.findChild(QLineEdit)
+        # The dialog takes its size from its layout: the field is made wide enough for the whole title and room
+        # to type, within what a small screen shows.
+        screen = self.screen().availableGeometry().width()
+        wanted = field.fontMetrics().horizontalAdvance(old + "MMMM")
+        field.setMinimumWidth(min(max(RENAME_MIN_WIDTH, wanted), screen * 3 // 4))
+        field.selectAll()
+        return dialog
+
     def rename(self, conversation_id: int) -> None:
         old = self.summaries[conversation_id].title
-        title, ok = QInputDialog.getText(self, "Rename conversation", "Title:", QLineEdit.EchoMode.Normal, old)
+        dialog = self.rename_dialog(conversation_id)
+        ok = dialog.exec() == QInputDialog.DialogCode.Accepted
+        title = dialog.textValue()
+        dialog.deleteLater()
         if ok and title.strip() and title.strip() != old:
             self.store.rename_conversation(conversation_id, title)
             self.refresh()

@@ -11,7 +11,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
+from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QLineEdit, QMessageBox
 
 from app.settings import Settings
 from app.store import Store
@@ -139,6 +139,25 @@ def test_rename_export_and_delete_from_the_context_menu(listed, store, qtbot):
     listed.confirm_delete(gone)
     assert deleted == [gone]
     assert keep in listed.summaries
+
+
+def test_the_rename_dialog_shows_a_long_title_whole_and_selected(listed, store, qtbot):
+    title = "Chest CT, 2026-12-03: the 8 mm nodule in the right upper lobe, compared with spring"
+    cid = store.create_conversation(title, store.study_key("ct"))
+    listed.show_study(store.study_key("ct"))
+    seen, shown = [], {}
+
+    def look(dialog: QInputDialog):
+        field = dialog.findChild(QLineEdit)
+        shown.update(field_width=field.width(), title_width=field.fontMetrics().horizontalAdvance(title),
+                     selected=field.selectedText(), focused=field.hasFocus())
+        QTest.keyClicks(field, "Nodule follow-up")  # typing replaces the selected title
+        dialog.accept()
+    answer_next_dialog(seen, look)
+    next(a for a in listed.context_menu(cid).actions() if a.text() == "Rename…").trigger()
+    assert shown["field_width"] > shown["title_width"]  # the whole title fits in the field
+    assert shown["selected"] == title
+    assert store.load(cid).title == "Nodule follow-up"
 
 
 def test_the_study_sources_are_kept_with_its_conversations_only(store, tmp_path):
