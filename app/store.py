@@ -310,14 +310,18 @@ class Store:
             self._touch(db, turn_id)
             self._index(db, turn_id)
 
-    def edit_question(self, turn_id: int, question: str) -> None:
+    def edit_question(self, turn_id: int, question: str, title: str | None = None) -> None:
         """Edit and resend: the new question replaces the old one, its answer starts again and every later turn
         of the conversation is deleted (the model will not have seen them), with the images only they used. What
-        was deleted is erased from the file as `delete_conversation` erases a conversation."""
+        was deleted is erased from the file as `delete_conversation` erases a conversation. `title`: the
+        conversation's new title, where it changes with the question."""
         with self._write() as db:
             dropped = self._delete_after(db, turn_id)
             db.execute("UPDATE turns SET question = ?, answer = '', finish = 'pending', answer_tokens = NULL, "
                        "timings = '{}', note = '' WHERE id = ?", (question, turn_id))
+            if title is not None and title.strip():
+                db.execute("UPDATE conversations SET title = ? WHERE id = ?",
+                           (title.strip(), self._turn(db, turn_id)[0]))
             self._touch(db, turn_id)
             self._index(db, turn_id)
             if dropped:

@@ -40,7 +40,15 @@ from app.store import Store, StoredConversation, StoreError
 from app.ui.attachments import Attachment, AttachmentsRow
 from app.ui.background import Task
 from app.ui.chat_answer import ChatAnswer
-from app.ui.chat_edit import before_question, confirm_branch, editing_note, later_turns, turn_with_id
+from app.ui.chat_edit import (
+    before_question,
+    confirm_branch,
+    editing_note,
+    later_turns,
+    question_title,
+    title_after_edit,
+    turn_with_id,
+)
 from app.ui.chat_export import choose_export_path, export_in_background
 from app.ui.chat_input import QuestionBox
 from app.ui.conversation_list import ConversationList
@@ -312,15 +320,13 @@ class ChatPanel(QWidget):
     def _store_question(self, question: str) -> None:
         """The question (a new one, or the edit of the last) and its images, stored before the model is asked."""
         if self._editing_turn is not None:
-            self.store.edit_question(self._editing_turn, question)
+            self.store.edit_question(self._editing_turn, question,
+                                     title_after_edit(self.conversation, self._editing_turn, question))
             self._editing_turn = None
         else:
             if self.conversation is None:
-                # Titles go into lists and exports: the modality and the question, never a description or file
-                # name (they can carry identifiers).
-                short = question if len(question) <= 48 else question[:47].rstrip() + "…"
                 self.conversation = self.store.load(self.store.create_conversation(
-                    f"{self.modality or 'Image'} · {short}", study_key=self.study_key, study_info=self.study_info,
+                    question_title(self.modality, question), study_key=self.study_key, study_info=self.study_info,
                     model=model_of(self.model_folder), settings=asdict(self.settings.sampling())))
             shas = [self.store.add_image(self.conversation.id, a.png, a.label) for a in self.pending_images]
             self.store.add_turn(self.conversation.id, question, shas)

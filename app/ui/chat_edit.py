@@ -5,6 +5,9 @@ turn are removed from the conversation (the user confirms, told how many). They 
 a conversation is one line of turns in the store, in exports and in the audit trail. The engine needs no telling:
 it keeps the longest prefix its cache shares with the shortened conversation (the earlier turns and their images)
 and processes only what follows.
+
+A conversation's title is made from its first question; edited, that question takes the title along, unless the
+user has renamed the conversation (its title is then no longer the one the question gives).
 """
 
 from __future__ import annotations
@@ -13,6 +16,28 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.store import StoredConversation, StoredTurn, to_history
 from inference.prompt import Turn
+
+TITLE_QUESTION_CHARS = 48  # the most of the question a title holds
+
+
+def question_title(modality: str | None, question: str) -> str:
+    """A new conversation's title: the modality and the question. Titles go into lists and exports: never a
+    description or file name (they can carry identifiers)."""
+    short = question if len(question) <= TITLE_QUESTION_CHARS else \
+        question[:TITLE_QUESTION_CHARS - 1].rstrip() + "…"
+    return f"{modality or 'Image'} · {short}"
+
+
+def title_after_edit(conversation: StoredConversation, turn_id: int, question: str) -> str | None:
+    """The title once question `turn_id` reads `question`: a title made from the first question follows it
+    (its modality kept); a title the user gave stays. None: the title does not change."""
+    if not conversation.turns or conversation.turns[0].id != turn_id:
+        return None
+    modality = conversation.title.partition(" · ")[0]
+    if conversation.title != question_title(modality, conversation.turns[0].question):
+        return None  # renamed by the user
+    title = question_title(modality, question)
+    return title if title != conversation.title else None
 
 
 def next_question_history(conversation: StoredConversation) -> list[Turn]:

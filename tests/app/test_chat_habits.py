@@ -300,6 +300,39 @@ def test_editing_an_earlier_question_branches_there_and_reuses_the_cache_before_
     assert edited.token_ids == alone.token_ids  # as if the later turns had never been
 
 
+def test_editing_the_first_question_retitles_a_conversation_the_user_has_not_renamed(window, qtbot):
+    chat = window.chat
+    ask(window, qtbot, "Describe this image.")
+    cid = chat.conversation.id
+    assert chat.store.load(cid).title == "CT · Describe this image."
+    ask(window, qtbot, "Anything else?")
+
+    chat.edit_question(chat.conversation.turns[1].id)  # a later question leaves the title alone
+    chat.input.setPlainText("Anything else at all?")
+    chat.send()
+    answer_of(qtbot, chat.request)
+    assert chat.store.load(cid).title == "CT · Describe this image."
+
+    long = "Is the soft tissue density near the left lateral border a lymph node or a vessel?"
+    chat.edit_question(chat.conversation.turns[0].id)
+    chat.input.setPlainText(long)
+    answer_next_box("Send and remove 1 later turn", [])
+    chat.send()
+    answer_of(qtbot, chat.request)
+    title = chat.store.load(cid).title
+    assert title == "CT · Is the soft tissue density near the left latera…"  # shortened as a new one's is
+    assert title in chat.conversations.headings()  # the list shows it
+
+    chat.store.rename_conversation(cid, "Node or vessel")  # the user's own title stays
+    chat.open_conversation(cid)
+    chat.edit_question(chat.conversation.turns[0].id)
+    chat.input.setPlainText("Describe this image.")
+    chat.send()
+    answer_of(qtbot, chat.request)
+    assert chat.store.load(cid).title == "Node or vessel"
+    assert [t.question for t in chat.store.load(cid).turns] == ["Describe this image."]
+
+
 # --- the model picker ----------------------------------------------------------------------------------------
 def _break(folder):
     """A copy gone wrong: its text GGUF cut to half."""
