@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.ui.viewer import Viewer
+from tests.support.teaching_study import conversation, study  # noqa: F401 (fixtures: a planted study, its chat)
 
 
 @pytest.fixture
