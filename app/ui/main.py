@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
@@ -48,14 +48,17 @@ from app.ui.teaching_case_dialog import PracticeCaseDialog, TeachingCaseDialog
 from app.ui.theme import apply_theme
 from app.ui.viewer import Viewer
 from app.ui.viewer_tools import build_toolbar
+from app.ui.window_size import resize_within_screen
 from inference.store.models import active_model, installed_models
+
+PREFERRED_SIZE = QSize(1440, 900)  # at most: the window opens no larger than the screen's free area
 
 
 class MainWindow(StudyOpening, QMainWindow):
     def __init__(self, settings: Settings | None = None, store: Store | None = None, audit: AuditLog | None = None):
         super().__init__()
         self.setWindowTitle("Huatuo Vision")
-        self.resize(1440, 900)
+        resize_within_screen(self, PREFERRED_SIZE)
         self.settings = settings or Settings.load()
         self.store = store or Store.open_default()
         self.audit = audit or AuditLog(data_dir() / "audit.jsonl")

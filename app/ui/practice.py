@@ -38,10 +38,10 @@ from app.ui.practice_case import CasePage
 from app.ui.practice_model import ModelAnswer
 from app.ui.practice_summary import SummaryPage
 from app.ui.practice_widgets import STYLE, label
+from app.ui.window_size import resize_within_screen
 from inference.sampling import SamplingSettings
 
 PREFERRED_SIZE = QSize(1180, 820)  # at most: the window opens no larger than the screen's free area
-WINDOW_FRAME = QSize(16, 40)  # room for the borders and title bar the window manager adds
 
 
 class PracticeWindow(QMainWindow):
@@ -60,8 +60,7 @@ class PracticeWindow(QMainWindow):
         self.setWindowTitle("Practice — Huatuo Vision")
         self.setStyleSheet(STYLE)
         self._build()
-        available = self.screen().availableGeometry().size()
-        self.resize(PREFERRED_SIZE.boundedTo(available - WINDOW_FRAME))
+        resize_within_screen(self, PREFERRED_SIZE)
         recent = self.progress.recent_decks(1)
         if not (recent and self.open_deck(recent[0][0])):
             self.pages.setCurrentWidget(self.start_page)

@@ -1,5 +1,6 @@
-"""The main window as a new user meets it: the start page, drag and drop, Help › Keyboard shortcuts and About,
-the viewer toolbar and measurements list, and the burned-in text confirmation before an image is attached."""
+"""The main window as a new user meets it: a window within the screen, the start page, drag and drop, Help ›
+Keyboard shortcuts and About, the viewer toolbar and measurements list, and the burned-in text confirmation before
+an image is attached."""
 
 import shutil
 from pathlib import Path
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 from app.ui.empty_state import PROMPT
 from app.ui.main import MainWindow
 from app.ui.viewer_tools import COMMANDS, Tool
+from app.ui.window_size import WINDOW_FRAME
 
 
 @pytest.fixture
@@ -44,6 +46,15 @@ def _drop(window, paths):
                       Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(window, drop)
     return enter, drop
+
+
+def test_the_window_opens_within_the_screen_and_fits_a_1366_by_768_one(window):
+    free = window.screen().availableGeometry()
+    # No larger than the screen's free area (with room for a window frame): nothing hidden past its edges.
+    assert window.height() <= free.height() - WINDOW_FRAME.height()
+    assert window.width() <= max(free.width() - WINDOW_FRAME.width(), window.minimumSizeHint().width())
+    hint = window.minimumSizeHint()  # and a laptop's 1366×768 screen takes all of it
+    assert hint.width() <= 1366 - 16 and hint.height() <= 768 - 80, hint
 
 
 def test_the_start_page_says_what_to_do_and_its_buttons_open(window, qtbot, tmp_path, monkeypatch):
