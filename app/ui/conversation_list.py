@@ -1,13 +1,13 @@
 """The chat's list of conversations: all of them, those about the study on screen on top ("This study"), the
 others below ("Other studies"); a search lists what it finds, grouped the same way. The context menu opens,
-renames, exports and deletes one."""
+renames, exports and deletes one; the Menu key and Shift+F10 open it for the current one."""
 
 from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtGui import QContextMenuEvent, QFont, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
@@ -32,6 +32,35 @@ def when(timestamp: str) -> str:
     return timestamp[:16].replace("T", " ")
 
 
+class _Conversations(QListWidget):
+    """The list itself. Its context menu opens from the mouse (for the conversation under the pointer) and from
+    the keyboard (the Menu key, or Shift+F10 as elsewhere on the desktop: for the current conversation, beside
+    it), so every action in it is in reach without a mouse."""
+
+    menu_requested = Signal(object, QPoint)  # the item (None: no conversation there), where to show the menu
+
+    def __init__(self):
+        super().__init__()
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.DefaultContextMenu)
+        shortcut = QShortcut(QKeySequence(Qt.Modifier.SHIFT | Qt.Key.Key_F10), self)
+        shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
+        shortcut.activated.connect(self.menu_from_keyboard)
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802 (Qt override)
+        if event.reason() == QContextMenuEvent.Reason.Keyboard:
+            self.menu_from_keyboard()
+        else:
+            self.menu_requested.emit(self.itemAt(event.pos()), event.globalPos())
+        event.accept()
+
+    def menu_from_keyboard(self) -> None:
+        item = self.currentItem()
+        if item is not None:
+            rect = self.visualItemRect(item)  # the menu drops from the item, not over its title
+            below = rect.bottomLeft() + QPoint(rect.width() // 4, 0)
+            self.menu_requested.emit(item, self.viewport().mapToGlobal(below))
+
+
 class ConversationList(QWidget):
     opened = Signal(int)  # the user chose a conversation (its id)
     other_study_opened = Signal(int, str)  # the chosen conversation is about another study: id, its study key
@@ -52,11 +81,10 @@ class ConversationList(QWidget):
         self.new_button = QPushButton("New")
         self.new_button.setToolTip("Start a new conversation about this study")
         self.new_button.clicked.connect(self.new_requested)
-        self.list = QListWidget()
+        self.list = _Conversations()
         self.list.itemActivated.connect(self._choose)
         self.list.itemClicked.connect(self._choose)
-        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.list.customContextMenuRequested.connect(self._menu)
+        self.list.menu_requested.connect(self._menu)
         top = QHBoxLayout()
         top.addWidget(self.search, 1)
         top.addWidget(self.new_button)
@@ -166,11 +194,10 @@ class ConversationList(QWidget):
         menu.addAction("Delete…", lambda: self.confirm_delete(conversation_id))
         return menu
 
-    def _menu(self, position) -> None:
-        item = self.list.itemAt(position)
-        if item is None or item.data(Qt.ItemDataRole.UserRole) is None:
+    def _menu(self, item: QListWidgetItem | None, where: QPoint) -> None:
+        if item is None or item.data(Qt.ItemDataRole.UserRole) is None:  # a heading, or below the last one
             return
-        self.context_menu(item.data(Qt.ItemDataRole.UserRole)).exec(self.list.viewport().mapToGlobal(position))
+        self.context_menu(item.data(Qt.ItemDataRole.UserRole)).exec(where)
 
     def rename_dialog(self, conversation_id: int) -> QInputDialog:
         """The Rename dialog: the old title whole in view and selected, so typing replaces it."""

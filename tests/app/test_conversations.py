@@ -1,6 +1,7 @@
 """The conversation list as a user meets it: every conversation listed, the study on screen's on top; a
 conversation of another study opens that study again (or says its files are gone); attaching across studies asks
-first; rename, export and delete from the context menu, the delete dialog naming the conversation."""
+first; rename, export and delete from the context menu (from the mouse or the keyboard), the delete dialog naming
+the conversation."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import sqlite3
 import pytest
 from pydicom.data import get_testdata_file
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QContextMenuEvent
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QLineEdit, QMessageBox
+from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QLineEdit, QMenu, QMessageBox
 
 from app.settings import Settings
 from app.store import Store
@@ -139,6 +141,64 @@ def test_rename_export_and_delete_from_the_context_menu(listed, store, qtbot):
     listed.confirm_delete(gone)
     assert deleted == [gone]
     assert keep in listed.summaries
+
+
+def on_next_menu(act) -> None:
+    """Act on the next context menu once it is up."""
+    tries = []
+
+    def look():
+        menu = QApplication.activePopupWidget()
+        if not isinstance(menu, QMenu):
+            tries.append(1)
+            if len(tries) < 300:
+                QTimer.singleShot(10, look)
+            return
+        act(menu)
+    QTimer.singleShot(0, look)
+
+
+def test_the_context_menu_opens_from_the_keyboard_for_the_current_conversation(listed, store, qtbot):
+    key = store.study_key("ct")
+    ids = [store.create_conversation(f"CT · question {i}", key) for i in range(12)]
+    listed.show_study(key)
+    asked, shown = [], []
+    build = listed.context_menu
+    listed.context_menu = lambda cid: (asked.append(cid), build(cid))[1]
+
+    def note_and_close(menu: QMenu):
+        shown.append(([a.text() for a in menu.actions() if a.text()], menu.geometry()))
+        menu.close()
+
+    newest = ids[-1]  # the top row: not the one under the middle of the list, where a menu key's event points
+    listed.set_current(newest)
+    centre = listed.list.viewport().rect().center()
+    assert listed.list.itemAt(centre).data(Qt.ItemDataRole.UserRole) != newest
+    on_next_menu(note_and_close)
+    QApplication.sendEvent(listed.list, QContextMenuEvent(QContextMenuEvent.Reason.Keyboard, centre,
+                                                          listed.list.viewport().mapToGlobal(centre)))
+    assert asked == [newest] and shown[-1][0] == ["Open", "Rename…", "Export", "Delete…"]
+    row = listed.list.visualItemRect(listed.item_of(newest))  # the menu drops from that conversation
+    assert shown[-1][1].top() == listed.list.viewport().mapToGlobal(row.bottomLeft()).y()
+
+    listed.activateWindow()
+    listed.list.setFocus()
+    qtbot.waitUntil(listed.list.hasFocus)
+    QTest.keyClick(listed.list, Qt.Key.Key_Down)  # the keyboard moves the current conversation
+    on_next_menu(note_and_close)
+    QTest.keyClick(listed.list, Qt.Key.Key_F10, Qt.KeyboardModifier.ShiftModifier)
+    assert asked == [newest, ids[-2]]
+
+    third = listed.item_of(ids[-3])  # the mouse: the conversation under the pointer
+    at = listed.list.visualItemRect(third).center()
+    on_next_menu(note_and_close)
+    QApplication.sendEvent(listed.list.viewport(), QContextMenuEvent(
+        QContextMenuEvent.Reason.Mouse, at, listed.list.viewport().mapToGlobal(at)))
+    assert asked == [newest, ids[-2], ids[-3]]
+    heading = listed.list.visualItemRect(listed.list.item(0)).center()  # a heading has no menu
+    QApplication.sendEvent(listed.list.viewport(), QContextMenuEvent(
+        QContextMenuEvent.Reason.Mouse, heading, listed.list.viewport().mapToGlobal(heading)))
+    assert len(asked) == 3 and QApplication.activePopupWidget() is None
 
 
 def test_the_rename_dialog_shows_a_long_title_whole_and_selected(listed, store, qtbot):
