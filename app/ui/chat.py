@@ -256,6 +256,7 @@ class ChatPanel(QWidget):
             return
         self.conversation = None
         self._editing_turn = None
+        self.status.clear()  # it spoke of the conversation that was on screen
         self.conversations.set_current(None)
         self.transcript.show_conversation(None)
         self._update_buttons()
@@ -266,6 +267,7 @@ class ChatPanel(QWidget):
             return
         self.conversation = self.store.load(conversation_id)
         self._editing_turn = None
+        self.status.clear()  # it spoke of the conversation that was on screen
         self.conversations.set_current(conversation_id)
         self.transcript.show_conversation(self.conversation)
         self._update_buttons()
@@ -281,11 +283,13 @@ class ChatPanel(QWidget):
         current = bool(self.conversation and self.conversation.id == conversation_id)
         if current:
             self._drop_preparation()  # its state is not to be saved now
-        pngs = [image.png for image in self.store.load(conversation_id).images.values()]
+        deleted = self.store.load(conversation_id)
+        pngs = [image.png for image in deleted.images.values()]
         self.store.delete_conversation(conversation_id)
         clearing = self.runner.clear_saved_states(pngs) if pngs else None
         if current:
-            self.conversation = None
+            self.conversation, self._editing_turn = None, None
+            self.status.setText(f"Deleted “{deleted.title}”.")
             self.transcript.show_conversation(None)
             self._prepare()
         self.conversations.refresh()

@@ -209,6 +209,25 @@ def test_any_earlier_question_can_be_edited_from_its_link_or_menu(make_chat, qtb
     assert chat.input.toPlainText() == "Question 3?" and "removes" not in chat.status.text()
 
 
+def test_the_status_speaks_of_the_conversation_on_screen(make_chat):
+    chat = make_chat()
+    first = stored_conversation(chat, ["One.", "Two."])
+    chat.edit_question(chat.conversation.turns[0].id)
+    assert "Editing question 1 of 2" in chat.status.text()
+    chat.new_conversation()  # another conversation on screen: the note of the last one goes, and its edit
+    assert chat.status.text() == "" and chat._editing_turn is None
+    chat.open_conversation(first)
+    chat.copy_last()
+    assert chat.status.text() == "Answer copied."
+    second = stored_conversation(chat, ["Three."])
+    assert chat.conversation.id == second and chat.status.text() == ""
+    chat.edit_question(chat.conversation.turns[0].id)
+    chat.delete_conversation(second)  # the one on screen, while its question was being edited
+    assert chat.status.text() == "Deleted “CT · test”." and chat._editing_turn is None
+    chat.delete_conversation(first)  # not on screen: the status stays
+    assert chat.status.text() == "Deleted “CT · test”." and chat.conversation is None
+
+
 # --- with the real engine (the tiny converted model) ------------------------------------------------------------
 ANSWER_TIMEOUT_MS = 120_000
 
