@@ -1,20 +1,27 @@
 """Our engine against plain llama-cpp-python on the same GGUF pair, thread count and prompt.
 
-    python benchmarks/inference.py [--model DIR | --build-7b DIR] [--runs 5] [--tokens 64] [--image-tokens N] [--json]
+    python benchmarks/inference.py [--model DIR | --build-7b DIR [--family llava|qwen2.5-vl]] [--runs 5]
+        [--tokens 64] [--image-tokens N[,N...]] [--json]
 
 Baseline: llama-cpp-python's `Llava15ChatHandler` given the HuatuoGPT-Vision prompt format as the chat template
 of `inference.prompt`, or for a Qwen2.5-VL model its `Qwen25VLChatHandler` (ChatML, the default system prompt);
 its stock behaviour: every call clears the KV cache and re-encodes every image. Both get each image prepared by
-the model's family (for Qwen2.5-VL at --image-tokens, default the model's budget) and the same context.
-Measured, as medians over runs, each run with a new image: time to first token of a first question, of a
-follow-up question, and generation tokens/s; of a first question about another new image sent after the image was
-prepared (attached while the question is typed: `prepared_first_ttft_s`, from Send; the baseline cannot prepare, so
-its figure is a plain first question); of the follow-up asked again in a new worker process, as after a restart
-(`reopen_followup_ttft_s`: the conversation's saved state is restored); and the engine's load time with the model
-files' hashes already recorded (`engine_load_s`) beside the very first load that hashes them.
-Without --model it builds and converts a tiny model; --build-7b builds a random-weight checkpoint with the real
-Qwen2-7B + CLIP ViT-L/14-336 shapes and quantizes it to Q4_K_M (about 15 GB of disk while converting), and prints
-tokens/s beside the measured memory-bandwidth limit.
+the model's family (for Qwen2.5-VL at --image-tokens, default the model's budget; the images are large enough to
+fill any budget) and the same context.
+Measured, as medians over runs, each run with a new image, the two engines alternating which goes first: time to
+first token of a first question, of a follow-up question, and generation tokens/s (beside llama.cpp's own decode
+time per token in each context, `llama_perf_context`: compute alone, without sampling or Python); of a first
+question about another new image sent after the image was prepared (attached while the question is typed:
+`prepared_first_ttft_s`, from Send; the baseline cannot prepare, so its figure is a plain first question); of the
+follow-up asked again in a new worker process, as after a restart (`reopen_followup_ttft_s`: the conversation's
+saved state is restored); and the engine's load time with the model files' hashes already recorded
+(`engine_load_s`) beside the very first load that hashes them. With several --image-tokens budgets, all that is
+measured at the first, and a first question's time to first token at each of the others as well
+(`first_ttft_by_image_tokens`).
+Without --model it builds and converts a tiny model of --family; --build-7b builds a random-weight checkpoint with
+the real 7B shapes (LLaVA: Qwen2-7B + CLIP ViT-L/14-336; Qwen2.5-VL: Qwen2.5-7B + its 32-layer vision tower) and
+quantizes it to Q4_K_M (about 15-17 GB of checkpoint and as much again while converting), and prints tokens/s
+beside the measured memory-bandwidth limit.
 """
 
 from __future__ import annotations
@@ -57,13 +64,12 @@ def images(n: int, folder: Path, image_tokens: int | None) -> list[bytes]:
 
 
 class Ours:
-    """Our engine, loaded once; one round = a first question about a new image and a follow-up, then a first
+    """Our engine; one round = a first question about a new image and a follow-up, then a first
     question about another new image, prepared before it is sent."""
 
     def __init__(self, folder: Path, warm_png: bytes, tokens: int, threads: int, state_dir: Path,
                  image_tokens: int | None = None):
         from inference.engine import Engine, EngineSettings
-        from inference.prompt import Turn
         from inference.sampling import SamplingSettings
 
         self.greedy = SamplingSettings.greedy_decoding(tokens)
@@ -72,8 +78,18 @@ class Ours:
         first, self.first_load_s = self._timed_load()  # hashes the files and records them
         first.close()
         self.engine, self.load_s = self._timed_load()  # trusts the recorded hashes
-        self.engine.ask([Turn("warm-up", 1)], [self.engine.prepare_image(warm_png)], self.greedy)
+        self._warm_up(warm_png)
         self.asked: list[tuple] = []  # (first answer, its image), to be reopened after a "restart"
+
+    def _warm_up(self, warm_png: bytes) -> None:
+        from inference.prompt import Turn
+
+        self.engine.ask([Turn("warm-up", 1)], [self.engine.prepare_image(warm_png)], self.greedy)
+
+    def reload(self, warm_png: bytes) -> None:
+        """Loaded again (after close), warmed up as at first."""
+        self.engine, _ = self._timed_load()
+        self._warm_up(warm_png)
 
     def _timed_load(self) -> tuple:
         """The engine, ready to answer, and how long that took from the model folder."""
@@ -200,12 +216,25 @@ def compare(folder: Path, pngs: list[bytes], tokens: int, threads: int, state_di
     """Both loaded side by side (the GGUF's pages are shared), rounds alternating which goes first, so that a
     drift of the machine (heat, other load) falls on both alike. pngs: two new images per round, then one for
     the warm-up. more_budgets: image-token budget -> images, one per run, for first questions at that budget."""
+    # Whichever model is loaded second decodes faster side by side (about 0.8x the time per token here, in
+    # llama.cpp's own timing, for either engine), so the load order alternates too: both are loaded again,
+    # the other way round, before every other round.
     ours = Ours(folder, pngs[-1], tokens, threads, state_dir, image_tokens)
     base = Baseline(folder, pngs[-1], tokens, threads)
     results = {"ours": ([], [], [], [], [], []), "base": ([], [], [], [], [], [])}
     firsts_by_budget = {}
     try:
         for i in range((len(pngs) - 1) // 2):
+            if i % 2 == 1:  # base loaded first, ours second
+                ours.close()
+                base.close()
+                base = Baseline(folder, pngs[-1], tokens, threads)
+                ours.reload(pngs[-1])
+            elif i > 0:  # ours loaded first again
+                base.close()
+                ours.close()
+                ours.reload(pngs[-1])
+                base = Baseline(folder, pngs[-1], tokens, threads)
             order = (("ours", ours), ("base", base)) if i % 2 == 0 else (("base", base), ("ours", ours))
             for name, runner in order:
                 measured = runner.round(pngs[2 * i], pngs[2 * i + 1])
