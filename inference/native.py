@@ -109,6 +109,12 @@ class NativeModel:
                 raise RuntimeError(f"llama_decode failed with code {code}")
         return n_past + len(tokens)
 
+    def decode_perf(self) -> tuple[float, int]:
+        """llama.cpp's own count of single-token decodes since the context was made: (milliseconds, count),
+        the compute alone (no sampling, no Python), comparable with any other llama.cpp context's."""
+        perf = llama_cpp.llama_perf_context(self.llm.ctx)
+        return perf.t_eval_ms, perf.n_eval
+
     def logits(self, index: int = -1) -> np.ndarray:
         """Logits of the index-th output of the last decode (-1: the last one), copied."""
         ptr = llama_cpp.llama_get_logits_ith(self.llm.ctx, index)

@@ -291,6 +291,7 @@ class Session:
         first_token_at = None
         finish = "length"
         generated = 0
+        perf_ms, perf_tokens = self.model.decode_perf()
         decode_started = last_token_at = time.perf_counter()
         while generated < settings.max_new_tokens:
             if self.cancel.is_set():
@@ -321,6 +322,7 @@ class Session:
         now = time.perf_counter()
         # first to last sampled token: the window every llama.cpp tool reports generation speed over
         decode_s = last_token_at - decode_started if first_token_at else 0.0
+        llama_ms, llama_tokens = self.model.decode_perf()
         self.send({
             "type": "done", "id": rid, "finish": finish, "text": "".join(text_parts), "token_ids": token_ids,
             "timings": {
@@ -329,6 +331,9 @@ class Session:
                 "generated_tokens": generated,
                 "decode_s": decode_s,
                 "tokens_per_s": (generated - 1) / decode_s if generated > 1 and decode_s > 0 else 0.0,
+                # llama.cpp's own timing of the answer's token decodes (compute only)
+                "llama_decode_ms": llama_ms - perf_ms,
+                "llama_decoded_tokens": llama_tokens - perf_tokens,
                 "n_past": self.n_past,
                 "n_cells": self.n_cells,
             },

@@ -17,7 +17,13 @@ from inference import prompt
 from inference.imageprep import smart_resize
 from inference.store.gguf_check import ModelFileError, check_folder, check_pair
 from inference.store.manifest import Manifest
-from tests.support.qwen25vl_checkpoints import LAYOUTS, QWEN25VL_CHAT_TEMPLATE, build_qwen25vl_checkpoint
+from tests.support.qwen25vl_checkpoints import (
+    LAYOUTS,
+    QWEN25VL_7B,
+    QWEN25VL_CHAT_TEMPLATE,
+    _vision_config,
+    build_qwen25vl_checkpoint,
+)
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +95,13 @@ def test_the_defaults_for_omitted_vision_fields_are_transformers_own():
     for key, value in VISION_DEFAULTS.items():
         expected = getattr(reference, key)
         assert (list(expected) if isinstance(expected, tuple) else expected) == value, key
+
+
+def test_the_7b_shaped_benchmark_checkpoint_has_the_vision_tower_the_release_leaves_to_the_defaults():
+    written = _vision_config(QWEN25VL_7B)
+    written["in_channels"] = written.pop("in_chans")  # the name the released config.json uses
+    assert {key: written[key] for key in VISION_DEFAULTS} == VISION_DEFAULTS
+    assert QWEN25VL_7B.hidden_size == VISION_DEFAULTS["out_hidden_size"] == 3584
 
 
 def test_a_config_that_omits_vision_fields_is_read_with_the_defaults(qwen_checkpoint, tmp_path):

@@ -179,3 +179,12 @@ def test_context_full_is_said_and_nothing_is_dropped(converted, image):
 def test_too_many_images_are_refused(engine, image):
     with pytest.raises(EngineError, match="at most 6 images"):
         engine.ask([Turn(Q1, 7)], [image] * 7, GREEDY)
+
+
+def test_an_answer_reports_llama_cpps_own_time_for_decoding_its_tokens(engine, image):
+    answer = engine.ask([Turn(Q1, 1)], [image], GREEDY)
+    generated = answer.timings["generated_tokens"]
+    assert generated >= 2
+    # every sampled token but the last is decoded and timed by llama.cpp (the last one may still be computing)
+    assert generated - 1 <= answer.timings["llama_decoded_tokens"] <= generated
+    assert answer.timings["llama_decode_ms"] > 0

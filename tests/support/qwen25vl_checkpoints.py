@@ -71,6 +71,14 @@ class Qwen25VLShapes:
 
 TINY = Qwen25VLShapes()
 
+# HuatuoGPT-Vision-7B-Qwen2.5VL's real shapes (Qwen2.5-7B text; the vision tower at transformers' defaults, which
+# the released config leaves out), with the tiny tokenizer: for benchmarks on a random-weight 7B-shaped model.
+QWEN25VL_7B = Qwen25VLShapes(
+    hidden_size=3584, n_layers=28, n_heads=28, n_kv_heads=4, ffn_size=18944, vocab_size=152064,
+    mrope_section=(16, 24, 24), vision_hidden=1280, vision_depth=32, vision_heads=16, vision_ffn=3420,
+    fullatt_block_indexes=(7, 15, 23, 31), shard_bytes=2 * 1024**3,
+)
+
 
 def build_qwen25vl_checkpoint(out: str | Path, layout: str = "flat", shapes: Qwen25VLShapes = TINY,
                               seed: int = 0) -> Path:
@@ -248,22 +256,33 @@ def stored_name(flat_name: str, layout: str) -> str:
 
 
 def _write_weights(out: Path, tensors: Iterator[tuple[str, np.ndarray]], layout: str, shard_bytes: int) -> None:
+    """Shards written as they fill, so memory holds at most one shard (a 7B-shaped checkpoint stays flat)."""
     import torch
     from safetensors.torch import save_file
 
-    shards: list[dict[str, torch.Tensor]] = [{}]
+    shards: list[tuple[str, list[str]]] = []
+    pending: dict[str, torch.Tensor] = {}
     size = total = 0
+
+    def flush() -> None:
+        name = f"shard-{len(shards) + 1}.tmp"
+        save_file(pending, out / name, metadata={"format": "pt"})
+        shards.append((name, list(pending)))
+        pending.clear()
+
     for name, array in tensors:
-        if shards[-1] and size + array.size * 2 > shard_bytes:
-            shards.append({})
+        if pending and size + array.size * 2 > shard_bytes:
+            flush()
             size = 0
-        shards[-1][stored_name(name, layout)] = torch.from_numpy(array).to(torch.bfloat16)
+        pending[stored_name(name, layout)] = torch.from_numpy(array).to(torch.bfloat16)
         size += array.size * 2
         total += array.size * 2
+        del array  # before the next tensor is drawn: a 7B embedding is 2 GB in float32
+    flush()
     weight_map = {}
-    for i, shard in enumerate(shards):
+    for i, (tmp_name, keys) in enumerate(shards):
         shard_name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-        save_file(shard, out / shard_name, metadata={"format": "pt"})
-        weight_map.update(dict.fromkeys(shard, shard_name))
+        (out / tmp_name).rename(out / shard_name)
+        weight_map.update(dict.fromkeys(keys, shard_name))
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
