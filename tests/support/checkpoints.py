@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -104,7 +104,8 @@ def build_checkpoint(
             indent=2,
         )
     )
-    _write_weights(out, _random_tensors(rng, flavour, shapes), layout, shapes.shard_bytes)
+    write_weights(out, _random_tensors(rng, flavour, shapes), lambda name: stored_name(name, layout),
+                  shapes.shard_bytes)
     return out
 
 
@@ -328,7 +329,10 @@ def _random_tensors(rng: np.random.Generator, flavour: str, s: ModelShapes) -> I
     yield "projector.2.bias", vector(s.hidden_size)
 
 
-def _write_weights(out: Path, tensors: Iterator[tuple[str, np.ndarray]], layout: str, shard_bytes: int) -> None:
+def write_weights(out: Path, tensors: Iterator[tuple[str, np.ndarray]], stored: Callable[[str], str],
+                  shard_bytes: int) -> None:
+    """Shards written as they fill, so memory holds at most one shard (a 7B-shaped checkpoint stays flat); each
+    tensor saved under `stored(canonical name)`, in bfloat16, with the index transformers reads."""
     import torch
     from safetensors.torch import save_file
 
@@ -346,9 +350,10 @@ def _write_weights(out: Path, tensors: Iterator[tuple[str, np.ndarray]], layout:
         if pending and size + array.size * 2 > shard_bytes:
             flush()
             size = 0
-        pending[stored_name(name, layout)] = torch.from_numpy(array).to(torch.bfloat16)
+        pending[stored(name)] = torch.from_numpy(array).to(torch.bfloat16)
         size += array.size * 2
         total += array.size * 2
+        del array  # before the next tensor is drawn: a 7B embedding is 2 GB in float32
     flush()
     weight_map = {}
     for i, (tmp_name, keys) in enumerate(shards):

@@ -21,6 +21,8 @@ import numpy as np
 from conversion.medical_texts import SENTENCES
 from conversion.text_gguf import QWEN2_SPLIT_PATTERN
 
+from .checkpoints import write_weights
+
 LAYOUTS = ("flat", "nested")
 
 # Qwen2.5-VL's special tokens, in the order of their ids in the real vocabulary (151643...).
@@ -95,7 +97,8 @@ def build_qwen25vl_checkpoint(out: str | Path, layout: str = "flat", shapes: Qwe
          "pad_token_id": ids["<|endoftext|>"], "do_sample": False}, indent=2))
     (out / "preprocessor_config.json").write_text(json.dumps(_preprocessor_config(shapes), indent=2))
     (out / "chat_template.json").write_text(json.dumps({"chat_template": QWEN25VL_CHAT_TEMPLATE}, indent=2))
-    _write_weights(out, _random_tensors(np.random.default_rng(seed), shapes), layout, shapes.shard_bytes)
+    write_weights(out, _random_tensors(np.random.default_rng(seed), shapes), lambda name: stored_name(name, layout),
+                  shapes.shard_bytes)
     return out
 
 
@@ -253,36 +256,3 @@ def stored_name(flat_name: str, layout: str) -> str:
     if flat_name.startswith("model."):
         return "model.language_model." + flat_name[len("model."):]
     return flat_name  # lm_head
-
-
-def _write_weights(out: Path, tensors: Iterator[tuple[str, np.ndarray]], layout: str, shard_bytes: int) -> None:
-    """Shards written as they fill, so memory holds at most one shard (a 7B-shaped checkpoint stays flat)."""
-    import torch
-    from safetensors.torch import save_file
-
-    shards: list[tuple[str, list[str]]] = []
-    pending: dict[str, torch.Tensor] = {}
-    size = total = 0
-
-    def flush() -> None:
-        name = f"shard-{len(shards) + 1}.tmp"
-        save_file(pending, out / name, metadata={"format": "pt"})
-        shards.append((name, list(pending)))
-        pending.clear()
-
-    for name, array in tensors:
-        if pending and size + array.size * 2 > shard_bytes:
-            flush()
-            size = 0
-        pending[stored_name(name, layout)] = torch.from_numpy(array).to(torch.bfloat16)
-        size += array.size * 2
-        total += array.size * 2
-        del array  # before the next tensor is drawn: a 7B embedding is 2 GB in float32
-    flush()
-    weight_map = {}
-    for i, (tmp_name, keys) in enumerate(shards):
-        shard_name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-        (out / tmp_name).rename(out / shard_name)
-        weight_map.update(dict.fromkeys(keys, shard_name))
-    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-    (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
