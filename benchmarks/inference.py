@@ -8,14 +8,16 @@ of `inference.prompt`, or for a Qwen2.5-VL model its `Qwen25VLChatHandler` (Chat
 its stock behaviour: every call clears the KV cache and re-encodes every image. Both get each image prepared by
 the model's family (for Qwen2.5-VL at --image-tokens, default the model's budget; the images are large enough to
 fill any budget) and the same context.
-Measured, as medians over runs, each run with a new image, the two engines alternating which goes first: time to
+Measured, as medians over runs, each run with a new image, one engine loaded at a time (side by side, the one
+loaded second decodes faster), the two alternating which goes first: time to
 first token of a first question, of a follow-up question, and generation tokens/s (beside llama.cpp's own decode
 time per token in each context, `llama_perf_context`: compute alone, without sampling or Python); of a first
 question about another new image sent after the image was prepared (attached while the question is typed:
 `prepared_first_ttft_s`, from Send; the baseline cannot prepare, so its figure is a plain first question); of the
 follow-up asked again in a new worker process, as after a restart (`reopen_followup_ttft_s`: the conversation's
 saved state is restored); and the engine's load time with the model files' hashes already recorded
-(`engine_load_s`) beside the very first load that hashes them. With several --image-tokens budgets, all that is
+(`engine_load_s`, and where it goes: `engine_load_parts_s`) beside the very first load that hashes them and the
+baseline's load of the same two files (`baseline_load_s`). With several --image-tokens budgets, all that is
 measured at the first, and a first question's time to first token at each of the others as well
 (`first_ttft_by_image_tokens`).
 Without --model it builds and converts a tiny model of --family; --build-7b builds a random-weight checkpoint with
@@ -75,28 +77,33 @@ class Ours:
         self.greedy = SamplingSettings.greedy_decoding(tokens)
         settings = EngineSettings(n_threads=threads, image_max_tokens=image_tokens)
         self.open = lambda: Engine.from_folder(folder, settings, state_dir=state_dir)
-        first, self.first_load_s = self._timed_load()  # hashes the files and records them
+        self.loads: list[dict] = []  # where each load's time went, the files' hashes already recorded
+        first, self.first_load = self._timed_load()  # hashes the files and records them
         first.close()
-        self.engine, self.load_s = self._timed_load()  # trusts the recorded hashes
-        self._warm_up(warm_png)
+        self.warm_png = warm_png
+        self.engine = None
         self.asked: list[tuple] = []  # (first answer, its image), to be reopened after a "restart"
 
-    def _warm_up(self, warm_png: bytes) -> None:
+    def load(self) -> None:
+        """Loaded (trusting the recorded hashes) and warmed up."""
         from inference.prompt import Turn
 
-        self.engine.ask([Turn("warm-up", 1)], [self.engine.prepare_image(warm_png)], self.greedy)
-
-    def reload(self, warm_png: bytes) -> None:
-        """Loaded again (after close), warmed up as at first."""
-        self.engine, _ = self._timed_load()
-        self._warm_up(warm_png)
+        self.engine, timings = self._timed_load()
+        self.loads.append(timings)
+        self.engine.ask([Turn("warm-up", 1)], [self.engine.prepare_image(self.warm_png)], self.greedy)
 
     def _timed_load(self) -> tuple:
-        """The engine, ready to answer, and how long that took from the model folder."""
+        """The engine, ready to answer, and where the time from the model folder to that went: checking the
+        folder, starting the worker process, loading the text model, loading the vision encoder."""
         start = time.perf_counter()
         engine = self.open()
+        checked = time.perf_counter()
         engine.start()
-        return engine, time.perf_counter() - start
+        total = time.perf_counter() - start
+        native = engine.load_info.get("load_timings", {})
+        check = checked - start
+        return engine, {"total_s": total, "check_s": check, **native,
+                        "process_s": total - check - sum(native.values())}
 
     def round(self, png: bytes, typed_png: bytes) -> tuple[float, float, list[float], float, float, list[float]]:
         from inference.engine import PreparedImage
@@ -131,6 +138,7 @@ class Ours:
 
     def close(self) -> None:
         self.engine.close()
+        self.engine = None
 
 
 class Baseline:
@@ -155,11 +163,14 @@ class Baseline:
         text_path, mmproj_path = manifest.paths(folder)
         family = families.family(manifest.family)
         handler_class = Qwen25VLChatHandler if family is families.QWEN25VL else HuatuoFormatHandler
-        handler = handler_class(clip_model_path=str(mmproj_path), verbose=False)
         self.llama_cpp, self.tokens = llama_cpp, tokens
         n_ctx = family.default_context(manifest.context_length)
+        start = time.perf_counter()
+        handler = handler_class(clip_model_path=str(mmproj_path), verbose=False)
         self.llm = llama_cpp.Llama(str(text_path), chat_handler=handler, n_ctx=n_ctx,
                                    n_threads=threads, n_threads_batch=threads, n_batch=512, verbose=False)
+        handler._init_mtmd_context(self.llm)  # otherwise done by the first question: part of loading
+        self.load_s = time.perf_counter() - start
         self._complete([self._user(warm_png, "warm-up")])
 
     def _complete(self, messages, tokens: int | None = None) -> tuple[str, float, float, int]:
@@ -213,45 +224,46 @@ class Baseline:
 
 def compare(folder: Path, pngs: list[bytes], tokens: int, threads: int, state_dir: Path,
             image_tokens: int | None = None, more_budgets: dict[int, list[bytes]] | None = None) -> dict:
-    """Both loaded side by side (the GGUF's pages are shared), rounds alternating which goes first, so that a
-    drift of the machine (heat, other load) falls on both alike. pngs: two new images per round, then one for
-    the warm-up. more_budgets: image-token budget -> images, one per run, for first questions at that budget."""
-    # Whichever model is loaded second decodes faster side by side (about 0.8x the time per token here, in
-    # llama.cpp's own timing, for either engine), so the load order alternates too: both are loaded again,
-    # the other way round, before every other round.
+    """One engine loaded at a time, rounds alternating which goes first, so that a drift of the machine (heat,
+    other load) falls on both alike. pngs: two new images per round, then one for the warm-up. more_budgets:
+    image-token budget -> images, one per run, for first questions at that budget."""
+    # Only one model is in memory at a time: loaded side by side, whichever is loaded second decodes faster
+    # (about 0.8x the time per token here, in llama.cpp's own timing, for either engine).
     ours = Ours(folder, pngs[-1], tokens, threads, state_dir, image_tokens)
-    base = Baseline(folder, pngs[-1], tokens, threads)
     results = {"ours": ([], [], [], [], [], []), "base": ([], [], [], [], [], [])}
-    firsts_by_budget = {}
-    try:
-        for i in range((len(pngs) - 1) // 2):
-            if i % 2 == 1:  # base loaded first, ours second
-                ours.close()
-                base.close()
-                base = Baseline(folder, pngs[-1], tokens, threads)
-                ours.reload(pngs[-1])
-            elif i > 0:  # ours loaded first again
-                base.close()
-                ours.close()
-                ours.reload(pngs[-1])
-                base = Baseline(folder, pngs[-1], tokens, threads)
-            order = (("ours", ours), ("base", base)) if i % 2 == 0 else (("base", base), ("ours", ours))
-            for name, runner in order:
-                measured = runner.round(pngs[2 * i], pngs[2 * i + 1])
-                for values, value in zip(results[name], measured, strict=True):
-                    (values.extend if isinstance(value, list) else values.append)(value)
-        for budget, budget_pngs in (more_budgets or {}).items():
-            firsts_by_budget[budget] = first_questions(folder, budget_pngs, threads, budget, base)
-    finally:
-        base.close()
-        ours.close()
+    baseline_loads = []
+
+    def run_ours(i: int) -> tuple:
+        ours.load()
+        try:
+            return ours.round(pngs[2 * i], pngs[2 * i + 1])
+        finally:
+            ours.close()
+
+    def run_base(i: int) -> tuple:
+        base = Baseline(folder, pngs[-1], tokens, threads)
+        baseline_loads.append(base.load_s)
+        try:
+            return base.round(pngs[2 * i], pngs[2 * i + 1])
+        finally:
+            base.close()
+
+    for i in range((len(pngs) - 1) // 2):
+        order = (("ours", run_ours), ("base", run_base))
+        for name, run in order if i % 2 == 0 else order[::-1]:
+            for values, value in zip(results[name], run(i), strict=True):
+                (values.extend if isinstance(value, list) else values.append)(value)
+    firsts_by_budget = {budget: first_questions(folder, budget_pngs, tokens, threads, budget, pngs[-1], n % 2 == 1)
+                        for n, (budget, budget_pngs) in enumerate((more_budgets or {}).items())}
     reopened = ours.reopen()
     median = lambda values: statistics.median(values) if values else 0.0  # noqa: E731
     (f1, u1, d1, p1, s1, m1), (f2, u2, d2, p2, _, m2) = results["ours"], results["base"]
+    load_parts = {key: median([load[key] for load in ours.loads if key in load]) for key in ours.loads[0]}
     return {"first_ttft_s": median(f1), "cold_first_ttft_s": median(f1), "followup_ttft_s": median(u1),
             "decode_tok_s": median(d1), "prepared_first_ttft_s": median(p1), "typed_send_to_first_token_s": median(p1),
             "prepare_s": median(s1), "reopen_followup_ttft_s": median(reopened),
-            "engine_load_s": ours.load_s, "engine_first_load_s": ours.first_load_s,
+            "engine_load_s": load_parts["total_s"], "engine_load_parts_s": load_parts,
+            "engine_first_load_s": ours.first_load["total_s"], "baseline_load_s": median(baseline_loads),
             "baseline_first_ttft_s": median(f2), "baseline_followup_ttft_s": median(u2),
             "baseline_decode_tok_s": median(d2), "baseline_prepared_first_ttft_s": median(p2),
             "decode_tok_s_runs": d1, "baseline_decode_tok_s_runs": d2,
@@ -261,27 +273,31 @@ def compare(folder: Path, pngs: list[bytes], tokens: int, threads: int, state_di
             "more_budgets": firsts_by_budget}
 
 
-def first_questions(folder: Path, pngs: list[bytes], threads: int, budget: int, base: Baseline) -> dict:
-    """Time to first token of a first question about a new image at one image-token budget: our engine
-    (loaded at that budget) and the baseline alternating which goes first, one image per run."""
+def first_questions(folder: Path, pngs: list[bytes], tokens: int, threads: int, budget: int, warm_png: bytes,
+                    baseline_first: bool) -> dict:
+    """Time to first token of a first question about a new image at one image-token budget: our engine (loaded at
+    that budget) and the baseline, each loaded alone, one image per run."""
     from inference.engine import Engine, EngineSettings, PreparedImage
     from inference.prompt import Turn
     from inference.sampling import SamplingSettings
 
     one_token = SamplingSettings.greedy_decoding(1)
-    ttfts: dict[str, list[float]] = {"ours": [], "base": []}
-    with Engine.from_folder(folder, EngineSettings(n_threads=threads, image_max_tokens=budget)) as engine:
-        engine.ask([Turn("warm-up")], [], one_token)
 
-        def ours(png: bytes) -> float:
-            answer = engine.ask([Turn(Q1, 1)], [PreparedImage.from_png(png)], one_token)
-            assert answer.timings["images_encoded"] == 1
-            return answer.timings["ttft_s"]
+    def ours() -> list[float]:
+        with Engine.from_folder(folder, EngineSettings(n_threads=threads, image_max_tokens=budget)) as engine:
+            engine.ask([Turn("warm-up")], [], one_token)
+            answers = [engine.ask([Turn(Q1, 1)], [PreparedImage.from_png(png)], one_token) for png in pngs]
+        assert all(answer.timings["images_encoded"] == 1 for answer in answers)
+        return [answer.timings["ttft_s"] for answer in answers]
 
-        for i, png in enumerate(pngs):
-            order = (("ours", ours), ("base", base.first_ttft))
-            for name, run in order if i % 2 == 0 else order[::-1]:
-                ttfts[name].append(run(png))
+    def base() -> list[float]:
+        baseline = Baseline(folder, warm_png, tokens, threads)
+        try:
+            return [baseline.first_ttft(png) for png in pngs]
+        finally:
+            baseline.close()
+
+    ttfts = {"base": base(), "ours": ours()} if baseline_first else {"ours": ours(), "base": base()}
     return {"first_ttft_s": statistics.median(ttfts["ours"]),
             "baseline_first_ttft_s": statistics.median(ttfts["base"]),
             "first_ttft_ratio": statistics.median(ttfts["ours"]) / statistics.median(ttfts["base"]),
@@ -409,7 +425,10 @@ def main() -> int:
             print(f"{label:34}{mine:10.3f}{theirs:10.3f}{mine / theirs if theirs else float('nan'):8.2f}")
         print(f"preparing the image took {result['prepare_s']:.3f} s (while the question is typed); "
               f"follow-up after a restart {result['reopen_followup_ttft_s']:.3f} s; engine load "
-              f"{result['engine_load_s']:.3f} s (first load, hashing the files: {result['engine_first_load_s']:.3f} s)")
+              f"{result['engine_load_s']:.3f} s (first load, hashing the files: {result['engine_first_load_s']:.3f} s; "
+              f"baseline {result['baseline_load_s']:.3f} s)")
+        parts = result["engine_load_parts_s"]
+        print("engine load: " + ", ".join(f"{key[:-2]} {value:.3f} s" for key, value in parts.items()))
         print(f"llama.cpp's own decode time per token: {ours_ms:.1f} ms ours, {base_ms:.1f} ms baseline")
         for row in by_budget:
             print(f"first question TTFT at {row['image_tokens']} image tokens: {row['first_ttft_s']:.3f} s ours, "

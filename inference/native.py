@@ -10,6 +10,7 @@ starting over. Everything here can abort the process on bad input: run it in a p
 from __future__ import annotations
 
 import ctypes
+import time
 from dataclasses import dataclass
 
 import llama_cpp
@@ -50,6 +51,7 @@ class NativeModel:
         verbose: bool = False,
     ):
         threads = n_threads or physical_cores()
+        started = time.perf_counter()
         extra = {"type_k": llama_cpp.GGML_TYPE_F32, "type_v": llama_cpp.GGML_TYPE_F32} if kv_f32 else {}
         self.llm = llama_cpp.Llama(
             model_path=str(text_path), n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch, n_threads=threads,
@@ -61,6 +63,7 @@ class NativeModel:
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self.is_bpe = llama_cpp.llama_vocab_type(self._vocab) == llama_cpp.LLAMA_VOCAB_TYPE_BPE
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self.load_timings = {"text_s": time.perf_counter() - started}  # where a load's time goes
         self.mtmd = None
         if mmproj_path is not None:
             if problem := patched_build_problem():
@@ -70,9 +73,11 @@ class NativeModel:
             params.use_gpu = n_gpu_layers != 0
             params.print_timings = verbose
             params.n_threads = threads
+            started = time.perf_counter()
             self.mtmd = mtmd_cpp.mtmd_init_from_file(str(mmproj_path).encode(), self.llm.model, params)
             if not self.mtmd:
                 raise RuntimeError(f"llama.cpp could not load the vision projector {mmproj_path}")
+            self.load_timings["vision_s"] = time.perf_counter() - started
 
     # --- text ----------------------------------------------------------------------------------
     def tokenize(self, text: str, special: bool = True) -> list[int]:

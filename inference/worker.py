@@ -382,6 +382,7 @@ def worker_main(conn, cancel) -> None:
                 session = Session(model, conn.send, cancel, conn.poll, states,
                                   families.family(message.get("family", families.LLAVA.name)))
                 conn.send({"type": "loaded", "n_ctx": model.n_ctx, "gpu_layers": gpu_layers, "gpu_note": gpu_note,
+                           "load_timings": model.load_timings,
                            "system_info": llama_cpp.llama_print_system_info().decode(errors="replace")})
             elif op in ("generate", "prepare"):
                 if session is None:

@@ -158,7 +158,10 @@ def test_cancel_during_image_encoding_kills_and_restarts_the_worker(converted, i
 
 def test_a_killed_worker_is_reported_and_restarted(converted, image):
     with Engine.from_folder(converted("qwen2", "original", "F32"), EngineSettings(n_ctx=1024)) as engine:
-        engine.start()
+        loaded = engine.start()
+        # where the load's time went, for the benchmark's breakdown: the text model, then the vision encoder
+        assert set(loaded["load_timings"]) == {"text_s", "vision_s"}
+        assert all(seconds > 0 for seconds in loaded["load_timings"].values())
         os.kill(engine.pid, signal.SIGKILL)
         with pytest.raises(EngineCrashed, match="killed"):
             engine.ask([Turn(Q1, 1)], [image], GREEDY)
