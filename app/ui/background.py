@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -104,6 +105,22 @@ def run_in_background(function: Callable[[threading.Event], Any], *, on_done: Ca
         if slot is not None:
             signal.connect(slot)
     return task.start(pool)
+
+
+class RateLimit:
+    """Lets an update through at most once per `interval_s` (always when forced), so that a busy worker's updates
+    (progress, streamed text) never flood the GUI thread's event loop. Not thread-safe: one per producer."""
+
+    def __init__(self, interval_s: float):
+        self.interval_s = interval_s
+        self._last: float | None = None
+
+    def ready(self, force: bool = False) -> bool:
+        now = time.monotonic()
+        if force or self._last is None or now - self._last >= self.interval_s:
+            self._last = now
+            return True
+        return False
 
 
 class _Runnable(QRunnable):

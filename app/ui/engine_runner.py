@@ -31,6 +31,7 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer, Signal
 
 from app.audit import AskedQuestion, AuditLog
+from app.ui.background import RateLimit
 from app.ui.engine_requests import Preparation, Request, model_of
 from app.ui.states_clearing import STATES_FOLDER, StatesClearing, states_dir  # noqa: F401 (STATES_FOLDER: here too)
 from inference.engine import Answer, ContextFull, Engine, EngineCrashed, EngineError, EngineSettings, PreparedImage
@@ -281,7 +282,9 @@ class EngineRunner(QObject):
     def _answer(self, request: Request) -> None:
         streamed: list[str] = []  # every piece, for the audit record of an answer that fails half-way
         pending: list[str] = []  # pieces not sent to the GUI yet
-        last_sent = 0.0
+        # A fast model streams thousands of pieces a second: they go to the GUI in batches, at most one per
+        # TEXT_BATCH_S, so its event loop is never flooded (a slow model's still go one by one).
+        batches = RateLimit(TEXT_BATCH_S)
 
         def send_pending() -> None:
             if pending:
@@ -301,13 +304,10 @@ class EngineRunner(QObject):
                     cancel_sent = True
                 kind = event["type"]
                 if kind == "tokens":
-                    # A fast model streams thousands of pieces a second: they go to the GUI in batches, at most one
-                    # per TEXT_BATCH_S, so its event loop is never flooded (a slow model's still go one by one).
                     streamed.append(event["text"])
                     pending.append(event["text"])
-                    if time.monotonic() - last_sent >= TEXT_BATCH_S:
+                    if batches.ready():
                         send_pending()
-                        last_sent = time.monotonic()
                     continue
                 send_pending()
                 if kind == "progress":

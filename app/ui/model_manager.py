@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from app import model_jobs
 from app.paths import models_dir
-from app.ui.background import Task, run_in_background
+from app.ui.background import RateLimit, Task, run_in_background
 from app.ui.chat_model_picker import size_text as _size
 from app.ui.theme import error_colour
 from inference import quantization
@@ -61,13 +61,12 @@ class _Throttle:
 
     def __init__(self, send: Callable[[tuple[str, int, int]], None]):
         self.send = send
-        self._last_emit = 0.0
+        self._rate = RateLimit(PROGRESS_INTERVAL_S)
         self._last_stage = ""
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if stage != self._last_stage or done >= total or now - self._last_emit >= PROGRESS_INTERVAL_S:
-            self._last_stage, self._last_emit = stage, now
+        if self._rate.ready(force=stage != self._last_stage or done >= total):
+            self._last_stage = stage
             self.send((stage, done, total))
 
 

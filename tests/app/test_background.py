@@ -7,7 +7,7 @@ import threading
 import pytest
 from PySide6.QtCore import QCoreApplication, QThread, QThreadPool
 
-from app.ui.background import Task, run_in_background
+from app.ui.background import RateLimit, Task, run_in_background
 from inference.cancellation import Cancelled
 
 
@@ -153,3 +153,13 @@ def test_every_callback_runs_though_the_caller_keeps_no_reference_to_the_task(qt
     expected = "result" if outcome == "done" else "ValueError"
     qtbot.waitUntil(lambda: len(calls) == 20, timeout=10_000)
     assert calls == [expected] * 20
+
+
+def test_a_rate_limit_lets_the_first_update_through_then_only_forced_ones_within_its_interval():
+    hourly = RateLimit(3600.0)
+    assert hourly.ready()  # the first update always goes
+    assert not hourly.ready()  # the next, within the hour, waits
+    assert hourly.ready(force=True)  # a forced one (a new stage, the end) never does
+    assert not hourly.ready()
+    unlimited = RateLimit(0.0)
+    assert all(unlimited.ready() for _ in range(3))
