@@ -85,6 +85,7 @@ class ChatPanel(QWidget):
         self.preparation: Preparation | None = None  # the conversation prepared for the question being typed
         self._asked_in_study: str | None = None  # the study on screen when it was asked
         self._editing_turn: int | None = None
+        self._typing = False  # the question box holds text (its first keystroke may start the model loading)
         self._build()
         self.conversations.refresh()
         self._update_buttons()
@@ -131,6 +132,7 @@ class ChatPanel(QWidget):
         self.input = QuestionBox(self.settings.enter_sends)
         self.input.setMaximumHeight(90)
         self.input.textChanged.connect(self._update_buttons)
+        self.input.textChanged.connect(self._on_typing)
         self.input.send_requested.connect(self.send)
         self.input.cancel_requested.connect(self.cancel_edit)
         self.send_button = QPushButton("Send")
@@ -367,13 +369,21 @@ class ChatPanel(QWidget):
             return  # a question being answered: its answer leaves the conversation in the engine anyway
         history, images, own = before_question(self.conversation, [a.png for a in self.pending_images],
                                                self._editing_turn)
-        if not history and not own:
-            return  # nothing comes before a first question without images
+        if not history and not own and not self.input.toPlainText().strip():
+            return  # nothing comes before a first question without images; once one is typed, the model loads
         self.preparation = self.runner.prepare(history + [Turn("", own)], images, owner="chat")
         preparation = self.preparation
         preparation.stage.connect(lambda stage, done, total: self._on_preparation_stage(preparation, stage, done,
                                                                                          total))
         preparation.ended.connect(lambda outcome: self._on_preparation_ended(preparation, outcome))
+
+    def _on_typing(self) -> None:
+        # The first keystroke of a question without anything to prepare still starts the model loading, so that
+        # a first question's Send rarely waits for it (with the model loaded, this preparation ends at once).
+        typing = bool(self.input.toPlainText().strip())
+        if typing and not self._typing and self.preparation is None:
+            self._prepare()
+        self._typing = typing
 
     def _drop_preparation(self) -> None:
         preparation, self.preparation = self.preparation, None
@@ -382,7 +392,7 @@ class ChatPanel(QWidget):
         self.preparation_status.clear()
 
     def _on_preparation_stage(self, preparation: Preparation, stage: str, done: int, total: int) -> None:
-        if preparation is not self.preparation or not self.pending_images:
+        if preparation is not self.preparation or not (self.pending_images or stage == "loading"):
             return
         if stage == "prompt" and total:
             self.preparation_status.setText(f"preparing image… {100 * done // total} %")

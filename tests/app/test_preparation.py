@@ -90,6 +90,20 @@ def test_an_attached_image_is_read_while_the_question_is_typed(window, qtbot):
     assert follow.token_ids == unprepared_answer(window, history, [png, zoomed]).token_ids
 
 
+def test_typing_a_first_question_without_images_loads_the_model_before_send(window, qtbot):
+    chat = window.chat
+    assert window.runner.engine is None  # nothing to prepare yet: no model is loaded for a study alone
+    chat.input.setPlainText("What is the normal range of a haematocrit?")
+    qtbot.waitUntil(lambda: window.runner.engine is not None and window.runner.engine.pid is not None,
+                    timeout=TIMEOUT_MS)
+    loaded = window.runner.engine.pid
+    qtbot.waitUntil(lambda: chat.preparation is None, timeout=TIMEOUT_MS)  # ended: nothing else to process
+    assert chat.preparation_status.text() == ""  # "ready" speaks of attached images only
+    chat.send()
+    answer = answer_of(qtbot, chat.request)
+    assert answer.token_ids and window.runner.engine.pid == loaded  # answered by the engine loaded while typing
+
+
 def test_a_send_right_after_attaching_is_answered_as_without_preparation(window, qtbot):
     chat = window.chat
     window.attach_view(False)
