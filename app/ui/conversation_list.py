@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import QPoint, Qt, Signal
-from PySide6.QtGui import QContextMenuEvent, QFont, QKeySequence, QShortcut
+from PySide6.QtGui import QContextMenuEvent, QFont
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.store import ConversationSummary, Store
+from app.ui.keyboard_menu import KeyboardMenu, below_row
 
 EXPORT_FORMATS = (("Markdown…", "md"), ("HTML…", "html"), ("PDF…", "pdf"))
 RENAME_MIN_WIDTH = 400  # px: the Rename dialog's text field is never narrower
@@ -34,31 +35,24 @@ def when(timestamp: str) -> str:
 
 class _Conversations(QListWidget):
     """The list itself. Its context menu opens from the mouse (for the conversation under the pointer) and from
-    the keyboard (the Menu key, or Shift+F10 as elsewhere on the desktop: for the current conversation, beside
-    it), so every action in it is in reach without a mouse."""
+    the keyboard (see app.ui.keyboard_menu: for the current conversation, beside it), so every action in it is in
+    reach without a mouse."""
 
     menu_requested = Signal(object, QPoint)  # the item (None: no conversation there), where to show the menu
 
     def __init__(self):
         super().__init__()
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.DefaultContextMenu)
-        shortcut = QShortcut(QKeySequence(Qt.Modifier.SHIFT | Qt.Key.Key_F10), self)
-        shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
-        shortcut.activated.connect(self.menu_from_keyboard)
+        KeyboardMenu(self, self.menu_from_keyboard, "the current conversation")
 
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802 (Qt override)
-        if event.reason() == QContextMenuEvent.Reason.Keyboard:
-            self.menu_from_keyboard()
-        else:
-            self.menu_requested.emit(self.itemAt(event.pos()), event.globalPos())
+        self.menu_requested.emit(self.itemAt(event.pos()), event.globalPos())
         event.accept()
 
     def menu_from_keyboard(self) -> None:
         item = self.currentItem()
         if item is not None:
-            rect = self.visualItemRect(item)  # the menu drops from the item, not over its title
-            below = rect.bottomLeft() + QPoint(rect.width() // 4, 0)
-            self.menu_requested.emit(item, self.viewport().mapToGlobal(below))
+            self.menu_requested.emit(item, below_row(self, item))
 
 
 class ConversationList(QWidget):
@@ -197,7 +191,9 @@ class ConversationList(QWidget):
     def _menu(self, item: QListWidgetItem | None, where: QPoint) -> None:
         if item is None or item.data(Qt.ItemDataRole.UserRole) is None:  # a heading, or below the last one
             return
-        self.context_menu(item.data(Qt.ItemDataRole.UserRole)).exec(where)
+        menu = self.context_menu(item.data(Qt.ItemDataRole.UserRole))
+        menu.exec(where)
+        menu.deleteLater()
 
     def rename_dialog(self, conversation_id: int) -> QInputDialog:
         """The Rename dialog: the old title whole in view and selected, so typing replaces it."""
