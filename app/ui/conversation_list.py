@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QPoint, Qt, Signal
-from PySide6.QtGui import QContextMenuEvent, QFont
+from PySide6.QtCore import QEvent, QPoint, Qt, Signal
+from PySide6.QtGui import QContextMenuEvent, QFont, QPalette
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
@@ -26,6 +26,7 @@ from app.ui.keyboard_menu import KeyboardMenu, below_row
 
 EXPORT_FORMATS = (("Markdown…", "md"), ("HTML…", "html"), ("PDF…", "pdf"))
 RENAME_MIN_WIDTH = 400  # px: the Rename dialog's text field is never narrower
+HEADING_ROLE = Qt.ItemDataRole.UserRole + 1  # a heading's colour role in the palette (None: a conversation)
 
 
 def when(timestamp: str) -> str:
@@ -143,7 +144,11 @@ class ConversationList(QWidget):
 
     def _add_header(self, text: str, muted: bool = False) -> None:
         item = QListWidgetItem(text)
-        item.setFlags(Qt.ItemFlag.NoItemFlags)  # a heading: not chosen, not selected
+        item.setFlags(Qt.ItemFlag.NoItemFlags)  # a heading: not chosen, not selected, skipped by the arrow keys
+        # ... yet not a disabled entry: drawn in the theme's text colours, not its faint disabled one.
+        role = QPalette.ColorRole.PlaceholderText if muted else QPalette.ColorRole.Text
+        item.setForeground(self.palette().brush(QPalette.ColorGroup.Active, role))
+        item.setData(HEADING_ROLE, role)
         font = item.font()
         if muted:
             font.setItalic(True)
@@ -151,6 +156,14 @@ class ConversationList(QWidget):
             font.setWeight(QFont.Weight.DemiBold)
         item.setFont(font)
         self.list.addItem(item)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):  # the theme changed
+            for row in range(self.list.count()):
+                item = self.list.item(row)
+                if (role := item.data(HEADING_ROLE)) is not None:
+                    item.setForeground(self.palette().brush(QPalette.ColorGroup.Active, role))
 
     def headings(self) -> list[str]:
         """The list as shown, headings included: a conversation by its title, a heading as "# text"."""

@@ -68,7 +68,7 @@ class OverlayText:
         lines = []
         if self.show_identifiers:
             lines.append(f"{ds.get('PatientName', '')}  {ds.get('PatientID', '')}")
-        lines.append(f"{ds.get('Modality', '')}  {self.position + 1}/{len(self.frames)}")
+        lines.append(f"{ds.get('Modality', '')}  {self.position + 1}/{len(self.frames)}".strip())  # PNG: none
         if self._decoded is not None:  # nothing on show (yet): no window, zoom or letters that would describe nothing
             if self.view.window is not None:
                 lines.append(f"W {self.view.window.width:.0f}  L {self.view.window.centre:.0f}")

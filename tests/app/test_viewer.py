@@ -131,6 +131,15 @@ def test_window_and_level_change_a_colour_ultrasound(qtbot, viewer):
     assert viewer.view.window != Window(128, 256) and not np.array_equal(viewer.shown, stored)
 
 
+def test_the_overlay_of_an_image_without_a_modality_starts_with_its_position(qtbot, viewer, tmp_path):
+    path = tmp_path / "drawing.png"
+    Image.fromarray(np.full((40, 60), 128, np.uint8)).save(path)
+    _load(qtbot, viewer, [(path, 0)])
+    assert viewer.overlay.text().split("\n")[0] == "1/1"  # no blank where a modality would be
+    _load(qtbot, viewer, [(Path(get_testdata_file("MR_small.dcm")), 0)])
+    assert viewer.overlay.text().split("\n")[0] == "MR  1/1"
+
+
 def test_colour_multiframe_scrolls_frames(qtbot, viewer):
     path = Path(get_testdata_file("examples_ybr_color.dcm"))
     _load(qtbot, viewer, [(path, i) for i in range(30)])
