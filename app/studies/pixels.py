@@ -1,6 +1,7 @@
 """The display pipeline for one frame, in the order of the standard (PS3.4 N.2):
 modality LUT (rescale or LUT) -> VOI (window or VOI LUT) -> presentation (MONOCHROME1, INVERSE) -> 8 bits.
-Colour images: palette lookup, or RGB as decoded (pydicom returns YBR already converted to RGB).
+Colour images: palette lookup, or RGB as decoded (pydicom returns YBR already converted to RGB); a window on them
+stretches the 8-bit channels alike (brightness and contrast, as viewers offer on ultrasound and photographs).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ class Window:
     centre: float
     width: float
     function: str = "LINEAR"  # LINEAR | LINEAR_EXACT | SIGMOID (PS3.3 C.11.2.1.2)
+
+
+COLOUR_WINDOW = Window(128.0, 256.0)  # a colour image as stored: the LINEAR formula maps 0..255 onto itself
 
 
 def is_colour(ds: Dataset) -> bool:
@@ -114,8 +118,15 @@ def render_colour(frame: np.ndarray, ds: Dataset) -> np.ndarray:
     return (frame.astype(np.float32) / (2**bits - 1) * 255 + 0.5).clip(0, 255).astype(np.uint8)
 
 
+def window_values(frame: np.ndarray, ds: Dataset) -> np.ndarray:
+    """What a window applies to, float32: modality values (HU for CT); for colour, the 8-bit RGB channels."""
+    return render_colour(frame, ds).astype(np.float32) if is_colour(ds) else modality_values(frame, ds)
+
+
 def render(frame: np.ndarray, ds: Dataset, window: Window | None = None, invert: bool = False) -> np.ndarray:
     if is_colour(ds):
         rgb = render_colour(frame, ds)
+        if window is not None and window != COLOUR_WINDOW:
+            rgb = (apply_window(rgb.astype(np.float32), window) + 0.5).astype(np.uint8)
         return 255 - rgb if invert else rgb
     return render_grey(frame, ds, window, invert)

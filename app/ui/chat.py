@@ -100,6 +100,7 @@ class ChatPanel(QWidget):
         self.transcript = Transcript()
         self.transcript.copy_requested.connect(self.copy_answer)
         self.transcript.edit_requested.connect(self.edit_question)
+        self.transcript.regenerate_requested.connect(self.regenerate)
         self.status = QLabel()
         self.status.setTextFormat(Qt.TextFormat.PlainText)
         self.status.setWordWrap(True)  # a long message (an engine error) is read whole, never clipped

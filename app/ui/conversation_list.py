@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QPoint, Qt, Signal
-from PySide6.QtGui import QContextMenuEvent, QFont, QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QPoint, Qt, Signal
+from PySide6.QtGui import QContextMenuEvent, QFont, QPalette
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
@@ -22,9 +22,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.store import ConversationSummary, Store
+from app.ui.keyboard_menu import KeyboardMenu, below_row
 
 EXPORT_FORMATS = (("Markdown…", "md"), ("HTML…", "html"), ("PDF…", "pdf"))
 RENAME_MIN_WIDTH = 400  # px: the Rename dialog's text field is never narrower
+HEADING_ROLE = Qt.ItemDataRole.UserRole + 1  # a heading's colour role in the palette (None: a conversation)
 
 
 def when(timestamp: str) -> str:
@@ -34,31 +36,24 @@ def when(timestamp: str) -> str:
 
 class _Conversations(QListWidget):
     """The list itself. Its context menu opens from the mouse (for the conversation under the pointer) and from
-    the keyboard (the Menu key, or Shift+F10 as elsewhere on the desktop: for the current conversation, beside
-    it), so every action in it is in reach without a mouse."""
+    the keyboard (see app.ui.keyboard_menu: for the current conversation, beside it), so every action in it is in
+    reach without a mouse."""
 
     menu_requested = Signal(object, QPoint)  # the item (None: no conversation there), where to show the menu
 
     def __init__(self):
         super().__init__()
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.DefaultContextMenu)
-        shortcut = QShortcut(QKeySequence(Qt.Modifier.SHIFT | Qt.Key.Key_F10), self)
-        shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
-        shortcut.activated.connect(self.menu_from_keyboard)
+        KeyboardMenu(self, self.menu_from_keyboard, "the current conversation")
 
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802 (Qt override)
-        if event.reason() == QContextMenuEvent.Reason.Keyboard:
-            self.menu_from_keyboard()
-        else:
-            self.menu_requested.emit(self.itemAt(event.pos()), event.globalPos())
+        self.menu_requested.emit(self.itemAt(event.pos()), event.globalPos())
         event.accept()
 
     def menu_from_keyboard(self) -> None:
         item = self.currentItem()
         if item is not None:
-            rect = self.visualItemRect(item)  # the menu drops from the item, not over its title
-            below = rect.bottomLeft() + QPoint(rect.width() // 4, 0)
-            self.menu_requested.emit(item, self.viewport().mapToGlobal(below))
+            self.menu_requested.emit(item, below_row(self, item))
 
 
 class ConversationList(QWidget):
@@ -149,7 +144,11 @@ class ConversationList(QWidget):
 
     def _add_header(self, text: str, muted: bool = False) -> None:
         item = QListWidgetItem(text)
-        item.setFlags(Qt.ItemFlag.NoItemFlags)  # a heading: not chosen, not selected
+        item.setFlags(Qt.ItemFlag.NoItemFlags)  # a heading: not chosen, not selected, skipped by the arrow keys
+        # ... yet not a disabled entry: drawn in the theme's text colours, not its faint disabled one.
+        role = QPalette.ColorRole.PlaceholderText if muted else QPalette.ColorRole.Text
+        item.setForeground(self.palette().brush(QPalette.ColorGroup.Active, role))
+        item.setData(HEADING_ROLE, role)
         font = item.font()
         if muted:
             font.setItalic(True)
@@ -157,6 +156,14 @@ class ConversationList(QWidget):
             font.setWeight(QFont.Weight.DemiBold)
         item.setFont(font)
         self.list.addItem(item)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):  # the theme changed
+            for row in range(self.list.count()):
+                item = self.list.item(row)
+                if (role := item.data(HEADING_ROLE)) is not None:
+                    item.setForeground(self.palette().brush(QPalette.ColorGroup.Active, role))
 
     def headings(self) -> list[str]:
         """The list as shown, headings included: a conversation by its title, a heading as "# text"."""
@@ -197,7 +204,9 @@ class ConversationList(QWidget):
     def _menu(self, item: QListWidgetItem | None, where: QPoint) -> None:
         if item is None or item.data(Qt.ItemDataRole.UserRole) is None:  # a heading, or below the last one
             return
-        self.context_menu(item.data(Qt.ItemDataRole.UserRole)).exec(where)
+        menu = self.context_menu(item.data(Qt.ItemDataRole.UserRole))
+        menu.exec(where)
+        menu.deleteLater()
 
     def rename_dialog(self, conversation_id: int) -> QInputDialog:
         """The Rename dialog: the old title whole in view and selected, so typing replaces it."""

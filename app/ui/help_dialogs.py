@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import INTENDED_USE
+from app.ui.keyboard_menu import MENU_KEYS, KeyboardMenu
 from app.ui.viewer_tools import COMMANDS, MOUSE
 
 APP_DISTRIBUTION = "huatuo-vision-desktop"
@@ -93,6 +94,8 @@ def shortcut_rows(window: QWidget) -> list[tuple[str, str, str]]:
         parent = shortcut.parent() if isinstance(shortcut.parent(), QWidget) else None
         description = shortcut.whatsThis() or _where(parent)
         rows.append((_group(parent), _text(shortcut.key()), description))
+    for menu in window.findChildren(KeyboardMenu):  # keys a widget handles itself (see app.ui.keyboard_menu)
+        rows += [(_group(menu.parent()), _text(keys), menu.description) for keys in MENU_KEYS]
     return rows
 
 

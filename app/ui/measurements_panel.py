@@ -1,11 +1,22 @@
-"""The list of the series' measurements: each with its slice; a click goes to that slice, Delete removes it."""
+"""The list of the series' measurements: each with its slice; a click goes to that slice, Delete removes it. Its
+context menu (the mouse's, or the Menu key's and Shift+F10's for the selected one) does what its buttons do."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
+from app.ui.keyboard_menu import KeyboardMenu, below_row
 from app.ui.viewer import Viewer
 
 EMPTY = ("No measurements. Ruler (M), Ellipse (E), Rectangle (B) or Probe (D), then drag on the image; "
@@ -21,6 +32,9 @@ class MeasurementsPanel(QWidget):
         self.list.itemClicked.connect(self._go_to_slice)
         self.list.itemActivated.connect(self._go_to_slice)
         self.list.currentRowChanged.connect(lambda _: self._update_buttons())
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._menu_from_mouse)
+        KeyboardMenu(self.list, self._menu_from_keyboard, "the selected measurement")
         self.empty = QLabel(EMPTY)
         self.empty.setWordWrap(True)
         self.empty.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
@@ -80,6 +94,37 @@ class MeasurementsPanel(QWidget):
             self.viewer.go_to(self.viewer.frames.index(measurement.source))
 
     def delete_selected(self) -> None:
+        """Delete the selected measurement; the one after it (or the new last) is selected, for the next Delete."""
+        row = self.list.currentRow()
+        if row >= 0:
+            self.viewer.delete_measurement(self.list.item(row).data(Qt.ItemDataRole.UserRole))
+            if self.list.count():
+                self.list.setCurrentRow(min(row, self.list.count() - 1))
+
+    # --- context menu ----------------------------------------------------------------------------
+    def context_menu(self, item: QListWidgetItem) -> QMenu:
+        """The menu for one measurement: what the list's click and the panel's buttons do."""
+        menu = QMenu(self)
+        menu.addAction("Go to its slice", lambda: self._go_to_slice(item))
+        # "\t" puts the list's own key in the menu's shortcut column, without a second shortcut for it.
+        delete_key = QKeySequence(QKeySequence.StandardKey.Delete).toString(QKeySequence.SequenceFormat.NativeText)
+        menu.addAction(f"Delete\t{delete_key}", lambda: (self.list.setCurrentItem(item), self.delete_selected()))
+        menu.addSeparator()
+        menu.addAction("Clear all", self.viewer.clear_measurements)
+        return menu
+
+    def _menu_from_mouse(self, point: QPoint) -> None:
+        item = self.list.itemAt(point)
+        if item is not None:
+            self.list.setCurrentItem(item)
+            self._show_menu(item, self.list.viewport().mapToGlobal(point))
+
+    def _menu_from_keyboard(self) -> None:
         item = self.list.currentItem()
         if item is not None:
-            self.viewer.delete_measurement(item.data(Qt.ItemDataRole.UserRole))
+            self._show_menu(item, below_row(self.list, item))
+
+    def _show_menu(self, item: QListWidgetItem, where: QPoint) -> None:
+        menu = self.context_menu(item)
+        menu.exec(where)
+        menu.deleteLater()

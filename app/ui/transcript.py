@@ -1,7 +1,8 @@
 """The chat's transcript: a conversation as the user reads it, and the answer being written streaming into it.
 
-Each question has an Edit link and each answer a Copy link (the same in the context menu): they are the only links
-in the transcript, written here; an answer's own text never has any (see app.ui.answer_view)."""
+Each question has an Edit link and each answer a Copy link (the same in the context menu, with Regenerate for the last
+answer; the Menu key and Shift+F10 open it for the turn at the text cursor): they are the only links in the
+transcript, written here; an answer's own text never has any (see app.ui.answer_view)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from app import INTENDED_USE
 from app.finish import finish_phrase
 from app.store import StoredConversation, StoredTurn
 from app.ui.answer_view import StreamedAnswer, insert_answer, scroll_to_end
+from app.ui.keyboard_menu import KeyboardMenu
 
 THUMB_WIDTH = 112
 
@@ -25,12 +27,14 @@ class Transcript(QTextBrowser):
 
     copy_requested = Signal(int)  # the id of the turn whose answer is to be copied
     edit_requested = Signal(int)  # the id of the turn whose question is to be edited
+    regenerate_requested = Signal()  # the last answer is to be asked again
 
     def __init__(self):
         super().__init__()
         self.setOpenExternalLinks(False)
         self.setOpenLinks(False)
         self.anchorClicked.connect(self._on_link)
+        KeyboardMenu(self, self.menu_from_keyboard, "the turn at the text cursor")
         self.turn_starts: list[tuple[int, StoredTurn]] = []  # where each turn begins in the document
         self.setPlaceholderText("Open a study, attach the view, and ask a question about it.")
         self.streamed = StreamedAnswer(self)  # the answer being written, at the end of the transcript
@@ -97,31 +101,67 @@ class Transcript(QTextBrowser):
             cursor.insertBlock()
         scroll_to_end(self)
 
-    # --- copy an answer, edit a question -----------------------------------------------------------
+    # --- copy an answer, edit a question, regenerate the last answer ----------------------------------
     def turn_at(self, point: QPoint) -> StoredTurn | None:
         """The turn shown at this point of the viewport."""
-        position = self.cursorForPosition(point).position()
+        return self.turn_at_position(self.cursorForPosition(point).position())
+
+    def turn_at_position(self, position: int) -> StoredTurn | None:
+        """The turn at this position of the document."""
         turns = [turn for start, turn in self.turn_starts if start <= position]
         return turns[-1] if turns else None
 
     def menu_at(self, point: QPoint) -> QMenu:
         """The context menu at this point of the viewport: the turn's Copy answer and Edit question, then the usual
         text actions."""
-        menu = self.createStandardContextMenu(point)
-        turn = self.turn_at(point)
+        return self._with_turn_actions(self.createStandardContextMenu(point), self.turn_at(point))
+
+    def keyboard_turn(self) -> tuple[StoredTurn | None, QPoint]:
+        """The turn a menu from the keyboard is for, and where in the viewport to show it: the turn at the text
+        cursor (a link reached with Tab, or where the text was clicked) while the cursor is in view, else the last
+        turn in view; the menu drops from that spot."""
+        cursor_rect = self.cursorRect()
+        if self.viewport().rect().intersects(cursor_rect):
+            return self.turn_at_position(self.textCursor().position()), cursor_rect.bottomLeft()
+        bottom = self.viewport().rect().bottomLeft()
+        turn = self.turn_at(bottom)
+        start = next((start for start, shown in self.turn_starts if shown is turn), 0)
+        cursor = QTextCursor(self.document())
+        cursor.setPosition(start)
+        top = max(self.cursorRect(cursor).bottom(), 0)  # the turn's first line, or the top of the view
+        return turn, QPoint(0, top)
+
+    def keyboard_menu(self) -> QMenu:
+        """The context menu the Menu key or Shift+F10 opens: that of the turn at the text cursor."""
+        turn, _ = self.keyboard_turn()
+        return self._with_turn_actions(self.createStandardContextMenu(), turn)
+
+    def _with_turn_actions(self, menu: QMenu, turn: StoredTurn | None) -> QMenu:
         if turn is not None:
             first = menu.actions()[0] if menu.actions() else None
             copy = menu.addAction("Copy answer", lambda: self.copy_requested.emit(turn.id))
             copy.setEnabled(bool(turn.answer) and turn.id != self.answering)
             edit = menu.addAction("Edit question…", lambda: self.edit_requested.emit(turn.id))
             edit.setEnabled(self.answering is None)
-            menu.insertActions(first, [copy, edit])
+            actions = [copy, edit]
+            if turn is self.turn_starts[-1][1]:  # only the last answer is asked again
+                regenerate = menu.addAction("Regenerate answer", self.regenerate_requested.emit)
+                regenerate.setEnabled(self.answering is None)
+                actions.append(regenerate)
+            menu.insertActions(first, actions)
             menu.insertSeparator(first)
         return menu
 
-    def contextMenuEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        menu = self.menu_at(event.pos())
-        menu.exec(event.globalPos())
+    def contextMenuEvent(self, event) -> None:  # noqa: N802 (Qt override: the mouse's; see KeyboardMenu)
+        self._show_menu(self.menu_at(event.pos()), event.globalPos())
+
+    def menu_from_keyboard(self) -> None:
+        _, where = self.keyboard_turn()
+        self._show_menu(self.keyboard_menu(), self.viewport().mapToGlobal(where))
+
+    @staticmethod
+    def _show_menu(menu: QMenu, where: QPoint) -> None:
+        menu.exec(where)
         menu.deleteLater()
 
     def _on_link(self, url: QUrl) -> None:

@@ -9,7 +9,6 @@ from PySide6.QtWidgets import QLabel
 
 from app.studies.frames import PixelDecodeError
 from app.studies.orientation import edge_letters
-from app.studies.pixels import is_colour
 
 OUTLINE = QColor(0, 0, 0, 230)  # around overlay text: readable over white and inverted pixels
 
@@ -69,9 +68,9 @@ class OverlayText:
         lines = []
         if self.show_identifiers:
             lines.append(f"{ds.get('PatientName', '')}  {ds.get('PatientID', '')}")
-        lines.append(f"{ds.get('Modality', '')}  {self.position + 1}/{len(self.frames)}")
+        lines.append(f"{ds.get('Modality', '')}  {self.position + 1}/{len(self.frames)}".strip())  # PNG: none
         if self._decoded is not None:  # nothing on show (yet): no window, zoom or letters that would describe nothing
-            if self.view.window is not None and not is_colour(ds):
+            if self.view.window is not None:
                 lines.append(f"W {self.view.window.width:.0f}  L {self.view.window.centre:.0f}")
             lines.append(f"zoom {self.zoom() * 100:.0f}%")
             lines += slice_lines(ds)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from app.studies.pixels import Window, auto_window, default_window, is_colour, is_hounsfield, modality_values
+from app.studies.pixels import (
+    COLOUR_WINDOW,
+    Window,
+    auto_window,
+    default_window,
+    is_colour,
+    is_hounsfield,
+    window_values,
+)
 from app.studies.presets import CT_PRESETS
 
 
@@ -12,10 +20,12 @@ class WindowLevel:
     """Part of `Viewer`: which window the grey levels are shown with."""
 
     def _default_window(self) -> Window | None:
-        """The shown frame's own window (None for colour data or when its VOI LUT applies)."""
-        if self._decoded is None or is_colour(self.header):
+        """The shown frame's own window (colour data: its colours as stored; None when its VOI LUT applies)."""
+        if self._decoded is None:
             return None
-        return default_window(self.header, modality_values(self._decoded, self.header))
+        if is_colour(self.header):
+            return COLOUR_WINDOW
+        return default_window(self.header, window_values(self._decoded, self.header))
 
     def set_window(self, window: Window | None) -> None:
         """A window in modality units; None goes back to the file's own."""
@@ -41,4 +51,4 @@ class WindowLevel:
 
     def auto_window(self) -> None:
         if self._decoded is not None:
-            self.set_window(auto_window(modality_values(self._decoded, self.header)))
+            self.set_window(auto_window(window_values(self._decoded, self.header)))

@@ -24,6 +24,7 @@ from inference.engine import Engine
 from inference.prompt import Turn
 from inference.store.manifest import Manifest
 from inference.store.models import default_model, import_pair, set_default_model
+from tests.support.menus import on_next_menu
 from tests.support.network_guard import no_network  # noqa: F401 (a fixture)
 
 SHIFT, CTRL = Qt.KeyboardModifier.ShiftModifier, Qt.KeyboardModifier.ControlModifier
@@ -207,6 +208,91 @@ def test_any_earlier_question_can_be_edited_from_its_link_or_menu(make_chat, qtb
     assert "question 2 of 3" in chat.status.text() and "removes the 1 later turn." in chat.status.text()
     chat.edit_last()
     assert chat.input.toPlainText() == "Question 3?" and "removes" not in chat.status.text()
+
+
+def text_point(transcript, text: str) -> QPoint:
+    """Where this text is drawn in the transcript's viewport."""
+    found = transcript.document().find(text)
+    assert not found.isNull(), text
+    cursor = QTextCursor(transcript.document())
+    cursor.setPosition(found.selectionStart() + 1)
+    return transcript.cursorRect(cursor).center()
+
+
+def refocus(widget, qtbot) -> None:
+    """The keyboard's focus back on the widget (after a menu, the offscreen platform gives it to no one)."""
+    widget.activateWindow()
+    widget.setFocus()
+    qtbot.waitUntil(widget.hasFocus)
+
+
+def test_the_menu_key_and_shift_f10_open_the_menu_of_the_turn_at_the_text_cursor(make_chat, qtbot):
+    chat = make_chat()
+    chat.resize(500, 560)
+    stored_conversation(chat, ["One.", "Two.", "Three."])
+    first, second, third = chat.conversation.turns
+    transcript = chat.transcript
+    clipboard = QGuiApplication.clipboard()
+    clipboard.clear()
+    shown = []
+
+    def take(action_text):
+        def act(menu):
+            actions = [a for a in menu.actions() if a.text()]
+            shown.append(([a.text() for a in actions], menu.geometry()))
+            chosen = next((a for a in actions if a.text() == action_text), None)
+            menu.close()
+            if chosen is not None:
+                chosen.trigger()
+        return act
+
+    transcript.verticalScrollBar().setValue(0)
+    qtbot.mouseClick(transcript.viewport(), Qt.MouseButton.LeftButton, pos=text_point(transcript, "Question 1?"))
+    assert transcript.turn_at_position(transcript.textCursor().position()) is not None
+    refocus(transcript, qtbot)
+    on_next_menu(take("Copy answer"))
+    QTest.keyClick(transcript, Qt.Key.Key_Menu)
+    assert clipboard.text() == "One." and chat.status.text() == "Answer copied."
+    assert shown[-1][0][:2] == ["Copy answer", "Edit question…"] and "Regenerate answer" not in shown[-1][0]
+    cursor_at = transcript.viewport().mapToGlobal(transcript.cursorRect().bottomLeft())
+    assert shown[-1][1].topLeft() == cursor_at  # at that turn, not where the mouse is
+
+    # Tab goes through the links in order: the first turn's Edit and Copy, then the second's Edit.
+    refocus(transcript, qtbot)
+    for _ in range(3):
+        QTest.keyClick(transcript, Qt.Key.Key_Tab)
+    assert transcript.textCursor().charFormat().anchorHref() == f"edit:{second.id}"
+    on_next_menu(take("Edit question…"))
+    QTest.keyClick(transcript, Qt.Key.Key_F10, SHIFT)
+    assert chat.input.toPlainText() == "Question 2?" and chat._editing_turn == second.id
+    chat.cancel_edit()
+
+    # The last turn's menu also asks its question again.
+    regenerated = []
+    transcript.regenerate_requested.connect(lambda: regenerated.append(True))
+    transcript.verticalScrollBar().setValue(transcript.verticalScrollBar().maximum())
+    qtbot.mouseClick(transcript.viewport(), Qt.MouseButton.LeftButton, pos=text_point(transcript, "Question 3?"))
+    refocus(transcript, qtbot)
+    on_next_menu(take("Regenerate answer"))
+    QTest.keyClick(transcript, Qt.Key.Key_Menu)
+    assert shown[-1][0][:3] == ["Copy answer", "Edit question…", "Regenerate answer"] and regenerated == [True]
+    assert third.id == chat.conversation.turns[-1].id
+
+
+def test_without_the_text_cursor_in_view_the_keyboard_menu_is_the_last_turn_in_view(make_chat, qtbot):
+    chat = make_chat()
+    chat.resize(500, 560)
+    stored_conversation(chat, [f"Answer {i}." for i in range(1, 9)])
+    transcript = chat.transcript
+    transcript.verticalScrollBar().setValue(0)  # the text cursor stays at the end, out of view
+    assert not transcript.viewport().rect().intersects(transcript.cursorRect())
+    turn, where = transcript.keyboard_turn()
+    bottom = transcript.turn_at(transcript.viewport().rect().bottomLeft())
+    assert turn is bottom and turn is not chat.conversation.turns[-1]
+    assert transcript.viewport().rect().contains(where)
+    menu = transcript.keyboard_menu()
+    next(a for a in menu.actions() if a.text() == "Copy answer").trigger()
+    assert QGuiApplication.clipboard().text() == turn.answer and turn.answer.startswith("Answer ")
 
 
 def test_the_status_speaks_of_the_conversation_on_screen(make_chat):

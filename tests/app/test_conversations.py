@@ -19,6 +19,7 @@ from app.settings import Settings
 from app.store import Store
 from app.ui.conversation_list import ConversationList
 from app.ui.main import MainWindow
+from tests.support.menus import on_next_menu
 
 CT_UID = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"  # CT_small.dcm's study
 ANSWER_TIMEOUT_MS = 120_000
@@ -143,21 +144,6 @@ def test_rename_export_and_delete_from_the_context_menu(listed, store, qtbot):
     assert keep in listed.summaries
 
 
-def on_next_menu(act) -> None:
-    """Act on the next context menu once it is up."""
-    tries = []
-
-    def look():
-        menu = QApplication.activePopupWidget()
-        if not isinstance(menu, QMenu):
-            tries.append(1)
-            if len(tries) < 300:
-                QTimer.singleShot(10, look)
-            return
-        act(menu)
-    QTimer.singleShot(0, look)
-
-
 def test_the_context_menu_opens_from_the_keyboard_for_the_current_conversation(listed, store, qtbot):
     key = store.study_key("ct")
     ids = [store.create_conversation(f"CT · question {i}", key) for i in range(12)]
@@ -181,24 +167,42 @@ def test_the_context_menu_opens_from_the_keyboard_for_the_current_conversation(l
     row = listed.list.visualItemRect(listed.item_of(newest))  # the menu drops from that conversation
     assert shown[-1][1].top() == listed.list.viewport().mapToGlobal(row.bottomLeft()).y()
 
+    def press_again_then_close(menu: QMenu):  # X11 sends the key press after that event, while its menu is open
+        QTest.keyClick(listed.list, Qt.Key.Key_Menu)
+        shown.append((QApplication.activePopupWidget() is menu, None))
+        menu.close()
+    on_next_menu(press_again_then_close)
+    QApplication.sendEvent(listed.list, QContextMenuEvent(QContextMenuEvent.Reason.Keyboard, centre,
+                                                          listed.list.viewport().mapToGlobal(centre)))
+    assert asked == [newest, newest] and shown[-1][0] is True  # the same menu: no second one
+
     listed.activateWindow()
     listed.list.setFocus()
     qtbot.waitUntil(listed.list.hasFocus)
     QTest.keyClick(listed.list, Qt.Key.Key_Down)  # the keyboard moves the current conversation
     on_next_menu(note_and_close)
     QTest.keyClick(listed.list, Qt.Key.Key_F10, Qt.KeyboardModifier.ShiftModifier)
-    assert asked == [newest, ids[-2]]
+    assert asked == [newest, newest, ids[-2]]
+    QTest.keyClick(listed.list, Qt.Key.Key_Down)
+    on_next_menu(note_and_close)
+    listed.activateWindow()  # back from the menu (the offscreen platform gives the focus back to no one)
+    listed.list.setFocus()
+    qtbot.waitUntil(listed.list.hasFocus)
+    QTest.keyClick(listed.list, Qt.Key.Key_Menu)  # the Menu key itself, pressed
+    assert asked == [newest, newest, ids[-2], ids[-3]]
+    row = listed.list.visualItemRect(listed.item_of(ids[-3]))
+    assert shown[-1][1].top() == listed.list.viewport().mapToGlobal(row.bottomLeft()).y()
 
-    third = listed.item_of(ids[-3])  # the mouse: the conversation under the pointer
-    at = listed.list.visualItemRect(third).center()
+    fourth = listed.item_of(ids[-4])  # the mouse: the conversation under the pointer
+    at = listed.list.visualItemRect(fourth).center()
     on_next_menu(note_and_close)
     QApplication.sendEvent(listed.list.viewport(), QContextMenuEvent(
         QContextMenuEvent.Reason.Mouse, at, listed.list.viewport().mapToGlobal(at)))
-    assert asked == [newest, ids[-2], ids[-3]]
+    assert asked == [newest, newest, ids[-2], ids[-3], ids[-4]]
     heading = listed.list.visualItemRect(listed.list.item(0)).center()  # a heading has no menu
     QApplication.sendEvent(listed.list.viewport(), QContextMenuEvent(
         QContextMenuEvent.Reason.Mouse, heading, listed.list.viewport().mapToGlobal(heading)))
-    assert len(asked) == 3 and QApplication.activePopupWidget() is None
+    assert len(asked) == 5 and QApplication.activePopupWidget() is None
 
 
 def test_the_rename_dialog_shows_a_long_title_whole_and_selected(listed, store, qtbot):

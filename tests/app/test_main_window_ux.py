@@ -130,6 +130,9 @@ def test_the_shortcuts_dialog_lists_what_is_registered(window, qtbot):
         assert _native(shortcut.key()) in keys_listed
     assert any(group == "Chat" and keys == _native(QKeySequence("Ctrl+Return")) for group, keys, _ in rows)
     assert ("Left drag", "the selected tool (window/level unless another is chosen)") in listed
+    for what in ("the current conversation", "the turn at the text cursor", "the selected measurement"):
+        for keys in ("Menu", "Shift+F10"):  # the keyboard's context menus, each saying what it is for
+            assert (_native(QKeySequence(keys)), f"Context menu of {what}") in listed
 
 
 def test_the_shortcuts_shown_are_the_keys_the_viewer_obeys(qtbot, tmp_path):

@@ -221,3 +221,31 @@ def test_the_answer_footer_and_practice_results_are_readable(qapp, qtbot, theme)
         image = label.grab().toImage()
         background = image.pixelColor(1, image.height() // 2)  # the label's own fill, left of the text
         assert contrast(p.color(Role.WindowText), background) >= TEXT_RATIO, (theme, name)
+
+
+@pytest.mark.parametrize("start, theme", [("light", "light"), ("dark", "dark"), ("dark", "light")])
+def test_the_conversation_list_headings_are_readable(qapp_theme, qtbot, tmp_path, start, theme):
+    """"This study", "Other studies" and "No conversation about it yet" are headings, not disabled entries: drawn as
+    readable text in both themes, and after a switch."""
+    from app.store import Store
+    from app.ui.conversation_list import ConversationList
+
+    apply_theme(qapp_theme, start)
+    with Store(tmp_path / "conversations.sqlite3") as store:
+        store.create_conversation("About another study", store.study_key("other"))
+        listed = ConversationList(store)
+        qtbot.addWidget(listed)
+        listed.resize(320, 300)
+        listed.show_study(store.study_key("ct"))
+        listed.show()
+        if theme != start:
+            apply_theme(qapp_theme, theme)
+        QApplication.processEvents()
+        assert listed.headings()[:3] == ["# This study", "# No conversation about it yet", "# Other studies"]
+        image = _window_image(listed.list.viewport())
+        base = listed.list.palette().color(Role.Base)
+        for row in range(3):
+            rect = listed.list.visualItemRect(listed.list.item(row))
+            pixels = image[rect.top(): rect.bottom() + 1, rect.left(): rect.right() + 1].reshape(-1, 3)
+            strongest = max(contrast(QColor(*map(int, pixel)), base) for pixel in np.unique(pixels, axis=0))
+            assert strongest >= TEXT_RATIO, (theme, listed.list.item(row).text(), strongest)

@@ -104,6 +104,42 @@ def test_what_the_model_sees_is_what_is_shown(qtbot, viewer, ct_series):
     assert np.array_equal(region, model[top:bottom, left:right])
 
 
+def test_window_and_level_change_a_colour_ultrasound(qtbot, viewer):
+    """An RGB ultrasound opens as stored; left-drag stretches its channels (contrast, brightness) as on grey data, the
+    overlay says so, the model is given those pixels, and "from file" and Auto W/L work on it too."""
+    path = Path(get_testdata_file("US1_UNCR.dcm"))
+    _load(qtbot, viewer, [(path, 0)])
+    stored = pydicom.dcmread(path).pixel_array
+    assert viewer.view.window == Window(128, 256) and np.array_equal(viewer.shown, stored)  # as stored
+    assert "W 256  L 128" in viewer.overlay.text()
+    centre = viewer.viewport().rect().center()
+    QTest.mousePress(viewer.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, centre)
+    QTest.mouseMove(viewer.viewport(), centre + QPoint(-128, -32))  # narrower (more contrast), higher (darker)
+    QTest.mouseRelease(viewer.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                       centre + QPoint(-128, -32))
+    assert viewer.view.window == Window(160, 128)
+    assert "W 128  L 160" in viewer.overlay.text()
+    low, high = 160 - 0.5 - 127 / 2, 160 - 0.5 + 127 / 2  # PS3.3 C.11.2.1.2, on each channel
+    expected = np.clip((stored.astype(np.float64) - low) / (high - low) * 255, 0, 255)
+    assert np.abs(viewer.shown.astype(int) - expected).max() <= 1
+    assert not np.array_equal(viewer.shown, stored)
+    model = np.asarray(Image.open(io.BytesIO(viewer.model_view_png())))
+    assert np.array_equal(model, viewer.shown) and np.array_equal(_pixmap_array(viewer), viewer.shown)
+    viewer.set_window(None)  # back to the file's own: the colours as stored
+    assert np.array_equal(viewer.shown, stored)
+    viewer.auto_window()
+    assert viewer.view.window != Window(128, 256) and not np.array_equal(viewer.shown, stored)
+
+
+def test_the_overlay_of_an_image_without_a_modality_starts_with_its_position(qtbot, viewer, tmp_path):
+    path = tmp_path / "drawing.png"
+    Image.fromarray(np.full((40, 60), 128, np.uint8)).save(path)
+    _load(qtbot, viewer, [(path, 0)])
+    assert viewer.overlay.text().split("\n")[0] == "1/1"  # no blank where a modality would be
+    _load(qtbot, viewer, [(Path(get_testdata_file("MR_small.dcm")), 0)])
+    assert viewer.overlay.text().split("\n")[0] == "MR  1/1"
+
+
 def test_colour_multiframe_scrolls_frames(qtbot, viewer):
     path = Path(get_testdata_file("examples_ybr_color.dcm"))
     _load(qtbot, viewer, [(path, i) for i in range(30)])

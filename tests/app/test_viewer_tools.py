@@ -8,6 +8,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QKeySequence
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QGraphicsEllipseItem, QGraphicsLineItem
 
@@ -15,6 +16,7 @@ from app.studies.measure import describe_roi, ellipse_stats
 from app.studies.pixels import Window
 from app.ui.measurements_panel import MeasurementsPanel
 from app.ui.viewer_tools import COMMANDS, Tool, build_toolbar
+from tests.support.menus import on_next_menu
 
 
 @pytest.fixture
@@ -180,6 +182,67 @@ def test_rulers_stay_with_their_slice_and_can_be_deleted(qtbot, viewer, ct_serie
     assert len(viewer.measurements) == 1 and _visible(viewer, QGraphicsLineItem) == []
     panel.clear_button.click()
     assert viewer.measurements == [] and panel.empty.isVisible() and not panel.list.isVisible()
+
+
+def test_the_measurement_list_has_a_context_menu_from_the_mouse_and_the_keyboard(qtbot, viewer, ct_series):
+    panel = MeasurementsPanel(viewer)
+    qtbot.addWidget(panel)
+    panel.show()
+    _load(qtbot, viewer, ct_series)
+    viewer.actual_size()
+    QTest.keyClick(viewer, Qt.Key.Key_M)
+    for position, length in ((0, 100), (2, 30), (4, 60)):  # on slices 1, 3 and 5
+        _go_to_slice(qtbot, viewer, position)
+        _drag(viewer, _at(viewer, 10, 20), _at(viewer, 10 + length, 20))
+    spacing = float(viewer.header.PixelSpacing[1])
+    first, second, third = viewer.measurements
+    shown = []
+
+    def take(action_text):
+        def act(menu):
+            actions = [a for a in menu.actions() if a.text()]
+            shown.append(([a.text() for a in actions], menu.geometry().top()))
+            chosen = next(a for a in actions if a.text().split("\t")[0] == action_text)
+            menu.close()
+            chosen.trigger()
+        return act
+
+    def focus_list():  # the keyboard on the list (after a menu the offscreen platform gives it to no one)
+        panel.activateWindow()
+        panel.list.setFocus()
+        qtbot.waitUntil(panel.list.hasFocus)
+
+    focus_list()
+    panel.list.setCurrentRow(0)
+    QTest.keyClick(panel.list, Qt.Key.Key_Down)  # the second measurement, on slice 3
+    on_next_menu(take("Go to its slice"))
+    QTest.keyClick(panel.list, Qt.Key.Key_Menu)
+    assert shown[-1][0] == ["Go to its slice", f"Delete\t{QKeySequence(QKeySequence.StandardKey.Delete).toString()}",
+                            "Clear all"]
+    row = panel.list.visualItemRect(panel.list.item(1))  # the menu drops from that row
+    assert shown[-1][1] == panel.list.viewport().mapToGlobal(row.bottomLeft()).y()
+    qtbot.waitUntil(lambda: "3/5" in viewer.overlay.text(), timeout=5000)
+
+    focus_list()
+    on_next_menu(take("Delete"))
+    QTest.keyClick(panel.list, Qt.Key.Key_F10, Qt.KeyboardModifier.ShiftModifier)
+    assert viewer.measurements == [first, third]
+    assert [panel.list.item(i).text() for i in range(panel.list.count())] == \
+        [f"Slice 1 · length {100 * spacing:.1f} mm", f"Slice 5 · length {60 * spacing:.1f} mm"]
+
+    at = panel.list.visualItemRect(panel.list.item(1)).center()  # the mouse: the measurement under the pointer
+    on_next_menu(take("Go to its slice"))
+    panel.list.customContextMenuRequested.emit(at)
+    qtbot.waitUntil(lambda: "5/5" in viewer.overlay.text(), timeout=5000)
+    assert panel.list.currentRow() == 1
+
+    focus_list()
+    QTest.keyClick(panel.list, Qt.Key.Key_Delete)  # Delete removes the selected one
+    assert viewer.measurements == [first] and panel.list.currentRow() == 0  # the next Delete takes the next one
+    on_next_menu(take("Clear all"))
+    focus_list()
+    QTest.keyClick(panel.list, Qt.Key.Key_Menu)
+    assert viewer.measurements == [] and panel.empty.isVisible()
 
 
 def test_an_ellipse_reports_the_statistics_of_its_pixels(qtbot, viewer, ct_series):
