@@ -146,3 +146,22 @@ def test_a_header_longer_than_the_first_read_is_read_whole(converted, monkeypatc
         "tokenizer.ggml.tokens"].data)
     beyond = [t for t in reader.tensors if t.data_offset + t.n_bytes > len(reader.data)]
     assert beyond and all(set(np.asarray(t.data).strides) == {0} for t in beyond)  # no memory, never read
+
+
+@pytest.mark.parametrize("flavour", [("qwen2", "original", "F32"), ("llama", "hf", "Q4_K_M")])
+def test_the_header_reader_reads_every_field_as_gguf_reads_it(converted, flavour):
+    """It walks arrays (a vocabulary, its merges and token types) itself, for speed: the same fields, types, parts
+    and values as gguf's own reader, for both files of a pair."""
+    from inference.store.gguf_check import HeaderReader
+
+    for path in _pair(converted(*flavour)):
+        ours, reference = HeaderReader.read(path), gguf.GGUFReader(path)
+        assert ours.fields.keys() == reference.fields.keys()
+        for key, field in ours.fields.items():
+            expected = reference.fields[key]
+            assert field.types == expected.types and list(field.data) == list(expected.data), key
+            assert [(p.dtype, p.shape, p.tobytes()) for p in field.parts] == [
+                (p.dtype, p.shape, p.tobytes()) for p in expected.parts], key
+            assert field.contents() == expected.contents(), key
+        assert [(t.name, t.tensor_type, t.data_offset, t.n_bytes) for t in ours.tensors] == [
+            (t.name, t.tensor_type, t.data_offset, t.n_bytes) for t in reference.tensors]
