@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset
-from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtCore import QLineF, QPointF, QRectF
 from PySide6.QtGui import QColor, QFont, QPainterPath, QPen
 from PySide6.QtWidgets import (
     QGraphicsEllipseItem,
@@ -27,6 +27,7 @@ from app.studies.view import ViewState
 from app.ui.viewer_overlay import OUTLINE
 
 COLOUR = QColor("#40e0ff")
+LEADER_FROM = 4.0  # screen pixels: a label moved further than this from its anchor is joined to it by a line
 
 Point = tuple[float, float]  # (row, column) of the stored frame, continuous
 
@@ -84,14 +85,35 @@ def measure(kind: str, source: tuple[Path, int], points: tuple[Point, ...], fram
 
 
 class OutlinedLabel(QGraphicsSimpleTextItem):
-    """Text of a constant size on screen, drawn over a dark outline."""
+    """Text of a constant size on screen, drawn over a dark outline, beside the point of its shape it belongs to
+    (`label_placement` moves it off that point, with a leader line back to it, when another label is there)."""
 
-    def __init__(self, text: str):
+    NUDGE = QPointF(3, 3)  # from the anchor to where the text starts, in screen pixels: just beside the point
+
+    def __init__(self, text: str, anchor: QPointF):
         super().__init__(text)
+        self.anchor = anchor  # scene coordinates
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
         font = QFont()
         font.setBold(True)
         self.setFont(font)
+        # Children of a label ignore the view's scale too: the leader is drawn in screen pixels from the label.
+        self.leader = _outlined(lambda: QGraphicsLineItem(self))
+        for line in self.leader:
+            line.setFlag(QGraphicsItem.GraphicsItemFlag.ItemStacksBehindParent)
+            line.hide()
+
+    def point_to(self, anchor: QPointF | None) -> None:
+        """A leader line from the nearest point of the text to `anchor` (in the label's own coordinates, that is
+        screen pixels), unless that is only a few pixels; none for None."""
+        box = self.boundingRect()
+        if anchor is not None:
+            nearest = QPointF(min(max(anchor.x(), box.left()), box.right()),
+                              min(max(anchor.y(), box.top()), box.bottom()))
+            for line in self.leader:
+                line.setLine(QLineF(nearest, anchor))
+        for line in self.leader:
+            line.setVisible(anchor is not None and line.line().length() > LEADER_FROM)
 
     def paint(self, painter, option, widget=None) -> None:
         path = QPainterPath()
@@ -146,8 +168,7 @@ def draw(scene: QGraphicsScene, m: Measurement, shape: tuple[int, int], view: Vi
         items += _outlined(lambda: QGraphicsPathItem(path))
         anchor = shown[0]
     if m.label:
-        label = OutlinedLabel(m.label)
-        label.setPos(anchor + QPointF(0.5, 0.5))
+        label = OutlinedLabel(m.label, anchor)
         label.setZValue(3)
         items.append(label)
     for item in items:

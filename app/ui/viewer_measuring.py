@@ -4,7 +4,8 @@ one being drawn."""
 from __future__ import annotations
 
 from app.studies.measure import shown_to_source_point
-from app.ui.viewer_measurements import Measurement, draw, measure
+from app.ui.label_placement import place_labels
+from app.ui.viewer_measurements import Measurement, OutlinedLabel, draw, measure
 
 
 class MeasurementList:
@@ -45,6 +46,13 @@ class MeasurementList:
         for m in on_slice:
             self._measurement_items += draw(self.scene(), m, self._decoded.shape[:2], self.view)
         self.measurement = on_slice[-1].text if on_slice else ""
+        self._place_labels()
+
+    def _place_labels(self) -> None:
+        """The labels, none over another at the current zoom. Again whenever the zoom changes (a rotation or flip
+        draws them again); a pan moves them all alike, so they stay clear of each other."""
+        labels = [item for item in self._measurement_items if isinstance(item, OutlinedLabel)]
+        place_labels(labels, self.viewportTransform())
 
     def _frame_point(self, position) -> tuple[float, float]:
         """A viewport position as a (row, column) of the stored frame, continuous."""

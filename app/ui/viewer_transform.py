@@ -18,20 +18,24 @@ class ViewTransform:
         if not self.item.pixmap().isNull():
             self.fitInView(self.item, Qt.AspectRatioMode.KeepAspectRatio)
             self._fitted = True
-            self._update_overlay()
+            self._zoom_changed()
 
     def actual_size(self) -> None:
         self.resetTransform()
         self._fitted = False
-        self._update_overlay()
+        self._zoom_changed()
 
     def zoom_by(self, factor: float) -> None:
         self.scale(factor, factor)
         self._fitted = False
-        self._update_overlay()
+        self._zoom_changed()
 
     def zoom(self) -> float:
         return self.transform().m11()
+
+    def _zoom_changed(self) -> None:
+        self._place_labels()  # they keep their size on screen while their anchors move apart or together
+        self._update_overlay()
 
     def rotate_view(self, degrees: int = 90) -> None:
         self.view = self.view.rotated(degrees)
