@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from math import hypot
 
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QLineF, QPointF, QRectF
 from PySide6.QtGui import QTransform
 
 GAP = 2.0  # screen pixels kept between two labels (their outline is drawn 1.5 px outside the glyphs)
+LEADER_FROM = 4.0  # screen pixels: a label moved further than this from its anchor is joined to it by a line
 
 
 def free_spot(wanted: QRectF, placed: list[QRectF]) -> QRectF:
@@ -46,4 +47,7 @@ def place_labels(labels, to_screen: QTransform) -> None:
         spot = free_spot(wanted, placed)
         placed.append(spot.adjusted(-GAP, -GAP, GAP, GAP))  # the next ones keep the gap from it
         label.setPos(from_screen.map(spot.topLeft()))  # it ignores the view's scale: screen pixels from here on
-        label.point_to(anchor - spot.topLeft() if spot != wanted else None)
+        nearest = QPointF(min(max(anchor.x(), spot.left()), spot.right()),
+                          min(max(anchor.y(), spot.top()), spot.bottom()))
+        moved_away = spot != wanted and QLineF(nearest, anchor).length() > LEADER_FROM
+        label.point_to(QLineF(from_screen.map(nearest), label.anchor) if moved_away else None)

@@ -27,7 +27,6 @@ from app.studies.view import ViewState
 from app.ui.viewer_overlay import OUTLINE
 
 COLOUR = QColor("#40e0ff")
-LEADER_FROM = 4.0  # screen pixels: a label moved further than this from its anchor is joined to it by a line
 
 Point = tuple[float, float]  # (row, column) of the stored frame, continuous
 
@@ -97,23 +96,18 @@ class OutlinedLabel(QGraphicsSimpleTextItem):
         font = QFont()
         font.setBold(True)
         self.setFont(font)
-        # Children of a label ignore the view's scale too: the leader is drawn in screen pixels from the label.
-        self.leader = _outlined(lambda: QGraphicsLineItem(self))
-        for line in self.leader:
-            line.setFlag(QGraphicsItem.GraphicsItemFlag.ItemStacksBehindParent)
+        self.setZValue(3)
+        self.leader = _outlined(QGraphicsLineItem)
+        for line, z in zip(self.leader, (2.5, 2.6), strict=True):  # over the shapes, under every label's text
+            line.setZValue(z)
             line.hide()
 
-    def point_to(self, anchor: QPointF | None) -> None:
-        """A leader line from the nearest point of the text to `anchor` (in the label's own coordinates, that is
-        screen pixels), unless that is only a few pixels; none for None."""
-        box = self.boundingRect()
-        if anchor is not None:
-            nearest = QPointF(min(max(anchor.x(), box.left()), box.right()),
-                              min(max(anchor.y(), box.top()), box.bottom()))
-            for line in self.leader:
-                line.setLine(QLineF(nearest, anchor))
+    def point_to(self, leader: QLineF | None) -> None:
+        """Its leader line (scene coordinates, from the text to the anchor), or none."""
         for line in self.leader:
-            line.setVisible(anchor is not None and line.line().length() > LEADER_FROM)
+            line.setVisible(leader is not None)
+            if leader is not None:
+                line.setLine(leader)
 
     def paint(self, painter, option, widget=None) -> None:
         path = QPainterPath()
@@ -169,8 +163,7 @@ def draw(scene: QGraphicsScene, m: Measurement, shape: tuple[int, int], view: Vi
         anchor = shown[0]
     if m.label:
         label = OutlinedLabel(m.label, anchor)
-        label.setZValue(3)
-        items.append(label)
+        items += [label, *label.leader]
     for item in items:
         scene.addItem(item)
     return items

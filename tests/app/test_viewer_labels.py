@@ -91,11 +91,14 @@ def test_an_ellipse_and_a_ruler_next_to_it_keep_their_labels_apart_at_any_zoom(q
     assert _on_screen(viewer, ruler_label) == alone  # the first one drawn stays where it was
     moved = _on_screen(viewer, ellipse_label)
     assert moved.topLeft() != wanted.topLeft()
-    # A leader line joins the moved label to its anchor (the bottom-right corner of the ellipse's box).
+    # A leader line joins the moved label to its anchor (the bottom-right corner of the ellipse's box), drawn
+    # under every label.
     assert all(line.isVisible() for line in ellipse_label.leader)
-    end = ellipse_label.deviceTransform(viewer.viewportTransform()).map(ellipse_label.leader[1].line().p2())
+    to_screen = viewer.viewportTransform()
+    start, end = (to_screen.map(p) for p in (ellipse_label.leader[1].line().p1(), ellipse_label.leader[1].line().p2()))
     corner = _anchor(viewer, ellipse)
-    assert hypot(end.x() - corner.x(), end.y() - corner.y()) < 1
+    assert hypot(end.x() - corner.x(), end.y() - corner.y()) < 1 and _distance(start, moved) < 1
+    assert all(line.zValue() < label.zValue() for line in ellipse_label.leader for label in _labels(viewer).values())
     assert not any(line.isVisible() for line in ruler_label.leader)
 
     for factor in (0.5, 3.0, 2.0, 4.0, 0.1):  # the anchors move apart and together on screen
