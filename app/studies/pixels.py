@@ -78,8 +78,9 @@ def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
         out = 255.0 / (1.0 + np.exp(-4.0 * (values - c) / w))
     elif window.function == "LINEAR_EXACT":
         out = (values - (c - w / 2)) / w * 255.0
+    elif w <= 1.0:  # LINEAR at width 1 (the narrowest): the standard's thresholds alone, a step at c - 0.5
+        out = np.where(values > c - 0.5, 255.0, 0.0)
     else:  # LINEAR: centre and width are offset by 0.5 and 1 for integer data
-        w = max(w, 1.0)
         out = ((values - (c - 0.5)) / (w - 1) + 0.5) * 255.0
     return np.clip(out, 0, 255)
 

@@ -39,3 +39,13 @@ def test_matches_dcmtk(tmp_path, name, options, window):
     ours = FrameRenderer().pixels(path, 0, ViewState(window=window)).astype(int)
     assert ours.shape == reference.shape
     assert np.abs(ours - reference).max() <= 1
+
+
+def test_a_linear_window_one_value_wide_is_the_standards_step_without_a_division_by_zero():
+    """PS3.3 C.11.2.1.2.1 at width 1: values up to c - 0.5 are black, above it white (the formula's w - 1 is 0)."""
+    from app.studies.pixels import apply_window
+
+    values = np.array([98.0, 99.5, 99.6, 100.0, 140.0])
+    with np.errstate(all="raise"):  # a division by zero, or a NaN from 0/0, fails here
+        out = apply_window(values, Window(100.0, 1.0))
+    assert out.tolist() == [0.0, 0.0, 255.0, 255.0, 255.0]
