@@ -7,10 +7,9 @@ import shutil
 
 import pytest
 from pydicom.data import get_testdata_file
-from PySide6.QtCore import QBuffer, QByteArray, QPoint, Qt, QTimer
+from PySide6.QtCore import QBuffer, QByteArray, QPoint, Qt
 from PySide6.QtGui import QGuiApplication, QImage, QTextCursor
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.audit import AuditLog
 from app.settings import Settings
@@ -24,7 +23,7 @@ from inference.engine import Engine
 from inference.prompt import Turn
 from inference.store.manifest import Manifest
 from inference.store.models import default_model, import_pair, set_default_model
-from tests.support.menus import on_next_menu
+from tests.support.menus import answer_next_box, on_next_menu
 from tests.support.network_guard import no_network  # noqa: F401 (a fixture)
 
 SHIFT, CTRL = Qt.KeyboardModifier.ShiftModifier, Qt.KeyboardModifier.ControlModifier
@@ -343,26 +342,6 @@ def ask(window, qtbot, question: str):
     window.chat.input.setPlainText(question)
     window.chat.send()
     return answer_of(qtbot, window.chat.request)
-
-
-def answer_next_box(button_text: str | None, seen: list) -> None:
-    """Answer the next modal message box (the button with this text; None: Cancel), noting its text."""
-    tries = []
-
-    def answer():
-        box = QApplication.activeModalWidget()
-        if not isinstance(box, QMessageBox):
-            tries.append(1)
-            if len(tries) < 300:
-                QTimer.singleShot(10, answer)
-            return
-        seen.append(box.text())
-        for button in box.buttons():
-            if (button_text is None and box.buttonRole(button) == QMessageBox.ButtonRole.RejectRole) or \
-                    button.text() == button_text:
-                button.click()
-                return
-    QTimer.singleShot(0, answer)
 
 
 def test_editing_an_earlier_question_branches_there_and_reuses_the_cache_before_it(window, qtbot):

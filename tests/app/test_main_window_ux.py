@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
+from PySide6.QtWidgets import QApplication, QFileDialog
 
 from app.ui.empty_state import PROMPT
 from app.ui.main import MainWindow
 from app.ui.viewer_tools import COMMANDS, Tool
 from app.ui.window_size import WINDOW_FRAME
+from tests.support.menus import answer_next_box
 
 
 @pytest.fixture
@@ -200,26 +201,6 @@ def test_the_toolbar_drives_the_viewer_and_the_measurements_are_listed(window, q
 
 # --- burned-in text -----------------------------------------------------------------------------------------------
 
-def _answer_next_box(qtbot, button_text: str | None, seen: list):
-    """Answer the next modal message box (clicking the button with this text; None: Cancel), noting its text;
-    gives up after a few seconds of none."""
-    tries = []
-
-    def answer():
-        box = QApplication.activeModalWidget()
-        if not isinstance(box, QMessageBox):
-            tries.append(1)
-            if len(tries) < 300:
-                QTimer.singleShot(10, answer)
-            return
-        seen.append(box.text())
-        for button in box.buttons():
-            if (button_text is None and box.buttonRole(button) == QMessageBox.ButtonRole.RejectRole) or \
-                    button.text() == button_text:
-                button.click()
-                return
-    QTimer.singleShot(0, answer)
-
 
 def _open(window, qtbot, name):
     window.open_path(get_testdata_file(name))
@@ -230,12 +211,12 @@ def _open(window, qtbot, name):
 def test_burned_in_text_is_confirmed_before_attaching(window, qtbot):
     _open(window, qtbot, "US1_UNCR.dcm")
     seen = []
-    _answer_next_box(qtbot, None, seen)  # cancel
+    answer_next_box(None, seen)  # cancel
     window.attach_view(False)
     assert len(seen) == 1 and "US images often have text burned into the pixels" in seen[0]
     assert window.chat.pending_images == []  # cancelled: nothing attached
     assert "Nothing attached" in window.statusBar().currentMessage()
-    _answer_next_box(qtbot, "Attach anyway", seen)
+    answer_next_box("Attach anyway", seen)
     window.attach_view(False)
     assert len(seen) == 2 and len(window.chat.pending_images) == 1
     window.attach_view(True)  # the same series again: not asked twice in a session
@@ -245,7 +226,7 @@ def test_burned_in_text_is_confirmed_before_attaching(window, qtbot):
 def test_no_confirmation_for_a_ct_without_burned_in_text(window, qtbot):
     _open(window, qtbot, "CT_small.dcm")
     seen = []
-    _answer_next_box(qtbot, None, seen)  # were a box to come, it would be cancelled and noted
+    answer_next_box(None, seen)  # were a box to come, it would be cancelled and noted
     window.attach_view(False)
     assert seen == [] and len(window.chat.pending_images) == 1
 
@@ -260,6 +241,6 @@ def test_a_file_that_says_burned_in_annotation_yes_is_confirmed(window, qtbot, t
     window.open_path(str(path))
     qtbot.waitUntil(lambda: window.series_viewer.shown is not None, timeout=5000)
     seen = []
-    _answer_next_box(qtbot, None, seen)
+    answer_next_box(None, seen)
     window.attach_view(False)
     assert seen and "marked as having burned-in annotation" in seen[0] and window.chat.pending_images == []
