@@ -3,11 +3,18 @@ region marked as such, and beside them how far the model got reading them ("prep
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import NamedTuple
 
+from PIL import Image
 from PySide6.QtCore import QByteArray, Qt, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QToolButton, QWidget
+
+from app.settings import Settings
+from inference.families import family
+from inference.store.manifest import Manifest
 
 THUMB_SIZE = 64
 
@@ -100,3 +107,16 @@ class AttachmentsRow(QWidget):
                 thumb.show()  # now, not when the layout gets round to it
             self.thumbs.append(thumb)
         self.empty.setVisible(not attachments)
+
+
+def model_input_text(folder: Path | None, png: bytes, settings: Settings) -> str:
+    """" (W×H, N image tokens)": the size the model gets this image at (a Qwen2.5-VL model keeps its aspect ratio
+    within the image-token budget; a LLaVA model gets its square); "" without a readable model."""
+    try:
+        manifest = Manifest.read(folder)
+        model_family = family(manifest.family)
+        budget = settings.image_max_tokens if model_family.image_budget_setting else None
+        width, height, tokens = model_family.input_size(*Image.open(io.BytesIO(png)).size, manifest, budget)
+    except (OSError, TypeError, ValueError, KeyError):
+        return ""
+    return f" (the model sees {width}×{height}, {tokens} image tokens)"

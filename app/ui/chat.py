@@ -11,13 +11,9 @@ just attached), so that Send processes only the question's own tokens; the attac
 
 from __future__ import annotations
 
-import io
-import json
 from dataclasses import asdict
-from importlib import resources
 from pathlib import Path
 
-from PIL import Image
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
@@ -37,7 +33,8 @@ from app import INTENDED_USE
 from app.audit import AuditLog
 from app.settings import Settings
 from app.store import Store, StoredConversation, StoreError
-from app.ui.attachments import Attachment, AttachmentsRow
+from app.suggestions import suggested_questions
+from app.ui.attachments import Attachment, AttachmentsRow, model_input_text
 from app.ui.background import Task
 from app.ui.chat_answer import ChatAnswer
 from app.ui.chat_edit import (
@@ -55,15 +52,7 @@ from app.ui.conversation_list import ConversationList
 from app.ui.engine_runner import EngineRunner, Preparation, Request, model_of
 from app.ui.states_clearing import StatesClearing
 from app.ui.transcript import Transcript
-from inference.families import family
 from inference.prompt import MAX_IMAGES_PER_CONVERSATION, Turn
-from inference.store.manifest import Manifest
-
-
-def suggested_questions(modality: str | None, language: str) -> list[str]:
-    data = json.loads(resources.files("resources").joinpath("suggested_questions.json").read_text("utf-8"))
-    language = language if language in ("en", "zh") else "en"
-    return data.get(modality or "", {}).get(language, []) + data["any"][language]
 
 
 class ChatPanel(QWidget):
@@ -490,16 +479,3 @@ class ChatPanel(QWidget):
 
     def transcript_text(self) -> str:
         return self.transcript.toPlainText()
-
-
-def model_input_text(folder: Path | None, png: bytes, settings: Settings) -> str:
-    """" (W×H, N image tokens)": the size the model gets this image at (a Qwen2.5-VL model keeps its aspect ratio
-    within the image-token budget; a LLaVA model gets its square); "" without a readable model."""
-    try:
-        manifest = Manifest.read(folder)
-        model_family = family(manifest.family)
-        budget = settings.image_max_tokens if model_family.image_budget_setting else None
-        width, height, tokens = model_family.input_size(*Image.open(io.BytesIO(png)).size, manifest, budget)
-    except (OSError, TypeError, ValueError, KeyError):
-        return ""
-    return f" (the model sees {width}×{height}, {tokens} image tokens)"

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtWidgets import QDialogButtonBox, QLabel
 
 from app.settings import Settings, longest_answer_bound
-from app.ui.chat import suggested_questions
+from app.suggestions import suggested_questions
 from app.ui.settings_dialog import FirstRunDialog, SettingsDialog
 from inference.store.manifest import Manifest, ModelFile
 
