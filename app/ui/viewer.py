@@ -85,6 +85,7 @@ class Viewer(ImageDisplay, WindowLevel, ViewTransform, SliceNavigation, MouseToo
         self._drawing: tuple[str, tuple] | None = None  # a measurement being drawn: kind, its points fixed so far
         self._pending: Measurement | None = None
         self._measurement_items: list = []
+        self._placed_around: list = []  # what the labels were last kept off (overlay text, letters, slider)
         self.slider = make_slider(self)
 
     def set_frames(self, frames: list[tuple[Path, int]]) -> None:
@@ -111,3 +112,8 @@ class Viewer(ImageDisplay, WindowLevel, ViewTransform, SliceNavigation, MouseToo
         self._place_slider()
         self._place_edge_letters()
         self._place_notice()
+        self._place_labels()  # those by an edge of the view stay inside it
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:  # noqa: N802 (Qt override)
+        super().scrollContentsBy(dx, dy)
+        self._place_labels()  # panned: a label by an edge of the view stays inside it

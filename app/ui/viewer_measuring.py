@@ -3,6 +3,8 @@ one being drawn."""
 
 from __future__ import annotations
 
+from PySide6.QtCore import QPointF, QRectF
+
 from app.studies.measure import shown_to_source_point
 from app.ui.label_placement import place_labels
 from app.ui.viewer_measurements import Measurement, OutlinedLabel, draw, measure
@@ -49,10 +51,24 @@ class MeasurementList:
         self._place_labels()
 
     def _place_labels(self) -> None:
-        """The labels, none over another at the current zoom. Again whenever the zoom changes (a rotation or flip
-        draws them again); a pan moves them all alike, so they stay clear of each other."""
+        """The labels, none over another and each inside the view, at the current zoom. Again whenever the zoom,
+        the scroll position or the view's size changes (a rotation or flip draws them again)."""
         labels = [item for item in self._measurement_items if isinstance(item, OutlinedLabel)]
-        place_labels(labels, self.viewportTransform())
+        self._placed_around = self._label_obstacles()
+        place_labels(labels, self.viewportTransform(), QRectF(self.viewport().rect()), self._placed_around)
+
+    def _label_obstacles(self) -> list[QRectF]:
+        """Where the overlay text, the orientation letters and the slice slider are, in viewport pixels: labels
+        are kept off them."""
+        widgets = [self.overlay, *self.edge_labels.values(), self.slider]
+        offset = QPointF(self.viewport().pos())
+        return [QRectF(w.geometry()).translated(-offset) for w in widgets
+                if not w.isHidden() and (w is self.slider or w.text())]
+
+    def _keep_labels_clear(self) -> None:
+        """After the overlay text or the letters moved or changed size: placed again if they are elsewhere now."""
+        if self._label_obstacles() != self._placed_around:
+            self._place_labels()
 
     def _frame_point(self, position) -> tuple[float, float]:
         """A viewport position as a (row, column) of the stored frame, continuous."""

@@ -96,3 +96,4 @@ class OverlayText:
             x = {"left": 6, "right": width - label.width() - 6}.get(edge, (width - label.width()) // 2)
             y = {"top": 6, "bottom": height - label.height() - 6}.get(edge, (height - label.height()) // 2)
             label.move(x, y)
+        self._keep_labels_clear()

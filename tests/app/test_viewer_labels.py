@@ -141,3 +141,60 @@ def test_crowded_probes_are_stacked_beside_each_other_not_on_top(qtbot, viewer, 
     _assert_apart_and_near(viewer, reach)
     viewer.zoom_by(50)  # apart on screen: each beside its own point
     _assert_apart_and_near(viewer, 5)
+
+
+def _assert_inside(viewer) -> int:
+    """Every label whose point is in view is wholly in view; returns how many points are in view."""
+    view = QRectF(viewer.viewport().rect())
+    labels = _labels(viewer)
+    in_view = [m for m in viewer.measurements_on_slice() if view.contains(_anchor(viewer, m))]
+    for m in in_view:
+        assert view.contains(_on_screen(viewer, labels[m.label])), (m.label, _on_screen(viewer, labels[m.label]), view)
+    return len(in_view)
+
+
+def _overlay_text(viewer) -> list[QRectF]:
+    """The corner text and the orientation letters, in viewport pixels."""
+    shown = [w for w in (viewer.overlay, *viewer.edge_labels.values()) if w.text()]
+    assert viewer.overlay in shown and len(shown) == 5
+    return [QRectF(w.geometry()).translated(-QPointF(viewer.viewport().pos())) for w in shown]
+
+
+def test_labels_by_the_edges_of_the_view_stay_inside_it_when_fitted_zoomed_and_panned(qtbot, viewer, ct):
+    _load(qtbot, viewer, ct)
+    viewer.fit()
+    corners = [(0.5, 0.5), (127.5, 0.5), (0.5, 127.5), (127.5, 127.5)]  # (x, y) at the image's four corners
+    for x, y in corners:
+        _drag(viewer, Tool.PROBE, (x, y), (x, y))
+    assert len(viewer.measurements) == 4
+    height = max(label.boundingRect().height() for label in _labels(viewer).values())
+    # By the right edge a label goes to the point's left, by the bottom above it: still beside its point. The
+    # top-left one would cover the overlay text: it goes below it, joined to its point by a leader line.
+    assert _assert_inside(viewer) == 4
+    overlay = _overlay_text(viewer)
+    reach = overlay[0].height() + height
+    _assert_apart_and_near(viewer, reach)
+    for text, label in _labels(viewer).items():
+        assert not any(_on_screen(viewer, label).intersects(rect) for rect in overlay), text
+    assert all(line.isVisible() for line in _labels(viewer)[viewer.measurements[0].label].leader)
+
+    viewer.zoom_by(6)  # the corners are now outside the view; those whose points are in view stay in it
+    for bar, end in ((viewer.horizontalScrollBar(), "maximum"), (viewer.verticalScrollBar(), "maximum")):
+        bar.setValue(getattr(bar, end)())  # panned to the image's bottom-right corner, against the view's edges
+    bottom_right = viewer.measurements[3]
+    anchor = _anchor(viewer, bottom_right)
+    assert QRectF(viewer.viewport().rect()).contains(anchor)
+    label = _on_screen(viewer, _labels(viewer)[bottom_right.label])
+    assert QRectF(viewer.viewport().rect()).contains(label) and _distance(anchor, label) <= 5
+    viewer.horizontalScrollBar().setValue(0)  # panned to the bottom-left corner: that label moves in with it
+    bottom_left = viewer.measurements[2]
+    label = _on_screen(viewer, _labels(viewer)[bottom_left.label])
+    assert QRectF(viewer.viewport().rect()).contains(label) and _distance(_anchor(viewer, bottom_left), label) <= 5
+
+    for bar in (viewer.horizontalScrollBar(), viewer.verticalScrollBar()):
+        bar.setValue(bar.maximum() // 2)
+    assert _assert_inside(viewer) == 0  # zoomed into the middle: the points are out of view, and so are their labels
+    viewer.resize(viewer.width() - 60, viewer.height() - 40)  # a smaller view, fitted: all in view again
+    viewer.fit()
+    assert _assert_inside(viewer) == 4
+    _assert_apart_and_near(viewer, reach)
