@@ -76,3 +76,33 @@ def test_a_missing_or_broken_image_is_one_clear_error(converted, tmp_path, png):
     t = report["timings"]
     assert t["reused_tokens"] + t["prompt_tokens"] == one_image["reused_tokens"] + one_image["prompt_tokens"]
     assert report["answer"] == json.loads(alone.stdout.splitlines()[-1])["answer"]
+
+
+def _reports(done) -> list[dict]:
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def _prompt_length(report: dict) -> int:
+    """Every token the model had in front of it for this answer: reused from the cache or processed now."""
+    return report["timings"]["reused_tokens"] + report["timings"]["prompt_tokens"]
+
+
+def test_chat_edit_replaces_the_last_question_and_new_starts_over(converted, png):
+    model = str(converted("qwen2", "original", "Q8_0"))
+    edited = "Describe the left lung field in detail, please."
+    script = f"What is this?\n/edit {edited}\n/new\n/image {png}\n{edited}\n/quit\n"
+    done = _huatuo("chat", "--model", model, "--image", str(png), "--greedy", "--max-tokens", "6", "--json",
+                   stdin=script)
+    assert done.returncode == 0, done.stderr
+    first, after_edit, after_new = _reports(done)
+    alone = _huatuo("ask", "--model", model, "--image", str(png), "--greedy", "--max-tokens", "6", "--json", edited)
+    assert alone.returncode == 0, alone.stderr
+    [one_question] = _reports(alone)
+    # /edit: the edited question replaces the first one (no earlier turn is left in front of it), and the cache is
+    # rolled back only to where the conversation changed: the image is not encoded again.
+    assert _prompt_length(after_edit) == _prompt_length(one_question) != _prompt_length(first)
+    assert after_edit["timings"]["images_encoded"] == 0 and after_edit["timings"]["reused_tokens"] > 0
+    assert after_edit["answer"] == one_question["answer"]
+    # /new: nothing of the earlier conversation is left; the same image and question give the same greedy answer.
+    assert _prompt_length(after_new) == _prompt_length(one_question)
+    assert after_new["answer"] == one_question["answer"]

@@ -243,3 +243,22 @@ def test_the_export_dialog_starts_in_documents_with_the_title_and_date(qapp):
     assert export_folder() in ([Path(documents)] if Path(documents).is_dir() else []) + [Path.home()]
     conversation = SimpleNamespace(title='CT: chest/abdomen "follow-up"?', created="2026-12-03T10:00:00+00:00")
     assert export_name(conversation) == "CT chest abdomen follow-up 2026-12-03"
+
+
+def test_a_conversation_takes_at_most_six_images(data_dir, qtbot):
+    window = open_window(qtbot)
+    open_ct(window, qtbot)
+    for _ in range(4):
+        window.attach_view(False)
+    assert len(window.chat.pending_images) == 4
+    assert ask(window, qtbot, "What is shown?").finish in ("stop", "length")
+    # Six in all, counting those already asked about: two more are taken, a seventh is refused and said why.
+    window.attach_view(False)
+    window.attach_view(True)
+    assert len(window.chat.pending_images) == 2
+    window.attach_view(False)
+    assert len(window.chat.pending_images) == 2
+    assert "At most 6 images per conversation" in window.chat.status.text()
+    assert ask(window, qtbot, "And these two?").finish in ("stop", "length")
+    assert [len(turn.image_shas) for turn in window.chat.conversation.turns] == [4, 2]
+    close_window(window)

@@ -360,3 +360,24 @@ def test_the_whole_series_on_request(window, qtbot, tmp_path):
     exported = [pydicom.dcmread(p) for p in sorted((tmp_path / "case" / "dicom").glob("*.dcm"))]
     assert len(exported) == 3 and len({ds.SeriesInstanceUID for ds in exported}) == 1
     assert len({ds.SOPInstanceUID for ds in exported}) == 3
+
+
+def test_a_broken_model_is_listed_as_broken_and_cannot_be_chosen(window, converted, tmp_path):
+    import shutil
+
+    from inference.store.manifest import Manifest
+
+    models = tmp_path / "data" / "models"
+    shutil.copytree(converted("qwen2", "original", "Q8_0"), models / "good")
+    shutil.copytree(converted("qwen2", "original", "Q8_0"), models / "damaged")
+    text_file, _ = Manifest.read(models / "damaged").paths(models / "damaged")
+    with open(text_file, "r+b") as f:  # a download or copy that stopped short
+        f.truncate(text_file.stat().st_size // 2)
+    window.refresh_models()
+    combo = window.model_picker.combo
+    rows = {combo.itemData(i): i for i in range(combo.count())}
+    damaged, good = rows[str(models / "damaged")], rows[str(models / "good")]
+    assert combo.itemText(damaged).endswith("— broken") and "broken" not in combo.itemText(good)
+    assert not combo.model().item(damaged).isEnabled() and combo.model().item(good).isEnabled()
+    assert combo.currentIndex() == good  # the usable one is in use
+    assert "damaged" in window.model_picker.note.text()  # and the note says why the other cannot be used

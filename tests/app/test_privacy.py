@@ -370,3 +370,17 @@ def test_no_access_control_list_is_reported():
 def test_the_users_sid_is_read_from_whoami():
     assert privacy.parse_whoami_sid(f'"desktop-7\\dr li","{USER}"\r\n') == USER
     assert privacy.parse_whoami_sid("ERROR: access denied") is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Linux location")
+def test_the_data_folder_is_the_users_data_folder_unless_one_is_named(monkeypatch, tmp_path):
+    from app.paths import data_dir
+
+    monkeypatch.delenv("HUATUO_DATA_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    assert data_dir() == tmp_path / "home" / ".local" / "share" / "HuatuoVision"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert data_dir() == tmp_path / "xdg" / "HuatuoVision"
+    monkeypatch.setenv("HUATUO_DATA_DIR", str(tmp_path / "named"))
+    assert data_dir() == tmp_path / "named"

@@ -348,3 +348,23 @@ def test_overlay_text_and_ruler_read_over_white_pixels(qtbot, viewer, ct_series)
     column = grey[:, offset.x() + start.x() + 75]
     near = column[offset.y() + start.y() - 4: offset.y() + start.y() + 5]
     assert (near < 80).any() and (near > 120).any()
+
+
+def test_huatuo_render_gives_the_pixels_the_viewer_shows_and_the_model_is_given(qtbot, viewer, ct_series, tmp_path):
+    import subprocess
+    import sys
+
+    _load(qtbot, viewer, ct_series)
+    viewer.apply_preset("bone")
+    QTest.keyClick(viewer, Qt.Key.Key_R)  # rotate
+    QTest.keyClick(viewer, Qt.Key.Key_I)  # invert
+    model = np.asarray(Image.open(io.BytesIO(viewer.model_view_png())))
+    path, frame = viewer.frames[viewer.position]
+    out = tmp_path / "rendered.png"
+    done = subprocess.run([sys.executable, "-m", "app", "render", str(path), "--out", str(out), "--frame", str(frame),
+                           "--preset", "bone", "--invert", "--rotate", "90"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    rendered = np.asarray(Image.open(out))
+    assert np.array_equal(rendered, model) and np.array_equal(rendered, viewer.shown)
+    assert not np.array_equal(rendered, np.rot90(rendered))  # the rotation is really compared
