@@ -109,3 +109,7 @@ def run_gui(args: argparse.Namespace) -> int:
     from app.ui.main import run_gui
 
     return run_gui(getattr(args, "paths", []))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

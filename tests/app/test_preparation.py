@@ -94,8 +94,12 @@ def test_typing_a_first_question_without_images_loads_the_model_before_send(wind
     chat = window.chat
     assert window.runner.engine is None  # nothing to prepare yet: no model is loaded for a study alone
     chat.input.setPlainText("What is the normal range of a haematocrit?")
+    shown = []  # what the line under the question box says at each stage, after the chat has handled it
+    chat.preparation.stage.connect(lambda stage, *_: shown.append((stage, chat.preparation_status.text())))
     qtbot.waitUntil(lambda: window.runner.engine is not None and window.runner.engine.pid is not None,
                     timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: bool(shown), timeout=TIMEOUT_MS)
+    assert shown[0] == ("loading", "loading the model…")  # the user sees why a Send now would wait
     loaded = window.runner.engine.pid
     qtbot.waitUntil(lambda: chat.preparation is None, timeout=TIMEOUT_MS)  # ended: nothing else to process
     assert chat.preparation_status.text() == ""  # "ready" speaks of attached images only
