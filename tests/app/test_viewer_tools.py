@@ -292,3 +292,55 @@ def test_the_probe_reads_the_slice_on_show_and_goes_when_the_cursor_leaves(qtbot
     assert viewer.probe_text == f"{int(value) + 50} HU @ {where}"
     QApplication.sendEvent(viewer, QEvent(QEvent.Type.Leave))
     assert viewer.probe_text == "" and " HU @ " not in viewer.overlay.text()
+
+
+def test_the_number_keys_are_the_ct_presets_the_readme_names(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    named = {"2": "soft tissue", "3": "lung", "4": "bone", "5": "brain", "6": "subdural", "7": "stroke",
+             "8": "liver", "9": "mediastinum"}
+    windows = {"soft tissue": (40, 400), "lung": (-600, 1500), "bone": (500, 2000), "brain": (40, 80),
+               "subdural": (75, 200), "stroke": (40, 40), "liver": (90, 150), "mediastinum": (50, 350)}
+    for key, name in named.items():
+        QTest.keyClick(viewer, QKeySequence(key)[0].key())
+        assert viewer.view.window == Window(*windows[name]), (key, name)
+        assert f"W {windows[name][1]}  L {windows[name][0]}" in viewer.overlay.text(), key
+
+
+def test_esc_resets_window_zoom_rotation_flips_and_inversion(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    fitted = viewer.zoom()
+    QTest.keyClick(viewer, Qt.Key.Key_3)  # lung
+    for key in (Qt.Key.Key_R, Qt.Key.Key_H, Qt.Key.Key_V, Qt.Key.Key_I):
+        QTest.keyClick(viewer, key)
+    QTest.keyClick(viewer, Qt.Key.Key_1)  # actual size
+    viewer.zoom_by(3)
+    view = viewer.view
+    assert (view.window, view.rotation, view.flip_horizontal, view.flip_vertical, view.invert) == \
+        (Window(-600, 1500), 90, True, True, True)
+    assert viewer.zoom() != pytest.approx(fitted)
+    QTest.keyClick(viewer, Qt.Key.Key_Escape)
+    view = viewer.view
+    assert (view.window, view.rotation, view.flip_horizontal, view.flip_vertical, view.invert) == \
+        (Window(40, 400), 0, False, False, False)  # the file's own window (here the CT default), as opened
+    assert viewer.zoom() == pytest.approx(fitted)  # fitted again
+
+
+def test_page_keys_move_ten_slices_and_middle_drag_pans_whatever_the_tool(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    QTest.keyClick(viewer, Qt.Key.Key_End)
+    QTest.keyClick(viewer, Qt.Key.Key_Up)
+    assert viewer.position == 3
+    QTest.keyClick(viewer, Qt.Key.Key_PageUp)  # ten back: clamped to the first of five
+    assert viewer.position == 0
+    QTest.keyClick(viewer, Qt.Key.Key_PageDown)
+    assert viewer.position == 4
+
+    viewer.zoom_by(4)  # larger than the view: something to pan
+    for tool in (Tool.RULER, Tool.ELLIPSE, Tool.ZOOM):
+        viewer.select_tool(tool, toggle=False)
+        centre = viewer.viewport().rect().center()
+        before, zoom, window = viewer.mapToScene(centre), viewer.zoom(), viewer.view.window
+        _drag(viewer, centre, centre - QPoint(40, 30), Qt.MouseButton.MiddleButton)
+        after = viewer.mapToScene(centre)
+        assert after.x() > before.x() and after.y() > before.y(), tool
+        assert viewer.zoom() == zoom and viewer.view.window == window and viewer.measurements == [], tool

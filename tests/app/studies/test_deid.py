@@ -1,6 +1,7 @@
 """PS3.15 Annex E basic profile on real files: identifiers gone, UIDs replaced consistently, recorded."""
 
 import pydicom
+import pytest
 from pydicom.data import get_testdata_file
 
 from app.studies.deid import PROFILE, burned_in_warning, deidentify
@@ -59,6 +60,26 @@ def test_burned_in_annotation_warning():
     assert burned_in_warning(us) is None
     ct = pydicom.dcmread(get_testdata_file("CT_small.dcm"), stop_before_pixels=True)
     assert burned_in_warning(ct) is None
+
+
+
+@pytest.mark.parametrize("modality", ["US", "SC", "XA", "RF", "DX", "CR", "MG", "IO", "PX", "ES", "OT", "SM", "GM",
+                                      "XC"])
+def test_modalities_that_often_carry_burned_in_text_are_warned_of_unless_the_file_says_no(modality):
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"), stop_before_pixels=True)
+    ds.Modality = modality
+    assert burned_in_warning(ds) and modality in burned_in_warning(ds)
+    ds.BurnedInAnnotation = "NO"
+    assert burned_in_warning(ds) is None
+
+
+@pytest.mark.parametrize("modality", ["CT", "MR", "PT", "NM"])
+def test_other_modalities_are_warned_of_only_when_the_file_says_yes(modality):
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"), stop_before_pixels=True)
+    ds.Modality = modality
+    assert burned_in_warning(ds) is None
+    ds.BurnedInAnnotation = "YES"
+    assert "marked as having burned-in annotation" in burned_in_warning(ds)
 
 
 # The attributes of PS3.15 Table E.1-1 (actions as the standard gives them, written here from its table) that pydicom's

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.skipif(shutil.which("dcmj2pnm") is None,
 CASES = [  # file, dcmj2pnm window options, our window (None: the file's own)
     ("CT_small.dcm", ["+Ww", "40", "400"], Window(40, 400)),  # HU window on a rescaled CT
     ("CT_small.dcm", ["+Ww", "-600", "1500"], Window(-600, 1500)),
+    ("mlut_18.dcm", ["+Ww", "2000", "3000"], Window(2000, 3000)),  # a Modality LUT Sequence, not a rescale
     ("MR_small.dcm", ["+Wi", "1"], None),  # the file's own window
     ("MR_small_RLE.dcm", ["+Wi", "1"], None),  # compressed
     ("RG1_UNCI.dcm", ["+Wi", "1"], None),  # MONOCHROME1
@@ -39,6 +40,23 @@ def test_matches_dcmtk(tmp_path, name, options, window):
     ours = FrameRenderer().pixels(path, 0, ViewState(window=window)).astype(int)
     assert ours.shape == reference.shape
     assert np.abs(ours - reference).max() <= 1
+
+
+def test_presentation_lut_shape_inverse_matches_dcmtk(tmp_path):
+    """A MONOCHROME2 image whose Presentation LUT Shape is INVERSE is shown inverted, as dcmtk shows it."""
+    import pydicom
+
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    ds.PresentationLUTShape = "INVERSE"
+    path = tmp_path / "inverse.dcm"
+    ds.save_as(path)
+    reference_png = tmp_path / "ref.png"
+    subprocess.run(["dcmj2pnm", "+on", "+Wi", "1", str(path), str(reference_png)], check=True, capture_output=True)
+    reference = np.asarray(Image.open(reference_png)).astype(int)
+    ours = FrameRenderer().pixels(path, 0, ViewState()).astype(int)
+    assert np.abs(ours - reference).max() <= 1
+    plain = FrameRenderer().pixels(Path(get_testdata_file("MR_small.dcm")), 0, ViewState()).astype(int)
+    assert np.abs(ours - (255 - plain)).max() <= 1  # inverted, once
 
 
 def test_a_linear_window_one_value_wide_is_the_standards_step_without_a_division_by_zero():

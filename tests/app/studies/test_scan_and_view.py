@@ -41,6 +41,16 @@ def test_slices_sort_along_the_normal(tmp_path):
     assert [i.position[2] for i in series.instances] == [-10.0, 10.0, 30.0]
 
 
+def test_a_folder_is_searched_recursively(tmp_path):
+    deep = tmp_path / "patient" / "study" / "series"
+    deep.mkdir(parents=True)
+    paths = _write_series(deep, [20.0, 0.0, 10.0], [1, 2, 3])  # one series, spread over two levels
+    paths[2].rename(tmp_path / "patient" / "top")
+    (series,) = list(scan([tmp_path]).all_series())
+    assert [i.position[2] for i in series.instances] == [0.0, 10.0, 20.0]
+    assert {i.path.parent for i in series.instances} == {deep, tmp_path / "patient"}
+
+
 def test_instance_number_is_the_fallback(tmp_path):
     _write_series(tmp_path, [None, None, None], [3, 1, 2])
     (series,) = list(scan([tmp_path]).all_series())
