@@ -98,6 +98,70 @@ def test_tag_browser_masks_identifiers(window, qtbot):
     assert visible == ["Modality"]
 
 
+def _tree_values(item, found):
+    for i in range(item.childCount()):
+        child = item.child(i)
+        if child.text(1):
+            found.setdefault(child.text(1), []).append(child.text(3))
+        _tree_values(child, found)
+    return found
+
+
+def test_tag_browser_masks_what_the_basic_profile_removes_empties_or_replaces_with_a_dummy_at_every_depth(qtbot):
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.dataset import Dataset
+
+    from app.studies.deid import DUMMY, EMPTY, REMOVE
+    from app.ui.tag_browser import MASK, TagBrowser
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.StudyDescription = "Chest for Jane Roe"  # X: removed
+    ds.PatientSex = "F"  # Z: emptied
+    ds.InstitutionName = "St Elsewhere"  # X/Z/D: a dummy value
+    ds.PerformingPhysicianName = "Doe^John"  # a person name
+    inner = Dataset()
+    inner.PatientID = "ID-12345"  # Z/D, nested
+    inner.ScheduledProcedureStepDescription = "CT chest, Jane Roe"  # X, nested
+    ds.RequestAttributesSequence = [inner]
+    assert {"StudyDescription", "ScheduledProcedureStepDescription"} <= REMOVE and "PatientSex" in EMPTY
+    assert {"InstitutionName", "PatientID"} <= DUMMY
+    masked = TagBrowser(ds, show_identifiers=False)
+    qtbot.addWidget(masked)
+    values = _tree_values(masked.tree.invisibleRootItem(), {})
+    for name in ("Study Description", "Patient's Sex", "Institution Name", "Performing Physician's Name",
+                 "Patient ID", "Scheduled Procedure Step Description", "Patient's Name"):
+        assert values[name] and set(values[name]) == {MASK}, name
+    assert values["Modality"] == ["CT"] and values["Rows"] == ["128"]  # the rest as it is
+    assert values["Study Instance UID"] == [str(ds.StudyInstanceUID)]  # UIDs (replaced by the profile) are shown
+    shown = TagBrowser(ds, show_identifiers=True)
+    qtbot.addWidget(shown)
+    values = _tree_values(shown.tree.invisibleRootItem(), {})
+    assert "ID-12345" in values["Patient ID"] and values["Study Description"] == ["Chest for Jane Roe"]
+    assert values["Performing Physician's Name"] == ["Doe^John"]
+
+
+def test_view_dicom_tags_opens_the_browser_masked_until_identifiers_are_turned_on(window, qtbot):
+    from pydicom.data import get_testdata_file
+    from PySide6.QtGui import QAction
+
+    from app.ui.tag_browser import MASK, TagBrowser
+
+    window.open_path(get_testdata_file("CT_small.dcm"))
+    qtbot.waitUntil(lambda: window.series_viewer.shown is not None, timeout=5000)
+    action = next(a for a in window.findChildren(QAction) if a.text() == "DICOM &tags…")
+    assert action.shortcut().toString() == "Ctrl+T"
+    name = str(window.series_viewer.header.PatientName)
+    for identifiers, expected in ((False, MASK), (True, name)):
+        window.identifiers_action.setChecked(identifiers)
+        action.trigger()
+        browser = window.findChildren(TagBrowser)[-1]
+        qtbot.waitUntil(browser.isVisible, timeout=5000)
+        values = _tree_values(browser.tree.invisibleRootItem(), {})
+        assert values["Patient's Name"] == [expected]
+        browser.close()
+
+
 def test_a_non_image_object_is_explained(window, qtbot):
     from pydicom.data import get_testdata_file
 
@@ -133,6 +197,27 @@ def test_sixteen_bit_png_is_shown(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.series_viewer.shown is not None, timeout=5000)
     assert window.series_viewer.item.pixmap().width() == 64
     assert window.series_viewer.shown.min() == 0 and window.series_viewer.shown.max() == 255  # stretched to 8 bits
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".tiff"])
+def test_a_tiff_opens_in_the_viewer_grey_value_for_value_and_16_bit_stretched(window, qtbot, tmp_path, suffix):
+    grey = np.random.default_rng(1).integers(0, 256, (50, 70), dtype=np.uint8)
+    path = tmp_path / f"slide{suffix}"
+    Image.fromarray(grey).save(path)
+    window.open_path(str(path))
+    qtbot.waitUntil(lambda: window.current_path == str(path) and window.series_viewer.shown is not None,
+                    timeout=5000)
+    assert window.views.currentWidget() is window.series_viewer
+    assert np.array_equal(window.series_viewer.shown, grey)  # as stored, value for value
+    assert "70×50" in window.statusBar().currentMessage()
+
+    deep = tmp_path / f"deep{suffix}"
+    Image.fromarray(np.arange(40 * 60, dtype=np.uint16).reshape(40, 60) * 20 + 1000).save(deep)
+    window.open_path(str(deep))
+    qtbot.waitUntil(lambda: window.current_path == str(deep) and window.series_viewer.shown is not None
+                    and window.series_viewer.shown.shape == (40, 60), timeout=5000)
+    shown = window.series_viewer.shown
+    assert shown.min() == 0 and shown.max() == 255 and np.all(np.diff(shown.astype(int).ravel()) >= 0)
 
 
 # --- what the model is given is the pixels on screen, for every kind of image -----------------------------------
@@ -188,12 +273,16 @@ def _image_kinds(tmp_path):
     Image.fromarray(rng.integers(0, 256, (130, 170), dtype=np.uint8)).save(grey)
     jpeg = tmp_path / "colour.jpg"
     Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(jpeg, quality=85)
-    return {"png": (grey, 0), "jpeg": (jpeg, 0), "multi-frame dicom": (get_testdata_file("emri_small.dcm"), 6),
+    tiff = tmp_path / "grey.tiff"
+    Image.fromarray(rng.integers(0, 256, (110, 150), dtype=np.uint8)).save(tiff)
+    return {"png": (grey, 0), "jpeg": (jpeg, 0), "tiff": (tiff, 0),
+            "multi-frame dicom": (get_testdata_file("emri_small.dcm"), 6),
             "colour multi-frame dicom": (get_testdata_file("examples_ybr_color.dcm"), 12),
             "colour dicom": (get_testdata_file("US1_UNCR.dcm"), 0)}
 
 
-@pytest.mark.parametrize("kind", ["png", "jpeg", "multi-frame dicom", "colour multi-frame dicom", "colour dicom"])
+@pytest.mark.parametrize("kind", ["png", "jpeg", "tiff", "multi-frame dicom", "colour multi-frame dicom",
+                                  "colour dicom"])
 def test_the_attached_image_is_the_visible_region_pixel_for_pixel(window, qtbot, tmp_path, kind):
     from PySide6.QtCore import QPoint, Qt
     from PySide6.QtTest import QTest
