@@ -51,6 +51,7 @@ from app.ui.chat_input import QuestionBox
 from app.ui.conversation_list import ConversationList
 from app.ui.engine_runner import EngineRunner, Preparation, Request, model_of
 from app.ui.states_clearing import StatesClearing
+from app.ui.status_line import MessageLine
 from app.ui.transcript import Transcript
 from inference.prompt import MAX_IMAGES_PER_CONVERSATION, Turn
 
@@ -90,9 +91,7 @@ class ChatPanel(QWidget):
         self.transcript.copy_requested.connect(self.copy_answer)
         self.transcript.edit_requested.connect(self.edit_question)
         self.transcript.regenerate_requested.connect(self.regenerate)
-        self.status = QLabel()
-        self.status.setTextFormat(Qt.TextFormat.PlainText)
-        self.status.setWordWrap(True)  # a long message (an engine error) is read whole, never clipped
+        self.status = MessageLine()
         self.progress = QProgressBar()
         self.progress.setMaximumHeight(14)
         self.progress.setTextVisible(False)
@@ -209,6 +208,8 @@ class ChatPanel(QWidget):
         if conversation_id is not None:
             self.open_conversation(conversation_id)
         else:
+            self.status.clear()  # it spoke of the conversation that was on screen
+            self.conversations.set_current(None)
             self.transcript.show_conversation(None)
             self._update_buttons()
             self._prepare()
@@ -281,7 +282,7 @@ class ChatPanel(QWidget):
         clearing = self.runner.clear_saved_states(pngs) if pngs else None
         if current:
             self.conversation, self._editing_turn = None, None
-            self.status.setText(f"Deleted “{deleted.title}”.")
+            self.status.flash(f"Deleted “{deleted.title}”.")
             self.transcript.show_conversation(None)
             self._prepare()
         self.conversations.refresh()
@@ -446,7 +447,7 @@ class ChatPanel(QWidget):
         turn = turn_with_id(self.conversation, turn_id)
         if turn is not None and turn.answer:
             QGuiApplication.clipboard().setText(turn.answer)
-            self.status.setText("Answer copied.")
+            self.status.flash("Answer copied.")
 
     def choose_export(self, fmt: str, conversation_id: int | None = None) -> None:
         """Export a conversation (the one on screen unless another is named), the file named after its title."""

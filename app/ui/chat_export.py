@@ -7,11 +7,12 @@ import re
 from pathlib import Path
 
 from PySide6.QtCore import QStandardPaths
-from PySide6.QtWidgets import QFileDialog, QLabel, QWidget
+from PySide6.QtWidgets import QFileDialog, QWidget
 
 from app.export import export_conversation
 from app.store import StoredConversation
 from app.ui.background import Task, run_in_background
+from app.ui.status_line import MessageLine
 
 FORMATS = {"md": "Markdown (*.md)", "html": "HTML (*.html)", "pdf": "PDF (*.pdf)"}
 
@@ -38,10 +39,10 @@ def choose_export_path(parent: QWidget, conversation: StoredConversation, fmt: s
 
 
 def export_in_background(conversation: StoredConversation, path: Path, fmt: str, identifiers: bool,
-                         status: QLabel) -> Task:
+                         status: MessageLine) -> Task:
     status.setText(f"Exporting to {path}…")
     note = "" if identifiers else " (de-identified)"
     return run_in_background(
         lambda cancel: export_conversation(conversation, path, fmt, include_identifiers=identifiers),
-        on_done=lambda _: status.setText(f"Exported to {path}{note}."),
+        on_done=lambda _: status.flash(f"Exported to {path}{note}."),
         on_failed=lambda exc: status.setText(f"Export failed: {exc}"))

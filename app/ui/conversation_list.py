@@ -46,6 +46,12 @@ class _Conversations(QListWidget):
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.DefaultContextMenu)
         KeyboardMenu(self, self.menu_from_keyboard, "the current conversation")
 
+    def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if event.button() == Qt.MouseButton.RightButton:  # the menu acts on the conversation under the pointer;
+            event.accept()  # the one open stays marked
+            return
+        super().mousePressEvent(event)
+
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802 (Qt override)
         self.menu_requested.emit(self.itemAt(event.pos()), event.globalPos())
         event.accept()
@@ -107,10 +113,11 @@ class ConversationList(QWidget):
     def set_current(self, conversation_id: int | None) -> None:
         """Mark the conversation on screen (None: a new one, not stored yet)."""
         self.current_id = conversation_id
-        self.list.clearSelection()
         item = self.item_of(conversation_id) if conversation_id is not None else None
         if item is not None:
             self.list.setCurrentItem(item)
+        else:
+            self.list.setCurrentRow(-1)  # nothing marked: not even the last one open
 
     def refresh(self) -> None:
         query = self.search.text().strip()
@@ -179,6 +186,7 @@ class ConversationList(QWidget):
         if conversation_id is None:
             return
         self.opened.emit(conversation_id)
+        self.set_current(self.current_id)  # the one open now: the chosen one, or the last one if it could not open
         study_key = self.summaries[conversation_id].study_key
         if study_key is not None and study_key != self.study_key:
             self.other_study_opened.emit(conversation_id, study_key)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QByteArray, QPoint, QUrl, Signal
+from PySide6.QtCore import QByteArray, QEvent, QPoint, QUrl, Signal
 from PySide6.QtGui import QImage, QPalette, QTextCharFormat, QTextCursor, QTextDocument, QTextImageFormat
 from PySide6.QtWidgets import QMenu, QTextBrowser
 
@@ -39,6 +39,7 @@ class Transcript(QTextBrowser):
         self.setPlaceholderText("Open a study, attach the view, and ask a question about it.")
         self.streamed = StreamedAnswer(self)  # the answer being written, at the end of the transcript
         self.answering: int | None = None  # the id of the turn it answers
+        self.shown: StoredConversation | None = None
 
     def start_answer(self, conversation: StoredConversation) -> None:
         """Show the conversation with its last turn being answered, empty so far."""
@@ -59,6 +60,7 @@ class Transcript(QTextBrowser):
         doc = self.document()
         doc.clear()
         self.turn_starts = []
+        self.shown = conversation
         if conversation is None:
             return
         cursor = QTextCursor(doc)
@@ -100,6 +102,14 @@ class Transcript(QTextBrowser):
             cursor.insertHtml(f"<span style='color:{muted}; font-size:small'>{INTENDED_USE}</span>")
             cursor.insertBlock()
         scroll_to_end(self)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange) and self.shown:
+            # The theme changed: links and muted text take their colours when written, so write them again.
+            position = self.verticalScrollBar().value()
+            self.show_conversation(self.shown)
+            self.verticalScrollBar().setValue(position)
 
     # --- copy an answer, edit a question, regenerate the last answer ----------------------------------
     def turn_at(self, point: QPoint) -> StoredTurn | None:

@@ -103,11 +103,13 @@ def test_ask_stop_regenerate_edit_export_restart(data_dir, qtbot, tmp_path, no_n
     assert turns[-1].answer == edited.text
 
     exports = {}
+    window.chat.status.transient_ms = 1000
     for fmt in ("md", "html", "pdf"):
         exports[fmt] = tmp_path / f"conversation.{fmt}"
         task = window.chat.export(exports[fmt], fmt)  # in the background: the window stays responsive
         qtbot.waitUntil(lambda task=task: task.finished, timeout=120_000)
         assert exports[fmt].stat().st_size > 0 and window.chat.status.text().startswith("Exported to")
+    qtbot.waitUntil(lambda: window.chat.status.text() == "", timeout=5000)  # it showed a while, then left
     html = exports["html"].read_text(encoding="utf-8")
     assert "An edited second question" in html and "not for diagnosis" in html and html.count("<img") >= 2
     for fmt in ("md", "html"):

@@ -262,6 +262,45 @@ def test_a_database_of_the_second_schema_is_upgraded(tmp_path):
             store.rename_conversation(cid + 1, "x")
 
 
+def _marked(listed: ConversationList) -> list[str]:
+    """The conversations drawn as chosen: the current item and any selected ones, by title."""
+    items = [*listed.list.selectedItems(), *([listed.list.currentItem()] if listed.list.currentItem() else [])]
+    return sorted({listed.summaries[i.data(Qt.ItemDataRole.UserRole)].title for i in items})
+
+
+def test_only_the_conversation_on_screen_is_marked(listed, store, qtbot):
+    ct = store.study_key("ct")
+    first = store.create_conversation("CT · first look", ct)
+    second = store.create_conversation("CT · follow-up", ct)
+    listed.show_study(ct)
+    listed.opened.connect(listed.set_current)  # the chat opens what is chosen
+    listed.set_current(first)
+    assert _marked(listed) == ["CT · first look"]
+
+    # A right-click opens the menu of the conversation under the pointer; the one on screen stays marked.
+    shown = []
+    on_next_menu(lambda menu: (shown.append([a.text() for a in menu.actions()]), menu.close()))
+    where = listed.list.visualItemRect(listed.item_of(second)).center()
+    QTest.mousePress(listed.list.viewport(), Qt.MouseButton.RightButton, Qt.KeyboardModifier.NoModifier, where)
+    QApplication.sendEvent(listed.list.viewport(), QContextMenuEvent(  # as the window system follows the press
+        QContextMenuEvent.Reason.Mouse, where, listed.list.viewport().mapToGlobal(where)))
+    QTest.mouseRelease(listed.list.viewport(), Qt.MouseButton.RightButton, Qt.KeyboardModifier.NoModifier, where)
+    assert "Rename…" in shown[0]
+    assert _marked(listed) == ["CT · first look"]
+
+    # A chosen conversation that cannot open now (a question is being answered) leaves the mark where it was.
+    listed.opened.disconnect()
+    click(listed, 1)
+    assert listed.list.item(1) is listed.item_of(second) and _marked(listed) == ["CT · first look"]
+    listed.opened.connect(listed.set_current)
+    click(listed, 1)
+    assert _marked(listed) == ["CT · follow-up"]
+    listed.set_current(None)  # a new conversation, or a study without any: nothing marked
+    assert _marked(listed) == []
+    listed.show_study(store.study_key("mr"))
+    assert _marked(listed) == []
+
+
 # --- in the main window, with the real engine ----------------------------------------------------------------------
 
 @pytest.fixture
@@ -298,8 +337,11 @@ def test_a_conversation_of_another_study_opens_that_study_again(data_dir, qtbot,
     ct_conversation = chat.conversation.id
     assert window.store.sources(window.store.study_key(CT_UID)) == [str(ct_folder.resolve())]
 
+    chat.status.setText("Exported to ct.md.")  # a message about the CT's conversation ...
     open_and_wait(window, qtbot, mr_folder)
-    assert chat.conversation is None  # the MR has none yet; the CT's is still listed, below
+    assert chat.conversation is None  # the MR has none yet; the CT's is still listed, below, not marked
+    assert listed.list.currentItem() is None and not listed.list.selectedItems()
+    assert chat.status.text() == ""  # ... left with it
     title = window.store.load(ct_conversation).title
     assert listed.headings() == ["# This study", "# No conversation about it yet", "# Other studies", title]
     click(listed, 3)

@@ -10,6 +10,7 @@ from PySide6.QtTest import QTest
 
 from app import INTENDED_USE
 from app.ui.main import MainWindow
+from app.ui.status_line import MessageLine
 from app.ui.viewer_tools import Tool
 
 
@@ -100,3 +101,15 @@ def test_transient_messages_time_out_and_the_newest_standing_one_comes_back(wind
     assert status.currentMessage() == "scan.png: a passing hint"
     qtbot.waitUntil(lambda: status.currentMessage() == standing, timeout=5000)  # the newest, not an older one
     assert status.toolTip() == standing  # the whole message, if the line is too narrow to show it
+
+
+def test_the_chat_line_clears_an_outcome_and_keeps_a_standing_message(qtbot):
+    line, clock = MessageLine(), MessageLine()
+    line.transient_ms = clock.transient_ms = 50
+    line.flash("Answer copied.")
+    qtbot.waitUntil(lambda: line.text() == "", timeout=5000)
+    line.flash("Exported to a.md.")
+    line.setText("The engine stopped unexpectedly.")  # a standing message replaces the outcome before it times out
+    clock.flash("tick")  # started after: it times out after the outcome's timer would have
+    qtbot.waitUntil(lambda: clock.text() == "", timeout=5000)
+    assert line.text() == "The engine stopped unexpectedly."

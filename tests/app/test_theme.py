@@ -249,3 +249,31 @@ def test_the_conversation_list_headings_are_readable(qapp_theme, qtbot, tmp_path
             pixels = image[rect.top(): rect.bottom() + 1, rect.left(): rect.right() + 1].reshape(-1, 3)
             strongest = max(contrast(QColor(*map(int, pixel)), base) for pixel in np.unique(pixels, axis=0))
             assert strongest >= TEXT_RATIO, (theme, listed.list.item(row).text(), strongest)
+
+
+@pytest.mark.parametrize("start, theme", [("light", "dark"), ("dark", "light")])
+def test_the_transcript_links_and_footer_follow_a_theme_switch(qapp_theme, qtbot, start, theme):
+    """Edit, Copy and the intended-use footer take their colours when written: a switch writes them again, so they
+    stay readable on the new background (and the reader keeps their place)."""
+    from app import INTENDED_USE
+    from app.store import StoredConversation, StoredTurn
+    from app.ui.transcript import Transcript
+
+    apply_theme(qapp_theme, start)
+    transcript = Transcript()
+    qtbot.addWidget(transcript)
+    turns = [StoredTurn(i, 0, f"Question {i}", [], "An answer.\n\n" * 20, "stop", None, {}, "") for i in (1, 2, 3)]
+    transcript.resize(400, 300)
+    transcript.show()
+    transcript.show_conversation(StoredConversation(1, "t", None, None, {}, {}, "", "", turns))
+    transcript.verticalScrollBar().setValue(transcript.verticalScrollBar().maximum() // 2)
+    position = transcript.verticalScrollBar().value()
+    apply_theme(qapp_theme, theme)  # switched in the settings with the conversation on screen
+    qtbot.waitUntil(lambda: transcript.palette().color(Role.Base) == qapp_theme.palette().color(Role.Base))
+    base = transcript.palette().color(Role.Base)
+    for text in ("Edit", "Copy", INTENDED_USE):
+        found = transcript.document().find(text)
+        assert not found.isNull(), text
+        colour = found.charFormat().foreground().color()
+        assert contrast(colour, base) >= TEXT_RATIO, (theme, text, colour.name(), base.name())
+    assert transcript.verticalScrollBar().value() == position
