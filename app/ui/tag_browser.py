@@ -10,8 +10,13 @@ from app.studies.deid import DUMMY, EMPTY, REMOVE
 MASK = "•••"
 
 
-def identifying(keyword: str, vr: str) -> bool:
-    return keyword in REMOVE or keyword in EMPTY or keyword in DUMMY or vr == "PN"
+def identifying(element) -> bool:
+    """What the basic profile removes, empties or replaces with a dummy value, a person's name, or a private
+    attribute (whose meaning only its maker knows: it may hold a name or an ID; the name of the maker's dictionary,
+    its private creator, is shown)."""
+    keyword, tag = element.keyword, element.tag
+    return (keyword in REMOVE or keyword in EMPTY or keyword in DUMMY or element.VR == "PN"
+            or (tag.is_private and not tag.is_private_creator))
 
 
 class TagBrowser(QDialog):
@@ -36,7 +41,7 @@ class TagBrowser(QDialog):
                 value = "(pixel data)"
             elif element.VR == "SQ":
                 value = f"{len(element.value)} item(s)"
-            elif identifying(element.keyword, element.VR) and not show_identifiers and str(element.value):
+            elif identifying(element) and not show_identifiers and str(element.value):
                 value = MASK
             else:
                 value = str(element.value if element.VM <= 16 else f"{element.VM} values")[:200]

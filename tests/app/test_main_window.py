@@ -124,6 +124,7 @@ def test_tag_browser_masks_what_the_basic_profile_removes_empties_or_replaces_wi
     inner.PatientID = "ID-12345"  # Z/D, nested
     inner.ScheduledProcedureStepDescription = "CT chest, Jane Roe"  # X, nested
     ds.RequestAttributesSequence = [inner]
+    ds.private_block(0x0011, "ACME scanner", create=True).add_new(0x01, "LO", "Roe^Jane 12345")  # private
     assert {"StudyDescription", "ScheduledProcedureStepDescription"} <= REMOVE and "PatientSex" in EMPTY
     assert {"InstitutionName", "PatientID"} <= DUMMY
     masked = TagBrowser(ds, show_identifiers=False)
@@ -134,11 +135,14 @@ def test_tag_browser_masks_what_the_basic_profile_removes_empties_or_replaces_wi
         assert values[name] and set(values[name]) == {MASK}, name
     assert values["Modality"] == ["CT"] and values["Rows"] == ["128"]  # the rest as it is
     assert values["Study Instance UID"] == [str(ds.StudyInstanceUID)]  # UIDs (replaced by the profile) are shown
+    assert values["Private tag data"] == [MASK] and "ACME scanner" in values["Private Creator"]  # whose it is
+    assert values["[Full fidelity]"] == [MASK]  # a private attribute known by name: its value hidden all the same
     shown = TagBrowser(ds, show_identifiers=True)
     qtbot.addWidget(shown)
     values = _tree_values(shown.tree.invisibleRootItem(), {})
     assert "ID-12345" in values["Patient ID"] and values["Study Description"] == ["Chest for Jane Roe"]
     assert values["Performing Physician's Name"] == ["Doe^John"]
+    assert values["Private tag data"] == ["Roe^Jane 12345"]
 
 
 def test_view_dicom_tags_opens_the_browser_masked_until_identifiers_are_turned_on(window, qtbot):
