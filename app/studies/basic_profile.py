@@ -1,10 +1,10 @@
-"""DICOM PS3.15 Table E.1-1: the action of the Basic Application Level Confidentiality Profile for each
-attribute it lists, by pydicom keyword (2025 edition of the standard). The codes are the standard's own:
-X remove, Z replace with an empty value, D replace with a non-empty dummy value, U replace a UID with another
-that is consistent within the set of instances; a compound code (X/Z, X/D, Z/D, X/Z/D, X/Z/U*) lets the action
-depend on the attribute's type in the IOD. `app.studies.deid` applies the table. Not listed here, because no single
-tag names them: private attributes (X), curve data (50xx,xxxx) (X), overlay data (60xx,3000) and overlay comments
-(60xx,4000) (X)."""
+"""DICOM PS3.15 Table E.1-1: the action of the Basic Application Level Confidentiality Profile for each attribute it
+lists, by pydicom keyword (the standard's 2024b edition, all 617 rows). The codes are the standard's own: X remove,
+Z replace with an empty value, D replace with a non-empty dummy value, U replace a UID with another that is
+consistent within the set of instances; a compound code (X/Z, X/D, Z/D, X/Z/D, X/Z/U*) lets the action depend on the
+attribute's type in the IOD. `app.studies.deid` applies the table. Not listed here, because no single tag names
+them: private attributes (X), curve data (50xx,xxxx) (X), overlay data (60xx,3000) and overlay comments (60xx,4000)
+(X)."""
 
 from __future__ import annotations
 
