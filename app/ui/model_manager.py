@@ -32,11 +32,11 @@ from PySide6.QtWidgets import (
 from app import model_jobs
 from app.paths import models_dir
 from app.ui.background import RateLimit, Task, run_in_background
-from app.ui.chat_model_picker import size_text as _size
 from app.ui.theme import error_colour
 from inference import quantization
 from inference.cancellation import Cancelled
 from inference.hardware import Fit
+from inference.sizes import size_text
 from inference.store.catalogue import CatalogueEntry, CatalogueError, fit_label, load_catalogue
 from inference.store.gguf_check import ModelFileError
 from inference.store.models import (
@@ -49,7 +49,6 @@ from inference.store.models import (
     set_default_model,
 )
 
-GB = 1e9
 GIB = 1024**3
 PROGRESS_STEPS = 1000
 PROGRESS_INTERVAL_S = 0.1  # at most ten progress updates a second reach the GUI thread
@@ -225,7 +224,7 @@ class ModelManagerDialog(QDialog):
             state = self._fit_text(model.folder) if model.usable else f"cannot be used: {model.problem}"
             name = m.name if m.name == model.folder.name else f"{m.name} ({model.folder.name})"  # copies differ here
             self._set_row(table, i, [name, f"{m.text.quantization} (projector {m.mmproj.quantization})",
-                                     _size(model.size_bytes), state,
+                                     size_text(model.size_bytes), state,
                                      "★ default" if in_use is not None and model.folder == in_use.folder else ""])
         # The selection stays on the model it was on, wherever the refresh put its row.
         row = next((i for i, m in enumerate(self.models) if selected and m.folder == selected.folder), None)
@@ -239,8 +238,8 @@ class ModelManagerDialog(QDialog):
         for i, entry in enumerate(self.catalogue):
             approx = "≈ " if entry.size_is_estimate else ""
             source = (f"GGUF pair from {entry.repo_id}" if entry.kind == "gguf" else
-                      f"converted here from {entry.repo_id} ({approx}{_size(entry.download_bytes)} download)")
-            self._set_row(table, i, [entry.name, entry.quantization, approx + _size(entry.size_bytes),
+                      f"converted here from {entry.repo_id} ({approx}{size_text(entry.download_bytes)} download)")
+            self._set_row(table, i, [entry.name, entry.quantization, approx + size_text(entry.size_bytes),
                                      f"{approx}{entry.ram_needed_bytes / GIB:.1f} GiB", self._fit_text(entry.id),
                                      source, self._state(entry)])
             if entry.notes:
@@ -269,7 +268,7 @@ class ModelManagerDialog(QDialog):
         on_disk = sum(_bytes_under(folder) for folder in (model_jobs.entry_folder(self.root, entry),
                                                            model_jobs.checkpoint_folder(self.root, entry)))
         if on_disk:
-            return f"partly downloaded ({_size(on_disk)} of {_size(entry.download_bytes)}); download continues"
+            return f"partly downloaded ({size_text(on_disk)} of {size_text(entry.download_bytes)}); download continues"
         return ""
 
     def _assess_fits(self) -> None:
@@ -449,8 +448,7 @@ class ModelManagerDialog(QDialog):
         if total > 0:
             self.progress_bar.setRange(0, PROGRESS_STEPS)
             self.progress_bar.setValue(min(PROGRESS_STEPS, done * PROGRESS_STEPS // total))
-            unit, scale = ("GB", GB) if total >= GB else ("MB", 1e6)
-            self.progress_bar.setFormat(f"%p %  ({done / scale:,.1f} of {total / scale:,.1f} {unit})")
+            self.progress_bar.setFormat(f"%p %  ({size_text(done)} of {size_text(total)})")
         else:
             self.progress_bar.setRange(0, 0)
         self.status_label.setText(stage[:1].upper() + stage[1:])

@@ -76,6 +76,11 @@ def test_import_set_default_and_delete(make_manager, qtbot, tiny, root, monkeypa
     qtbot.waitUntil(lambda: table.item(0, 3).text().startswith("fits: needs"), timeout=10000)
     [model] = dialog.models
     check_folder(model.folder)
+    # A model of a few MB says so, in the status line and its row alike (never "0.0 GB").
+    assert 1e6 < model.size_bytes < 1e9
+    size = f"{model.size_bytes / 1e6:.1f} MB"
+    assert dialog.status_label.text() == f"Installed {model.manifest.name} · F32 · {size}"
+    assert table.item(0, 2).text() == size
 
     table.selectRow(0)
     with qtbot.waitSignal(dialog.models_changed):
