@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from app import model_jobs
 from app.paths import models_dir
+from app.ui import file_dialogs
 from app.ui.background import RateLimit, Task, run_in_background
 from app.ui.model_details import details_text
 from app.ui.theme import error_colour
@@ -427,7 +428,8 @@ class ModelManagerDialog(QDialog):
             self.download(entry)
 
     def _on_convert(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose a HuatuoGPT-Vision checkpoint folder")
+        folder = file_dialogs.open_folder(self, file_dialogs.CHECKPOINT_FOLDER,
+                                          "Choose a HuatuoGPT-Vision checkpoint folder")
         if not folder:
             return
         quant, ok = QInputDialog.getItem(self, "Quantization", "Quantize the text model to:", list(quantization.TEXT),
@@ -437,7 +439,7 @@ class ModelManagerDialog(QDialog):
 
     def _on_import(self) -> None:
         gguf = "GGUF files (*.gguf);;All files (*)"
-        text, _ = QFileDialog.getOpenFileName(self, "Choose the text model (GGUF)", "", gguf)
+        text = file_dialogs.open_file(self, file_dialogs.MODEL_FILE, "Choose the text model (GGUF)", gguf)
         if not text:
             return
         mmproj, _ = QFileDialog.getOpenFileName(self, "Choose its vision projector (mmproj GGUF)",
