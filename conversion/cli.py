@@ -11,6 +11,7 @@ import sys
 import threading
 
 from inference import quantization
+from inference.sizes import size_text
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
 
@@ -61,8 +62,8 @@ def run_convert(args: argparse.Namespace) -> int:
         print("cancelled: no output file was left under its final name", file=sys.stderr)
         return EXIT_CANCELLED
     _close(bars)
-    print(f"{manifest.text.file}  ({manifest.text.size_bytes / 1e6:.1f} MB, {manifest.text.quantization})")
-    print(f"{manifest.mmproj.file}  ({manifest.mmproj.size_bytes / 1e6:.1f} MB, {manifest.mmproj.quantization})")
+    print(f"{manifest.text.file}  ({size_text(manifest.text.size_bytes)}, {manifest.text.quantization})")
+    print(f"{manifest.mmproj.file}  ({size_text(manifest.mmproj.size_bytes)}, {manifest.mmproj.quantization})")
     print("manifest.json written")
     return EXIT_OK
 

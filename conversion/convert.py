@@ -12,6 +12,7 @@ from pathlib import Path
 
 from inference import quantization
 from inference.cancellation import Cancelled
+from inference.sizes import size_text
 from inference.store.manifest import Manifest, ModelFile, sha256_file
 from inference.store.models import VERIFICATION_NAME
 from inference.store.verified import file_identity, forget_verified, record_verified
@@ -140,6 +141,6 @@ def _check_disk_space(ckpt, out: Path, quant: str) -> None:
     free = shutil.disk_usage(out).free
     if free < needed * 1.05:
         raise ConversionError(
-            f"not enough disk space in {out}: converting needs about {needed / 1e9:.1f} GB "
-            f"(including a temporary copy), {free / 1e9:.1f} GB are free"
+            f"not enough disk space in {out}: converting needs about {size_text(needed)} "
+            f"(including a temporary copy), {size_text(free)} are free"
         )

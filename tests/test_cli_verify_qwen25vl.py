@@ -11,7 +11,7 @@ from inference.store.models import InstalledModel
 
 def test_verify_uses_the_qwen25vl_reference_and_the_model_manager_shows_it(qwen25vl_checkpoint, qwen25vl_converted,
                                                                            tmp_path):
-    from app.ui.model_manager import quality_text
+    from app.ui.model_details import quality_text
 
     folder = tmp_path / "qwen"
     shutil.copytree(qwen25vl_converted, folder)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from PySide6.QtCore import QStandardPaths
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from app.export import export_conversation
 from app.store import StoredConversation
 from app.ui.background import Task, run_in_background
+from app.ui.file_dialogs import documents_folder
 from app.ui.status_line import MessageLine
 
 FORMATS = {"md": "Markdown (*.md)", "html": "HTML (*.html)", "pdf": "PDF (*.pdf)"}
@@ -19,11 +19,7 @@ FORMATS = {"md": "Markdown (*.md)", "html": "HTML (*.html)", "pdf": "PDF (*.pdf)
 
 def export_folder() -> Path:
     """Where the export dialog starts: the user's documents folder (never a shared temporary folder)."""
-    for location in (QStandardPaths.StandardLocation.DocumentsLocation, QStandardPaths.StandardLocation.HomeLocation):
-        folder = QStandardPaths.writableLocation(location)
-        if folder and Path(folder).is_dir():
-            return Path(folder)
-    return Path.home()
+    return documents_folder()
 
 
 def export_name(conversation: StoredConversation) -> str:

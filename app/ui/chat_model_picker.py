@@ -13,6 +13,7 @@ from PySide6.QtGui import QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from inference import quantization
+from inference.sizes import size_text
 from inference.store.gguf_check import ModelFileError
 from inference.store.models import InstalledModel, set_default_model
 
@@ -23,11 +24,6 @@ NO_MODEL_HELP = (
     "you have, or import a GGUF pair. From a terminal: "
     '<code>huatuo convert CHECKPOINT_FOLDER "{models}/HuatuoGPT-Vision-7B" --quant {quant}</code>'
 )
-
-
-def size_text(n: float) -> str:
-    """A model file's size as the model manager shows it: "4.7 GB", "6.0 MB" (a small test model)."""
-    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
 def model_text(model: InstalledModel) -> str:

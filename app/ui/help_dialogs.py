@@ -13,13 +13,15 @@ from importlib import metadata
 from pathlib import Path
 
 import PySide6
-from PySide6.QtCore import Qt, qVersion
+from PySide6.QtCore import QRect, QSize, Qt, qVersion
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QLabel,
     QMenu,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTextBrowser,
     QTreeWidget,
     QTreeWidgetItem,
@@ -30,10 +32,12 @@ from PySide6.QtWidgets import (
 from app import INTENDED_USE
 from app.ui.keyboard_menu import MENU_KEYS, KeyboardMenu
 from app.ui.viewer_tools import COMMANDS, MOUSE
+from app.ui.window_size import resize_within_screen
 
 APP_DISTRIBUTION = "huatuo-vision-desktop"
 # Components built into the packages below, whose licences the package metadata does not name.
 EMBEDDED = [("Qt 6 (in PySide6)", "LGPL-3.0-only"), ("llama.cpp and ggml (in llama-cpp-python)", "MIT")]
+PREFERRED_SHORTCUTS_SIZE = QSize(760, 640)  # at most: no larger than the screen's free area
 RUNTIME_FALLBACK = ["PySide6-Essentials", "llama-cpp-python", "pydicom", "python-gdcm", "pylibjpeg",
                     "pylibjpeg-openjpeg", "pylibjpeg-rle", "pyjpegls", "Pillow", "numpy", "gguf", "markdown-it-py"]
 
@@ -112,13 +116,37 @@ def _group(widget: QWidget | None) -> str:
     return "Window"
 
 
+class _WrappedLastColumn(QStyledItemDelegate):
+    """A tree asks its delegate for row heights without saying how wide the column is, so wrapped text would get one
+    line: here the last column's width is passed on, and a description gets as many lines as it wraps to."""
+
+    def __init__(self, tree: QTreeWidget):
+        super().__init__(tree)
+        self.tree = tree
+
+    def sizeHint(self, option: QStyleOptionViewItem, index) -> QSize:  # noqa: N802 (Qt override)
+        last = self.tree.columnCount() - 1
+        if index.column() != last:
+            return super().sizeHint(option, index)
+        sized = QStyleOptionViewItem(option)
+        sized.rect = QRect(0, 0, max(1, self.tree.columnWidth(last)), max(1, option.rect.height()))
+        return super().sizeHint(sized, index)
+
+
 class ShortcutsDialog(QDialog):
     def __init__(self, window: QWidget):
         super().__init__(window)
         self.setWindowTitle("Keyboard shortcuts")
-        self.resize(640, 640)
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Keys", "Does"])
+        # Descriptions wrap in the width the keys leave them: each is read in full, never cut off with "…".
+        self.tree.setWordWrap(True)
+        self.tree.setItemDelegate(_WrappedLastColumn(self.tree))
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        header = self.tree.header()
+        header.setStretchLastSection(True)
+        header.sectionResized.connect(lambda *_: self.tree.doItemsLayout())  # row heights follow the new width
         groups: dict[str, QTreeWidgetItem] = {}
         for group, keys, description in shortcut_rows(window):
             if group not in groups:
@@ -135,6 +163,7 @@ class ShortcutsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.tree)
         layout.addWidget(buttons)
+        resize_within_screen(self, PREFERRED_SHORTCUTS_SIZE)
 
     def rows(self) -> list[tuple[str, str, str]]:
         return [(self.tree.topLevelItem(g).text(0), item.text(0), item.text(1))

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog
-
 from app import INTENDED_USE
 from app.imaging import ImageOpenError
 from app.opening import load_path, load_several
 from app.studies.scan import Library, ScanProgress
+from app.ui import file_dialogs
 from app.ui.background import Task, run_in_background
 from app.ui.conversation_studies import study_key_of
 from app.ui.series_loading import keep_place, series_with_uid
@@ -20,14 +19,13 @@ class StudyOpening:
     """Mixed into the main window (a QMainWindow with the viewer, browser, strip, chat and store it names)."""
 
     def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open image or DICOM", "", "Images and DICOM (*.png *.jpg *.jpeg *.tif *.tiff *.dcm *);;All files (*)"
-        )
+        path = file_dialogs.open_file(self, file_dialogs.STUDY_FILE, "Open image or DICOM",
+                                      "Images and DICOM (*.png *.jpg *.jpeg *.tif *.tiff *.dcm *);;All files (*)")
         if path:
             self.open_path(path)
 
     def choose_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open a folder of DICOM files")
+        path = file_dialogs.open_folder(self, file_dialogs.STUDY_FOLDER, "Open a folder of DICOM files")
         if path:
             self.open_path(path)
 

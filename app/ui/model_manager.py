@@ -11,12 +11,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QInputDialog,
@@ -24,19 +25,25 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
+    QWidget,
 )
 
 from app import model_jobs
 from app.paths import models_dir
+from app.ui import file_dialogs
 from app.ui.background import RateLimit, Task, run_in_background
-from app.ui.chat_model_picker import size_text as _size
+from app.ui.model_details import details_text
 from app.ui.theme import error_colour
+from app.ui.window_size import resize_within_screen
 from inference import quantization
 from inference.cancellation import Cancelled
 from inference.hardware import Fit
+from inference.sizes import size_text
 from inference.store.catalogue import CatalogueEntry, CatalogueError, fit_label, load_catalogue
 from inference.store.gguf_check import ModelFileError
 from inference.store.models import (
@@ -45,13 +52,15 @@ from inference.store.models import (
     delete_model,
     installed_models,
     model_fit,
-    read_verification,
     set_default_model,
 )
 
-GB = 1e9
 GIB = 1024**3
 PROGRESS_STEPS = 1000
+PREFERRED_SIZE = QSize(1000, 700)  # at most: the dialog opens no larger than the screen's free area
+MIN_INSTALLED_ROWS = 4
+FITS_COLUMN = 3  # in the installed list: a verdict, or a broken model's reason
+DETAILS_LINES = 5  # of the selected model's details, shown at once; more scroll
 PROGRESS_INTERVAL_S = 0.1  # at most ten progress updates a second reach the GUI thread
 
 
@@ -95,7 +104,7 @@ class ModelManagerDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.setModal(False)
-        self.resize(1000, 640)
+        resize_within_screen(self, PREFERRED_SIZE)
         self.root = Path(models_root) if models_root is not None else models_dir()
         self.endpoint = endpoint
         self.bandwidth_gb_s = bandwidth_gb_s
@@ -120,18 +129,33 @@ class ModelManagerDialog(QDialog):
         self.folder_label = QLabel(f"Models folder: {self.root}")
         self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.folder_label)
-
-        layout.addWidget(QLabel("<b>Installed</b>"))
-        self.installed_table = self._table(["Model", "Quantization", "Size", "Fits this machine?", "Default"])
-        layout.addWidget(self.installed_table, 1)
+        # The two lists share the dialog's spare height (the user can move the line between them); details and
+        # messages keep their own few lines.
+        self.lists = QSplitter(Qt.Orientation.Vertical)
+        self.lists.setChildrenCollapsible(False)
+        layout.addWidget(self.lists, 1)
+        installed = QWidget()
+        self.lists.addWidget(installed)
+        pane = QVBoxLayout(installed)
+        pane.setContentsMargins(0, 0, 0, 0)
+        pane.addWidget(QLabel("<b>Installed</b>"))
+        self.installed_table = self._table(["Model", "Quantization", "Size", "Fits this machine?", "Default"],
+                                           long_columns=(FITS_COLUMN,))
+        self.installed_table.setMinimumHeight(_rows_height(self.installed_table, MIN_INSTALLED_ROWS))
+        pane.addWidget(self.installed_table, 1)
         self.problems_label = QLabel()
         self.problems_label.setWordWrap(True)
-        layout.addWidget(self.problems_label)
-        self.quality_label = QLabel()  # the selected model's last `huatuo verify` result
+        pane.addWidget(self.problems_label)
+        self.quality_label = QLabel()  # the selected model's details: why it cannot be used, its last verification
         self.quality_label.setTextFormat(Qt.TextFormat.PlainText)
         self.quality_label.setWordWrap(True)
         self.quality_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(self.quality_label)
+        self.details = QScrollArea()  # a long verification scrolls here instead of taking the list's height
+        self.details.setWidget(self.quality_label)
+        self.details.setWidgetResizable(True)
+        self.details.setFrameShape(QFrame.Shape.NoFrame)
+        self.details.setMaximumHeight(self.fontMetrics().lineSpacing() * DETAILS_LINES + 4)
+        pane.addWidget(self.details)
         row = QHBoxLayout()
         self.default_button = QPushButton("Set default")
         self.delete_button = QPushButton("Delete…")
@@ -144,12 +168,18 @@ class ModelManagerDialog(QDialog):
             button.clicked.connect(slot)
             row.addWidget(button)
         row.addStretch(1)
-        layout.addLayout(row)
+        pane.addLayout(row)
 
-        layout.addWidget(QLabel("<b>Available</b>"))
+        available = QWidget()
+        self.lists.addWidget(available)
+        pane = QVBoxLayout(available)
+        pane.setContentsMargins(0, 0, 0, 0)
+        pane.addWidget(QLabel("<b>Available</b>"))
         self.catalogue_table = self._table(["Model", "Quantization", "Size", "RAM needed", "Fits this machine?",
                                             "Source", "State"])
-        layout.addWidget(self.catalogue_table, 2)
+        pane.addWidget(self.catalogue_table, 1)
+        for index in range(self.lists.count()):
+            self.lists.setStretchFactor(index, 1)
         if catalogue_problem:
             layout.addWidget(QLabel(f"The model list could not be read: {catalogue_problem}"))
         row = QHBoxLayout()
@@ -184,15 +214,22 @@ class ModelManagerDialog(QDialog):
         layout.addWidget(self.buttons)
 
     @staticmethod
-    def _table(headers: list[str]) -> QTableWidget:
+    def _table(headers: list[str], long_columns: tuple[int, ...] = ()) -> QTableWidget:
+        """Columns as wide as their contents; `long_columns` (free text such as a broken model's reason) take the
+        width left and are cut with "…" (the whole text is in the tooltip), never pushing the others out of view."""
         table = QTableWidget(0, len(headers))
         table.setHorizontalHeaderLabels(headers)
         table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setWordWrap(False)
+        table.setTextElideMode(Qt.TextElideMode.ElideRight)
         table.verticalHeader().setVisible(False)
-        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        table.horizontalHeader().setStretchLastSection(True)
+        header = table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        for column in long_columns:
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(not long_columns)
         return table
 
     # --- contents --------------------------------------------------------------------------------------------
@@ -225,7 +262,7 @@ class ModelManagerDialog(QDialog):
             state = self._fit_text(model.folder) if model.usable else f"cannot be used: {model.problem}"
             name = m.name if m.name == model.folder.name else f"{m.name} ({model.folder.name})"  # copies differ here
             self._set_row(table, i, [name, f"{m.text.quantization} (projector {m.mmproj.quantization})",
-                                     _size(model.size_bytes), state,
+                                     size_text(model.size_bytes), state,
                                      "★ default" if in_use is not None and model.folder == in_use.folder else ""])
         # The selection stays on the model it was on, wherever the refresh put its row.
         row = next((i for i, m in enumerate(self.models) if selected and m.folder == selected.folder), None)
@@ -239,8 +276,8 @@ class ModelManagerDialog(QDialog):
         for i, entry in enumerate(self.catalogue):
             approx = "≈ " if entry.size_is_estimate else ""
             source = (f"GGUF pair from {entry.repo_id}" if entry.kind == "gguf" else
-                      f"converted here from {entry.repo_id} ({approx}{_size(entry.download_bytes)} download)")
-            self._set_row(table, i, [entry.name, entry.quantization, approx + _size(entry.size_bytes),
+                      f"converted here from {entry.repo_id} ({approx}{size_text(entry.download_bytes)} download)")
+            self._set_row(table, i, [entry.name, entry.quantization, approx + size_text(entry.size_bytes),
                                      f"{approx}{entry.ram_needed_bytes / GIB:.1f} GiB", self._fit_text(entry.id),
                                      source, self._state(entry)])
             if entry.notes:
@@ -269,7 +306,7 @@ class ModelManagerDialog(QDialog):
         on_disk = sum(_bytes_under(folder) for folder in (model_jobs.entry_folder(self.root, entry),
                                                            model_jobs.checkpoint_folder(self.root, entry)))
         if on_disk:
-            return f"partly downloaded ({_size(on_disk)} of {_size(entry.download_bytes)}); download continues"
+            return f"partly downloaded ({size_text(on_disk)} of {size_text(entry.download_bytes)}); download continues"
         return ""
 
     def _assess_fits(self) -> None:
@@ -312,7 +349,7 @@ class ModelManagerDialog(QDialog):
     def _update_buttons(self) -> None:
         busy = self.is_busy()
         model, entry = self.selected_model(), self.selected_entry()
-        self.quality_label.setText(quality_text(model) if model is not None else "")
+        self.quality_label.setText(details_text(model) if model is not None else "")
         self.default_button.setEnabled(model is not None and model.usable and not busy)  # a broken one: never
         self.delete_button.setEnabled(model is not None and not busy)
         self.verify_button.setEnabled(model is not None and not busy)
@@ -391,7 +428,8 @@ class ModelManagerDialog(QDialog):
             self.download(entry)
 
     def _on_convert(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose a HuatuoGPT-Vision checkpoint folder")
+        folder = file_dialogs.open_folder(self, file_dialogs.CHECKPOINT_FOLDER,
+                                          "Choose a HuatuoGPT-Vision checkpoint folder")
         if not folder:
             return
         quant, ok = QInputDialog.getItem(self, "Quantization", "Quantize the text model to:", list(quantization.TEXT),
@@ -401,7 +439,7 @@ class ModelManagerDialog(QDialog):
 
     def _on_import(self) -> None:
         gguf = "GGUF files (*.gguf);;All files (*)"
-        text, _ = QFileDialog.getOpenFileName(self, "Choose the text model (GGUF)", "", gguf)
+        text = file_dialogs.open_file(self, file_dialogs.MODEL_FILE, "Choose the text model (GGUF)", gguf)
         if not text:
             return
         mmproj, _ = QFileDialog.getOpenFileName(self, "Choose its vision projector (mmproj GGUF)",
@@ -449,8 +487,7 @@ class ModelManagerDialog(QDialog):
         if total > 0:
             self.progress_bar.setRange(0, PROGRESS_STEPS)
             self.progress_bar.setValue(min(PROGRESS_STEPS, done * PROGRESS_STEPS // total))
-            unit, scale = ("GB", GB) if total >= GB else ("MB", 1e6)
-            self.progress_bar.setFormat(f"%p %  ({done / scale:,.1f} of {total / scale:,.1f} {unit})")
+            self.progress_bar.setFormat(f"%p %  ({size_text(done)} of {size_text(total)})")
         else:
             self.progress_bar.setRange(0, 0)
         self.status_label.setText(stage[:1].upper() + stage[1:])
@@ -479,16 +516,7 @@ def _bytes_under(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
 
 
-def quality_text(model: InstalledModel) -> str:
-    """The model's last `huatuo verify` result against the transformers reference, one measure a line."""
-    result = read_verification(model)
-    if result is None:
-        return ("Quality: not verified against the reference for these files. With the checkpoint it was converted "
-                f"from: huatuo verify CHECKPOINT_FOLDER \"{model.folder}\"")
-    lines = [f"Quality: {'passed' if result.passed else 'FAILED'} (huatuo verify, {result.verified_at}; text "
-             f"{result.quantization}, projector {result.mmproj_quantization})"]
-    for row in result.rows:
-        bound = "" if row.limit is None else f" (limit {'≤' if row.bound == 'max' else '≥'} {row.limit:g})"
-        lines.append(f"  {row.label}: {row.value:.6g}{bound} {'ok' if row.ok else 'FAIL'}")
-    lines += [f"  failed: {failure}" for failure in result.failures]
-    return "\n".join(lines)
+def _rows_height(table: QTableWidget, rows: int) -> int:
+    """The height a table needs to show its header and `rows` rows."""
+    return (table.horizontalHeader().sizeHint().height() + rows * table.verticalHeader().defaultSectionSize()
+            + 2 * table.frameWidth())

@@ -31,6 +31,7 @@ from app import INTENDED_USE
 from app.audit import AuditLog
 from app.practice import Attempt, Deck, DeckError, Item, Progress, load_deck, sample_deck_path
 from app.practice_export import export_summary, file_stem
+from app.ui import file_dialogs
 from app.ui.background import Task, run_in_background
 from app.ui.chat_export import export_folder
 from app.ui.engine_runner import EngineRunner
@@ -157,7 +158,7 @@ class PracticeWindow(QMainWindow):
 
     # --- decks -----------------------------------------------------------------------------------
     def choose_deck(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a practice deck", "", "Practice decks (*.json)")
+        path = file_dialogs.open_file(self, file_dialogs.DECK, "Open a practice deck", "Practice decks (*.json)")
         if path:
             self.open_deck(path)
 

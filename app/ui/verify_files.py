@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QProgressBar, Q
 from app.ui.background import Task
 from app.ui.theme import error_colour
 from inference.cancellation import Cancelled
+from inference.sizes import size_text
 from inference.store.models import InstalledModel
 from inference.store.verify_files import FilesCheck, verify_files
 
@@ -46,7 +47,7 @@ class VerifyFilesDialog(QDialog):
     def _on_progress(self, update: tuple[int, int]) -> None:
         done, total = update
         self.progress.setValue(done * STEPS // total if total else 0)
-        self.progress.setFormat(f"%p %  ({done / 1e9:,.2f} of {total / 1e9:,.2f} GB)")
+        self.progress.setFormat(f"%p %  ({size_text(done)} of {size_text(total)})")
 
     def _on_done(self, result: FilesCheck) -> None:
         self.result = result

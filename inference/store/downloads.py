@@ -45,6 +45,7 @@ from huggingface_hub.utils import build_hf_headers, filter_repo_objects, hf_rais
 from huggingface_hub.utils import httpx as hub_http
 
 from inference.cancellation import Cancelled
+from inference.sizes import size_text
 
 from .catalogue import CHECKPOINT_PATTERNS, CatalogueEntry
 from .gguf_check import ModelFileError
@@ -314,7 +315,7 @@ class _Job:
                 out.truncate(0)
                 offset = 0
             if offset:
-                self.say(f"continuing {final.name} at {offset / 1e6:,.1f} of {remote.size / 1e6:,.1f} MB")
+                self.say(f"continuing {final.name} at {size_text(offset)} of {size_text(remote.size)}")
                 _hash_prefix(partial, offset, checksum, self)
             self.advance(offset)
             self._stream(remote, out, offset, checksum, final.name)
@@ -334,7 +335,7 @@ class _Job:
             if time.monotonic() - last_data >= self.stall_timeout_s:
                 raise DownloadError(
                     f"{name}: no data for {self.stall_timeout_s:g} s ({problem}); stopped at "
-                    f"{offset / 1e6:,.1f} of {size / 1e6:,.1f} MB; download again to continue from there")
+                    f"{size_text(offset)} of {size_text(size)}; download again to continue from there")
             try:
                 if location is None:  # signed CDN addresses expire: ask again after every interruption
                     location = self._metadata(remote.resolve_url).location
@@ -404,8 +405,8 @@ def _check_free_space(folder: Path, needed: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(folder).free
     if needed > free:
-        raise DownloadError(f"not enough disk space in {folder}: the download needs {needed / 1e9:.1f} GB more, "
-                            f"{free / 1e9:.1f} GB are free")
+        raise DownloadError(f"not enough disk space in {folder}: the download needs {size_text(needed)} more, "
+                            f"{size_text(free)} are free")
 
 
 def _transient(exc: HfHubHTTPError) -> bool:

@@ -24,6 +24,7 @@ from inference.cancellation import Cancelled
 from inference.store.manifest import MANIFEST_NAME, Manifest, ModelFile
 
 from ..hardware import Fit, assess
+from ..sizes import size_text
 from .gguf_check import HeaderReader, ModelFileError, check_mmproj, check_pair
 from .verified import file_identity, forget_verified, record_verified
 
@@ -53,7 +54,7 @@ class InstalledModel:
     @property
     def label(self) -> str:
         m = self.manifest
-        return f"{m.name} · {m.text.quantization} · {self.size_bytes / 1e9:.1f} GB"
+        return f"{m.name} · {m.text.quantization} · {size_text(self.size_bytes)}"
 
 
 def installed_models(root: Path) -> tuple[list[InstalledModel], list[str]]:
@@ -371,8 +372,8 @@ def _new_folder(root: Path, name: str) -> Path:
 def _check_free_space(root: Path, needed: int) -> None:
     free = shutil.disk_usage(root).free
     if free < needed:
-        raise ModelFileError(f"not enough disk space in {root}: the model needs {needed / 1e9:.1f} GB, "
-                             f"{free / 1e9:.1f} GB are free")
+        raise ModelFileError(f"not enough disk space in {root}: the model needs {size_text(needed)}, "
+                             f"{size_text(free)} are free")
 
 
 def _copy_hashing(src: Path, dst: Path, on_bytes: Callable[[int], None], cancel: threading.Event | None) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QRect, Qt, QUrl
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QApplication, QFileDialog
 
@@ -18,6 +18,8 @@ from app.ui.main import MainWindow
 from app.ui.viewer_tools import COMMANDS, Tool
 from app.ui.window_size import WINDOW_FRAME
 from tests.support.menus import answer_next_box
+
+TEXT_MARGIN = 4  # each side of an item view's text (the style's focus frame margin and a pixel)
 
 
 @pytest.fixture
@@ -134,6 +136,36 @@ def test_the_shortcuts_dialog_lists_what_is_registered(window, qtbot):
     for what in ("the current conversation", "the turn at the text cursor", "the selected measurement"):
         for keys in ("Menu", "Shift+F10"):  # the keyboard's context menus, each saying what it is for
             assert (_native(QKeySequence(keys)), f"Context menu of {what}") in listed
+
+
+def _cut_off(tree) -> list[str]:
+    """The shortcuts whose keys or description the tree does not show in full (cut off, or past its right edge)."""
+    metrics, width = tree.fontMetrics(), tree.viewport().width()
+    cut = []
+    for group in (tree.topLevelItem(g) for g in range(tree.topLevelItemCount())):
+        for item in (group.child(i) for i in range(group.childCount())):
+            for column in (0, 1):
+                rect = tree.visualRect(tree.indexFromItem(item, column))
+                room = QRect(0, 0, rect.width() - 2 * TEXT_MARGIN, 100_000)
+                needed = metrics.boundingRect(room, Qt.TextFlag.TextWordWrap, item.text(column)).size()
+                if needed.height() > rect.height() or needed.width() > room.width() or rect.right() >= width:
+                    cut.append(item.text(column))
+    return cut
+
+
+def test_every_shortcut_is_read_in_full_on_a_laptop_screen(window, qtbot):
+    dialog = window.show_shortcuts()
+    qtbot.addWidget(dialog)
+    qtbot.waitExposed(dialog)
+    assert dialog.width() <= 1366 - 16 and dialog.height() <= 768 - 80  # within a 1366×768 screen's free area
+    longest = max((does for _, _, does in dialog.rows()), key=len)
+    assert len(longest) > 70  # the angle's and the ellipse's: longer than a line of a narrow dialog
+    assert _cut_off(dialog.tree) == []
+    dialog.resize(420, dialog.height())  # narrower: the descriptions wrap onto more lines, none is cut off
+    qtbot.waitUntil(lambda: dialog.tree.viewport().width() < 420 and _cut_off(dialog.tree) == [], timeout=5000)
+    [item] = dialog.tree.findItems(longest, Qt.MatchFlag.MatchExactly | Qt.MatchFlag.MatchRecursive, 1)
+    row = dialog.tree.visualRect(dialog.tree.indexFromItem(item, 1))
+    assert row.height() >= 2 * dialog.tree.fontMetrics().lineSpacing()
 
 
 def test_the_shortcuts_shown_are_the_keys_the_viewer_obeys(qtbot, tmp_path):

@@ -76,6 +76,11 @@ def test_import_set_default_and_delete(make_manager, qtbot, tiny, root, monkeypa
     qtbot.waitUntil(lambda: table.item(0, 3).text().startswith("fits: needs"), timeout=10000)
     [model] = dialog.models
     check_folder(model.folder)
+    # A model of a few MB says so, in the status line and its row alike (never "0.0 GB").
+    assert 1e6 < model.size_bytes < 1e9
+    size = f"{model.size_bytes / 1e6:.1f} MB"
+    assert dialog.status_label.text() == f"Installed {model.manifest.name} · F32 · {size}"
+    assert table.item(0, 2).text() == size
 
     table.selectRow(0)
     with qtbot.waitSignal(dialog.models_changed):
@@ -260,6 +265,50 @@ def test_a_broken_model_is_listed_as_broken_and_never_made_default(make_manager,
     assert not dialog.default_button.isEnabled() and dialog.delete_button.isEnabled()
     dialog.set_default(dialog.models[0])  # even when asked directly
     assert "a-copy" in dialog.error_label.text() and default_model(root) == root / "tiny"
+
+
+def _rows_shown(table) -> int:
+    return table.viewport().height() // table.verticalHeader().defaultSectionSize()
+
+
+def test_the_installed_list_gets_spare_height_and_a_long_reason_hides_no_column(qtbot, tiny, root):
+    root.mkdir(parents=True)
+    for name in ("tiny", "b-model", "c-model", "d-model"):
+        shutil.copytree(tiny, root / name)
+    broken = root / "a-copy"  # sorts first
+    shutil.copytree(tiny, broken)
+    _break(broken)
+    dialog = ModelManagerDialog(root, catalogue=load_catalogue(), bandwidth_gb_s=20.0)  # the real list
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    free = dialog.screen().availableGeometry()
+    assert dialog.width() <= free.width() and dialog.height() <= free.height()
+    table = dialog.installed_table
+    assert table.rowCount() == 5 and _rows_shown(table) >= 4
+
+    # Spare height goes to the lists, the installed one at least as much as the catalogue.
+    before, catalogue_before = table.height(), dialog.catalogue_table.height()
+    dialog.resize(dialog.width(), dialog.height() + 200)
+    qtbot.waitUntil(lambda: table.height() > before, timeout=5000)
+    grown = table.height() - before
+    assert grown >= 90 and grown >= dialog.catalogue_table.height() - catalogue_before, grown
+
+    # The broken model's reason is cut to fit with its whole text in the tooltip; the default's ★ stays in view.
+    reason = table.item(0, 3)
+    assert reason.text().startswith("cannot be used:") and reason.toolTip() == reason.text()
+    assert table.fontMetrics().horizontalAdvance(reason.text()) > table.columnWidth(3)  # longer than its room
+    assert table.horizontalHeader().length() <= table.viewport().width()
+    star = next(r for r in range(table.rowCount()) if table.item(r, 4).text() == "★ default")
+    for column in range(table.columnCount()):
+        cell = table.visualRect(table.model().index(star, column))
+        assert 0 <= cell.left() and cell.right() < table.viewport().width() and cell.width() > 0, column
+    needed = table.fontMetrics().horizontalAdvance(table.item(star, 4).text())
+    assert table.columnWidth(4) >= needed
+    table.selectRow(0)  # and the details below the list say it in full
+    assert dialog.quality_label.text().startswith(f"Cannot be used: {dialog.models[0].problem}")
+    assert dialog.details.height() < table.height()
+    dialog.shutdown()
 
 
 def test_the_model_in_use_changes_only_by_the_users_choice(qtbot, tiny, tmp_path, monkeypatch):

@@ -11,14 +11,15 @@ import numpy as np
 import pypdf
 import pytest
 from PIL import Image
-from PySide6.QtCore import QPoint, QSize, Qt
+from PySide6.QtCore import QPoint, QRect, QSize, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QFileDialog
 
 from app.practice import Progress, load_deck
 from app.practice_export import CSV_COLUMNS
 from app.ui.engine_runner import EngineRunner
-from app.ui.practice import PracticeWindow
+from app.ui.practice import PREFERRED_SIZE, PracticeWindow
+from app.ui.window_size import WINDOW_FRAME, resize_within_screen
 
 SCREEN = QSize(1366, 768)
 DECORATIONS = QSize(16, 80)  # the window's borders and title bar, and a taskbar
@@ -209,3 +210,18 @@ def test_the_window_fits_a_1366_by_768_screen(window, qtbot, tmp_path):
         top_left = widget.mapTo(window, QPoint(0, 0))
         assert widget.isVisible() and rect.contains(top_left) and widget.width() > 0 and widget.height() > 0
     assert window.case.viewer.height() >= 200 and window.case.viewer.width() >= 300
+
+
+def test_the_window_opens_inside_a_laptop_screens_free_area(window, qtbot, tmp_path):
+    """On a 1366×768 screen with a 27-pixel top bar, the window and its frame lie in the rest, at full width."""
+    free = QRect(0, 27, SCREEN.width(), SCREEN.height() - 27)
+    window.open_deck(write_deck(tmp_path / "deck", [mc("Which side is brighter?"), FREE]))
+    resize_within_screen(window, PREFERRED_SIZE, free)
+    frame = QRect(window.pos(), window.size() + WINDOW_FRAME)
+    assert free.contains(frame), (free, frame)
+    assert window.width() == min(PREFERRED_SIZE.width(), free.width() - WINDOW_FRAME.width())
+    hint = window.minimumSizeHint()
+    assert window.width() >= hint.width() and window.height() >= hint.height()  # its layout as designed
+    qtbot.waitUntil(lambda: window.case.viewer.isVisible() and window.case.next_button.isVisible(), timeout=5000)
+    for widget in (window.case.viewer, window.case.next_button, window.summary_button):
+        assert window.rect().contains(QRect(widget.mapTo(window, QPoint(0, 0)), widget.size())), widget
