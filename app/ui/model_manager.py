@@ -350,6 +350,7 @@ class ModelManagerDialog(QDialog):
         busy = self.is_busy()
         model, entry = self.selected_model(), self.selected_entry()
         self.quality_label.setText(details_text(model) if model is not None else "")
+        self.details.setVisible(bool(self.quality_label.text()))  # no empty band under the list
         self.default_button.setEnabled(model is not None and model.usable and not busy)  # a broken one: never
         self.delete_button.setEnabled(model is not None and not busy)
         self.verify_button.setEnabled(model is not None and not busy)
