@@ -1,0 +1,156 @@
+"""Where loading a model goes: our engine against plain llama-cpp-python on the same GGUF pair.
+
+Each load runs in a fresh process, ours and the baseline alternating which goes first in every round, so that both
+meet the same page cache. Besides the wall time from the model folder to "ready to answer", the CPU time of the
+process that loads the model is split into user time (llama.cpp's own code: parsing, repacking weights) and system
+time (the kernel: reading the files, faulting in and clearing the memory the weights are copied to); what is left
+is waiting for the disk. Ours also gives its own breakdown (folder check, worker start, text model, vision encoder).
+
+    python benchmarks/engine_load.py --model DIR [--runs 3] [--threads N] [--read-first] [--json]
+
+--read-first reads both files once before the first round, so that every load finds them in the page cache (as
+on a machine with memory to spare that loaded the model before). A load profile is one command away:
+`perf record -g python benchmarks/engine_load.py --model DIR --runs 1 --only ours`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from statistics import median
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the project's packages, not the benchmark scripts beside this one
+TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu_s(pid: int) -> tuple[float, float] | None:
+    """(user, system) CPU seconds of a live process, from /proc (Linux); None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
+def load_ours(folder: Path, threads: int) -> dict:
+    from inference.engine import Engine, EngineSettings
+
+    start = time.perf_counter()
+    engine = Engine.from_folder(folder, EngineSettings(n_threads=threads))
+    checked = time.perf_counter()
+    engine.start()
+    total = time.perf_counter() - start
+    cpu = process_cpu_s(engine.pid)  # the worker, which loaded the model (this process only waited for it)
+    native = engine.load_info.get("load_timings", {})
+    engine.close()
+    return {"load_s": total, "parts_s": {"check_s": checked - start, **native,
+                                         "process_s": total - (checked - start) - sum(native.values())},
+            **_cpu(cpu)}
+
+
+def load_baseline(folder: Path, threads: int) -> dict:
+    import llama_cpp
+    from llama_cpp.llama_chat_format import Llava15ChatHandler, Qwen25VLChatHandler
+
+    from inference import families
+    from inference.native import quiet_native_logs
+    from inference.store.manifest import Manifest
+
+    quiet_native_logs()
+    manifest = Manifest.read(folder)
+    text_path, mmproj_path = manifest.paths(folder)
+    family = families.family(manifest.family)
+    handler_class = Qwen25VLChatHandler if family is families.QWEN25VL else Llava15ChatHandler
+    before = os.times()
+    start = time.perf_counter()
+    handler = handler_class(clip_model_path=str(mmproj_path), verbose=False)
+    llm = llama_cpp.Llama(str(text_path), chat_handler=handler, n_ctx=family.default_context(manifest.context_length),
+                          n_threads=threads, n_threads_batch=threads, n_batch=512, verbose=False)
+    handler._init_mtmd_context(llm)  # otherwise done by the first question: part of loading
+    total = time.perf_counter() - start
+    after = os.times()
+    return {"load_s": total, **_cpu((after.user - before.user, after.system - before.system))}
+
+
+def _cpu(cpu: tuple[float, float] | None) -> dict:
+    return {"user_s": cpu[0], "system_s": cpu[1]} if cpu is not None else {"user_s": None, "system_s": None}
+
+
+def one_load(which: str, folder: Path, threads: int) -> dict:
+    """One load in a fresh process, as a user's first question after starting the app would meet it."""
+    command = [sys.executable, __file__, "--one", which, "--model", str(folder), "--threads", str(threads)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if done.returncode != 0:
+        raise RuntimeError(f"the {which} load failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def read_files(folder: Path) -> None:
+    from inference.store.manifest import Manifest
+
+    for path in Manifest.read(folder).paths(folder):
+        with open(path, "rb") as file:
+            while file.read(1 << 24):
+                pass
+
+
+def summary(loads: list[dict]) -> dict:
+    result = {"load_s": median(x["load_s"] for x in loads), "load_runs_s": [x["load_s"] for x in loads]}
+    if all(x["user_s"] is not None for x in loads):
+        result["user_s"] = median(x["user_s"] for x in loads)
+        result["system_s"] = median(x["system_s"] for x in loads)
+    if "parts_s" in loads[0]:
+        result["parts_s"] = {key: median(x["parts_s"][key] for x in loads) for key in loads[0]["parts_s"]}
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True, help="a converted model folder")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--read-first", action="store_true", help="read both files once before the first round")
+    parser.add_argument("--only", choices=("ours", "baseline"), help="load only one of the two (for a profile)")
+    parser.add_argument("--one", choices=("ours", "baseline"), help=argparse.SUPPRESS)  # one load, in this process
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    from inference.hardware import physical_cores
+
+    threads = args.threads or physical_cores()
+    if args.one:
+        print(json.dumps((load_ours if args.one == "ours" else load_baseline)(args.model, threads)))
+        return 0
+    from inference.store.gguf_check import check_folder
+
+    check_folder(args.model)  # hashes the files once, if they have not been: every load below trusts the record
+    if args.read_first:
+        read_files(args.model)
+    kinds = [args.only] if args.only else ["ours", "baseline"]
+    loads: dict[str, list[dict]] = {kind: [] for kind in kinds}
+    for run in range(args.runs):
+        for kind in kinds if run % 2 == 0 else kinds[::-1]:  # each goes first in every other round
+            loads[kind].append(one_load(kind, args.model, threads))
+    result = {"model": str(args.model), "threads": threads, "runs": args.runs, "read_first": args.read_first,
+              **{kind: summary(runs) for kind, runs in loads.items()}}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    for kind in kinds:
+        s = result[kind]
+        cpu = (f"; CPU: user {s['user_s']:.2f} s, system {s['system_s']:.2f} s" if "user_s" in s else "")
+        print(f"{kind:9} load {s['load_s']:.2f} s (runs: {', '.join(f'{x:.2f}' for x in s['load_runs_s'])}){cpu}")
+        if "parts_s" in s:
+            print("          " + ", ".join(f"{key[:-2]} {value:.2f} s" for key, value in s["parts_s"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
