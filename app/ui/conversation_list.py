@@ -118,12 +118,21 @@ class ConversationList(QWidget):
             self.list.setCurrentItem(item)
         else:
             self.list.setCurrentRow(-1)  # nothing marked: not even the last one open
+            self.list.scrollToTop()
 
     def refresh(self) -> None:
         query = self.search.text().strip()
         summaries = self.store.search(query) if query else self.store.conversations()
         self.summaries = {s.id: s for s in summaries}
         self.list.clear()
+        self._fill(summaries, query)
+        current = self.item_of(self.current_id) if self.current_id is not None else None
+        if current is not None:
+            self.list.scrollToItem(current)
+        else:
+            self.list.scrollToTop()  # from the first heading, not scrolled as the last list was
+
+    def _fill(self, summaries: list[ConversationSummary], query: str) -> None:
         if self.study_key is None:  # nothing open: one list, newest first
             for s in summaries:
                 self._add(s)

@@ -119,6 +119,9 @@ class OutlinedLabel(QGraphicsSimpleTextItem):
         painter.fillPath(path, COLOUR)
 
 
+PROBE_ARM = 5  # screen pixels from a probe's point to the end of each arm of its cross
+
+
 def _outlined(make) -> list[QGraphicsItem]:
     """A shape twice: a dark outline under a one-pixel line in the measurement colour (both cosmetic: the same
     width on screen at any zoom)."""
@@ -154,12 +157,15 @@ def draw(scene: QGraphicsScene, m: Measurement, shape: tuple[int, int], view: Vi
         anchor = rect.bottomRight()
     else:
         path = QPainterPath()
-        x, y = shown[0].x(), shown[0].y()
-        path.moveTo(x - 3, y)
-        path.lineTo(x + 3, y)
-        path.moveTo(x, y - 3)
-        path.lineTo(x, y + 3)
-        items += _outlined(lambda: QGraphicsPathItem(path))
+        path.moveTo(-PROBE_ARM, 0)
+        path.lineTo(PROBE_ARM, 0)
+        path.moveTo(0, -PROBE_ARM)
+        path.lineTo(0, PROBE_ARM)
+        cross = _outlined(lambda: QGraphicsPathItem(path))
+        for item in cross:  # in screen pixels at the point: the same size at any zoom, like its label
+            item.setPos(shown[0])
+            item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        items += cross
         anchor = shown[0]
     if m.label:
         label = OutlinedLabel(m.label, anchor)

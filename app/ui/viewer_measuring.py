@@ -75,13 +75,21 @@ class MeasurementList:
         scene = self.mapToScene(position.toPoint())
         return shown_to_source_point(scene.x(), scene.y(), self._decoded.shape[:2], self.view)
 
+    def _frame_point_on_image(self, position) -> tuple[float, float]:
+        """`_frame_point`, kept on the image: a shape dragged past its edge ends at the edge (what lies beyond
+        has no pixels to measure, and a label there could not be panned into view)."""
+        row, col = self._frame_point(position)
+        rows, cols = self._decoded.shape[:2]
+        return min(max(row, 0.0), float(rows)), min(max(col, 0.0), float(cols))
+
     def _start_drawing(self, kind: str, fixed: tuple = ()) -> None:
         self._drawing = (kind, fixed)
 
     def _update_drawing(self, position, finished: bool) -> None:
         """The measurement being drawn, from its fixed points and the cursor; kept when `finished`."""
         kind, fixed = self._drawing
-        points = (*fixed, self._frame_point(position))
+        # A probe outside the image measures nothing (see `measure`); the other shapes end at its edge.
+        points = (*fixed, self._frame_point(position) if kind == "point" else self._frame_point_on_image(position))
         self._pending = measure(kind, self.frames[self.position], points, self._decoded, self.header)
         if finished:
             if self._pending is not None and self._pending.text:

@@ -64,12 +64,12 @@ class MouseTools:
         self.probe_text = self._probe_text_at(point)
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        self._drag_start = event.position()
+        self._drag_start = self._zoom_at = event.position()
         self._drag_button = self._drag_role(event.button())
         self._drag_window = self.view.window
         if self._drag_button in DRAWN and self._decoded is not None:
             kind = DRAWN[self._drag_button]
-            self._start_drawing(kind, () if kind == "point" else (self._frame_point(event.position()),))
+            self._start_drawing(kind, () if kind == "point" else (self._frame_point_on_image(event.position()),))
             self._update_drawing(event.position(), finished=False)
         elif self._drag_button == Tool.ANGLE and self._decoded is not None:
             self._click_angle(event.position())
@@ -104,8 +104,8 @@ class MouseTools:
             self.horizontalScrollBar().setValue(int(self.horizontalScrollBar().value() - delta.x()))
             self.verticalScrollBar().setValue(int(self.verticalScrollBar().value() - delta.y()))
             self._drag_start = event.position()
-        elif role == Tool.ZOOM:
-            self.zoom_by(1.01 ** (-delta.y()))
+        elif role == Tool.ZOOM:  # about the point where the drag started, which stays where it is
+            self.zoom_by(1.01 ** (-delta.y()), at=self._zoom_at)
             self._drag_start = event.position()
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802
@@ -118,7 +118,7 @@ class MouseTools:
     def wheelEvent(self, event) -> None:  # noqa: N802
         steps = event.angleDelta().y() // 120
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            self.zoom_by(1.15**steps)
+            self.zoom_by(1.15**steps, at=event.position())
         elif steps:
             self.go_to(self.position - steps)
 

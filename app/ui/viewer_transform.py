@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
 
 from app.studies.view import ViewState, to_png
 
@@ -25,8 +25,19 @@ class ViewTransform:
         self._fitted = False
         self._zoom_changed()
 
-    def zoom_by(self, factor: float) -> None:
-        self.scale(factor, factor)
+    def zoom_by(self, factor: float, at: QPointF | None = None) -> None:
+        """Zoomed by `factor`; about the viewport point `at` when given (what is under it stays under it)."""
+        if at is None:
+            self.scale(factor, factor)
+        else:
+            under = self.mapToScene(at.toPoint())
+            anchor = self.transformationAnchor()
+            self.setTransformationAnchor(self.ViewportAnchor.NoAnchor)
+            self.scale(factor, factor)
+            self.setTransformationAnchor(anchor)
+            moved = self.mapFromScene(under) - at.toPoint()
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + moved.x())
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() + moved.y())
         self._fitted = False
         self._zoom_changed()
 

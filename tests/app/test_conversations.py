@@ -301,6 +301,18 @@ def test_only_the_conversation_on_screen_is_marked(listed, store, qtbot):
     assert _marked(listed) == []
 
 
+def test_the_list_starts_at_its_top_for_a_study_without_conversations(listed, store, qtbot):
+    ct = store.study_key("ct")
+    ids = [store.create_conversation(f"CT · question {i}", ct) for i in range(30)]
+    listed.resize(320, 200)  # room for a few rows: the list scrolls
+    listed.show_study(ct)
+    listed.set_current(ids[0])  # the oldest, at the bottom: scrolled to it
+    assert listed.list.verticalScrollBar().value() > 0
+    listed.show_study(store.study_key("mr"))  # another study, without conversations
+    listed.set_current(None)
+    assert listed.list.verticalScrollBar().value() == 0  # "This study" and its note in view, not a row below
+
+
 # --- in the main window, with the real engine ----------------------------------------------------------------------
 
 @pytest.fixture

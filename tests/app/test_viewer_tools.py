@@ -7,14 +7,15 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
-from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
-from PySide6.QtGui import QKeySequence
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt
+from PySide6.QtGui import QKeySequence, QWheelEvent
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QGraphicsEllipseItem, QGraphicsLineItem
+from PySide6.QtWidgets import QApplication, QGraphicsEllipseItem, QGraphicsLineItem, QGraphicsPathItem
 
 from app.studies.measure import describe_roi, ellipse_stats
 from app.studies.pixels import Window
 from app.ui.measurements_panel import MeasurementsPanel
+from app.ui.viewer_measurements import PROBE_ARM, OutlinedLabel
 from app.ui.viewer_tools import COMMANDS, Tool, build_toolbar
 from tests.support.menus import on_next_menu
 
@@ -344,3 +345,66 @@ def test_page_keys_move_ten_slices_and_middle_drag_pans_whatever_the_tool(qtbot,
         after = viewer.mapToScene(centre)
         assert after.x() > before.x() and after.y() > before.y(), tool
         assert viewer.zoom() == zoom and viewer.view.window == window and viewer.measurements == [], tool
+
+
+def test_zooming_keeps_the_point_it_started_from_in_place(qtbot, viewer, ct_series):
+    """A right-drag zooms about where it started and Ctrl+wheel about the pointer, as viewers do: the image point
+    there stays there."""
+    _load(qtbot, viewer, ct_series)
+    viewer.zoom_by(4)  # larger than the view: there is room to keep any point in place
+    start = QPoint(150, 200)
+    under = viewer.mapToScene(start)
+    _drag(viewer, start, start + QPoint(0, -60), Qt.MouseButton.RightButton)
+    assert viewer.zoom() > 4
+    after = viewer.mapFromScene(under)
+    assert abs(after.x() - start.x()) <= 1 and abs(after.y() - start.y()) <= 1, (after, start)
+
+    zoom, point = viewer.zoom(), QPoint(420, 380)
+    under = viewer.mapToScene(point)
+    QApplication.sendEvent(viewer.viewport(), QWheelEvent(
+        QPointF(point), viewer.viewport().mapToGlobal(QPointF(point)), QPoint(), QPoint(0, 120),
+        Qt.MouseButton.NoButton, Qt.KeyboardModifier.ControlModifier, Qt.ScrollPhase.NoScrollPhase, False))
+    assert viewer.zoom() > zoom
+    after = viewer.mapFromScene(under)
+    assert abs(after.x() - point.x()) <= 1 and abs(after.y() - point.y()) <= 1, (after, point)
+
+
+def test_a_shape_dragged_past_the_image_ends_at_its_edge_and_keeps_its_label_in_reach(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    viewer.resize(700, 500)  # wider than the fitted image: room beside it
+    viewer.fit()
+    viewer.select_tool(Tool.RECTANGLE, toggle=False)
+    right_of_image = _at(viewer, 140, 150)  # past the 128 x 128 image's right and bottom edges
+    _drag(viewer, _at(viewer, 100, 100), right_of_image)
+    (rectangle,) = viewer.measurements
+    assert [tuple(round(v) for v in p) for p in rectangle.points] == [(100, 100), (128, 128)]
+    viewer.zoom_by(8)
+    for bar in (viewer.horizontalScrollBar(), viewer.verticalScrollBar()):
+        bar.setValue(bar.maximum())  # as far as panning goes: the image's bottom-right corner
+    (label,) = [i for i in _visible(viewer, OutlinedLabel)]
+    on_screen = label.deviceTransform(viewer.viewportTransform()).mapRect(label.boundingRect())
+    assert QRectF(viewer.viewport().rect()).contains(on_screen)
+
+    viewer.select_tool(Tool.PROBE, toggle=False)  # a probe beside the image measures nothing
+    viewer.fit()
+    QTest.mouseClick(viewer.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     _at(viewer, 140, 60))
+    assert len(viewer.measurements) == 1
+
+
+def test_a_probe_cross_keeps_its_size_on_screen_at_any_zoom(qtbot, viewer, ct_series):
+    _load(qtbot, viewer, ct_series)
+    viewer.fit()
+    QTest.keyClick(viewer, Qt.Key.Key_D)
+    QTest.mouseClick(viewer.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     _at(viewer, 64.5, 64.5))
+
+    def cross_width() -> float:
+        crosses = [i for i in _visible(viewer, QGraphicsPathItem)]
+        assert crosses
+        return max(i.deviceTransform(viewer.viewportTransform()).mapRect(i.boundingRect()).width() for i in crosses)
+
+    fitted = cross_width()
+    assert fitted <= 2 * PROBE_ARM + 4  # its arms and outline, in screen pixels
+    viewer.zoom_by(10)
+    assert cross_width() == pytest.approx(fitted, abs=1)
