@@ -82,6 +82,7 @@ class Viewer(ImageDisplay, WindowLevel, ViewTransform, SliceNavigation, MouseToo
         self.probe_text = ""
         self.measurement = ""  # the latest measurement on this slice, in words, for the overlay
         self.measurements: list[Measurement] = []  # of this series, each with its slice
+        self._other_series_measurements: dict[tuple, list[Measurement]] = {}  # by their series' frames
         self._drawing: tuple[str, tuple] | None = None  # a measurement being drawn: kind, its points fixed so far
         self._pending: Measurement | None = None
         self._measurement_items: list = []
@@ -89,13 +90,15 @@ class Viewer(ImageDisplay, WindowLevel, ViewTransform, SliceNavigation, MouseToo
         self.slider = make_slider(self)
 
     def set_frames(self, frames: list[tuple[Path, int]]) -> None:
-        """Show another series: fitted to the view when its first frame arrives, nothing kept from the last one."""
+        """Show another series: fitted to the view when its first frame arrives, nothing kept from the last one
+        but its measurements (shown again when that series is, while the app runs)."""
+        self._set_aside_measurements()
         self.frames = list(frames)
         self.view = ViewState()
         self.position = 0
         self._clear_image()
         self.probe_text = ""
-        self._forget_measurements()
+        self._series_measurements()
         self._set_notice("")
         self._set_slider(0, len(self.frames))
         self._place_slider()

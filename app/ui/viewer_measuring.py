@@ -116,9 +116,15 @@ class MeasurementList:
             self._draw_measurements()
             self._update_overlay()
 
-    def _forget_measurements(self) -> None:
-        """A new series: nothing kept from the last one."""
-        self.measurements, self._drawing, self._pending = [], None, None
+    def _set_aside_measurements(self) -> None:
+        """Another series is coming: this one's measurements wait for it to come back."""
+        if self.measurements:
+            self._other_series_measurements[tuple(self.frames)] = self.measurements
+
+    def _series_measurements(self) -> None:
+        """A new series: its own measurements, if it was measured before; nothing of the last one."""
+        self.measurements = self._other_series_measurements.pop(tuple(self.frames), [])
+        self._drawing, self._pending = None, None
         self.measurement = ""
         self._draw_measurements()
         self.measurements_changed.emit()

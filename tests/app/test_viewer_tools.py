@@ -408,3 +408,21 @@ def test_a_probe_cross_keeps_its_size_on_screen_at_any_zoom(qtbot, viewer, ct_se
     assert fitted <= 2 * PROBE_ARM + 4  # its arms and outline, in screen pixels
     viewer.zoom_by(10)
     assert cross_width() == pytest.approx(fitted, abs=1)
+
+
+def test_measurements_come_back_with_their_series(qtbot, viewer, ct_series, tmp_path):
+    """Another series shows none of this one's measurements; this one's are there again when it comes back
+    (while the app runs), each on its own slice."""
+    _load(qtbot, viewer, ct_series)
+    viewer.actual_size()
+    viewer.select_tool(Tool.RULER, toggle=False)
+    _go_to_slice(qtbot, viewer, 2)
+    _drag(viewer, _at(viewer, 10, 10), _at(viewer, 50, 10))
+    (ruler,) = viewer.measurements
+    other = [(Path(get_testdata_file("MR_small.dcm")), 0)]
+    _load(qtbot, viewer, other, shape=(64, 64))
+    assert viewer.measurements == [] and not _visible(viewer, QGraphicsLineItem)
+    _load(qtbot, viewer, ct_series)
+    assert viewer.measurements == [ruler] and viewer.measurements_on_slice() == []  # on slice 3, not 1
+    _go_to_slice(qtbot, viewer, 2)
+    assert viewer.measurements_on_slice() == [ruler] and _visible(viewer, QGraphicsLineItem)
