@@ -3,8 +3,9 @@
 Each load runs in a fresh process, ours and the baseline alternating which goes first in every round, so that both
 meet the same page cache. Besides the wall time from the model folder to "ready to answer", the CPU time of the
 process that loads the model is split into user time (llama.cpp's own code: parsing, repacking weights) and system
-time (the kernel: reading the files, faulting in and clearing the memory the weights are copied to); what is left
-is waiting for the disk. Ours also gives its own breakdown (folder check, worker start, text model, vision encoder).
+time (the kernel: reading the files, faulting in and clearing the memory the weights are copied to), with the
+number of page faults it took (Linux: read from /proc); what is left is waiting for the disk. Ours also gives its
+own breakdown (folder check, worker start, text model, vision encoder).
 
     python benchmarks/engine_load.py --model DIR [--runs 3] [--threads N] [--read-first] [--json]
 
@@ -29,13 +30,13 @@ sys.path.insert(0, str(ROOT))  # the project's packages, not the benchmark scrip
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def process_cpu_s(pid: int) -> tuple[float, float] | None:
-    """(user, system) CPU seconds of a live process, from /proc (Linux); None elsewhere."""
+def process_cpu(pid: int) -> tuple[float, float, int] | None:
+    """(user s, system s, minor page faults) of a live process, from /proc (Linux); None elsewhere."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS, int(fields[7])
 
 
 def load_ours(folder: Path, threads: int) -> dict:
@@ -46,7 +47,7 @@ def load_ours(folder: Path, threads: int) -> dict:
     checked = time.perf_counter()
     engine.start()
     total = time.perf_counter() - start
-    cpu = process_cpu_s(engine.pid)  # the worker, which loaded the model (this process only waited for it)
+    cpu = process_cpu(engine.pid)  # the worker, which loaded the model (this process only waited for it)
     native = engine.load_info.get("load_timings", {})
     engine.close()
     return {"load_s": total, "parts_s": {"check_s": checked - start, **native,
@@ -67,19 +68,20 @@ def load_baseline(folder: Path, threads: int) -> dict:
     text_path, mmproj_path = manifest.paths(folder)
     family = families.family(manifest.family)
     handler_class = Qwen25VLChatHandler if family is families.QWEN25VL else Llava15ChatHandler
-    before = os.times()
+    before = process_cpu(os.getpid())
     start = time.perf_counter()
     handler = handler_class(clip_model_path=str(mmproj_path), verbose=False)
     llm = llama_cpp.Llama(str(text_path), chat_handler=handler, n_ctx=family.default_context(manifest.context_length),
                           n_threads=threads, n_threads_batch=threads, n_batch=512, verbose=False)
     handler._init_mtmd_context(llm)  # otherwise done by the first question: part of loading
     total = time.perf_counter() - start
-    after = os.times()
-    return {"load_s": total, **_cpu((after.user - before.user, after.system - before.system))}
+    after = process_cpu(os.getpid())
+    return {"load_s": total, **_cpu(tuple(b - a for a, b in zip(before, after, strict=True)) if after else None)}
 
 
-def _cpu(cpu: tuple[float, float] | None) -> dict:
-    return {"user_s": cpu[0], "system_s": cpu[1]} if cpu is not None else {"user_s": None, "system_s": None}
+def _cpu(cpu: tuple | None) -> dict:
+    keys = ("user_s", "system_s", "page_faults")
+    return dict(zip(keys, cpu, strict=True)) if cpu is not None else dict.fromkeys(keys)
 
 
 def one_load(which: str, folder: Path, threads: int) -> dict:
@@ -106,6 +108,7 @@ def summary(loads: list[dict]) -> dict:
     if all(x["user_s"] is not None for x in loads):
         result["user_s"] = median(x["user_s"] for x in loads)
         result["system_s"] = median(x["system_s"] for x in loads)
+        result["page_faults"] = median(x["page_faults"] for x in loads)
     if "parts_s" in loads[0]:
         result["parts_s"] = {key: median(x["parts_s"][key] for x in loads) for key in loads[0]["parts_s"]}
     return result
@@ -145,7 +148,8 @@ def main() -> int:
         return 0
     for kind in kinds:
         s = result[kind]
-        cpu = (f"; CPU: user {s['user_s']:.2f} s, system {s['system_s']:.2f} s" if "user_s" in s else "")
+        cpu = (f"; CPU: user {s['user_s']:.2f} s, system {s['system_s']:.2f} s; {s['page_faults']:.0f} page faults"
+               if "user_s" in s else "")
         print(f"{kind:9} load {s['load_s']:.2f} s (runs: {', '.join(f'{x:.2f}' for x in s['load_runs_s'])}){cpu}")
         if "parts_s" in s:
             print("          " + ", ".join(f"{key[:-2]} {value:.2f} s" for key, value in s["parts_s"].items()))
