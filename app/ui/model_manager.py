@@ -13,13 +13,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
     QFrame,
     QHBoxLayout,
-    QHeaderView,
     QInputDialog,
     QLabel,
     QMessageBox,
@@ -27,8 +25,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -38,6 +34,7 @@ from app.paths import models_dir
 from app.ui import file_dialogs
 from app.ui.background import RateLimit, Task, run_in_background
 from app.ui.model_details import details_text
+from app.ui.model_tables import model_table, rows_height, set_row, update_cell
 from app.ui.theme import error_colour
 from app.ui.window_size import resize_within_screen
 from inference import quantization
@@ -139,9 +136,9 @@ class ModelManagerDialog(QDialog):
         pane = QVBoxLayout(installed)
         pane.setContentsMargins(0, 0, 0, 0)
         pane.addWidget(QLabel("<b>Installed</b>"))
-        self.installed_table = self._table(["Model", "Quantization", "Size", "Fits this machine?", "Default"],
+        self.installed_table = model_table(["Model", "Quantization", "Size", "Fits this machine?", "Default"],
                                            long_columns=(FITS_COLUMN,))
-        self.installed_table.setMinimumHeight(_rows_height(self.installed_table, MIN_INSTALLED_ROWS))
+        self.installed_table.setMinimumHeight(rows_height(self.installed_table, MIN_INSTALLED_ROWS))
         pane.addWidget(self.installed_table, 1)
         self.problems_label = QLabel()
         self.problems_label.setWordWrap(True)
@@ -175,7 +172,7 @@ class ModelManagerDialog(QDialog):
         pane = QVBoxLayout(available)
         pane.setContentsMargins(0, 0, 0, 0)
         pane.addWidget(QLabel("<b>Available</b>"))
-        self.catalogue_table = self._table(["Model", "Quantization", "Size", "RAM needed", "Fits this machine?",
+        self.catalogue_table = model_table(["Model", "Quantization", "Size", "RAM needed", "Fits this machine?",
                                             "Source", "State"])
         pane.addWidget(self.catalogue_table, 1)
         for index in range(self.lists.count()):
@@ -213,25 +210,6 @@ class ModelManagerDialog(QDialog):
         self.buttons.rejected.connect(self.close)  # a running job goes on; reopening shows it
         layout.addWidget(self.buttons)
 
-    @staticmethod
-    def _table(headers: list[str], long_columns: tuple[int, ...] = ()) -> QTableWidget:
-        """Columns as wide as their contents; `long_columns` (free text such as a broken model's reason) take the
-        width left and are cut with "…" (the whole text is in the tooltip), never pushing the others out of view."""
-        table = QTableWidget(0, len(headers))
-        table.setHorizontalHeaderLabels(headers)
-        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        table.setWordWrap(False)
-        table.setTextElideMode(Qt.TextElideMode.ElideRight)
-        table.verticalHeader().setVisible(False)
-        header = table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        for column in long_columns:
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
-        header.setStretchLastSection(not long_columns)
-        return table
-
     # --- contents --------------------------------------------------------------------------------------------
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         super().changeEvent(event)
@@ -261,7 +239,7 @@ class ModelManagerDialog(QDialog):
             m = model.manifest
             state = self._fit_text(model.folder) if model.usable else f"cannot be used: {model.problem}"
             name = m.name if m.name == model.folder.name else f"{m.name} ({model.folder.name})"  # copies differ here
-            self._set_row(table, i, [name, f"{m.text.quantization} (projector {m.mmproj.quantization})",
+            set_row(table, i, [name, f"{m.text.quantization} (projector {m.mmproj.quantization})",
                                      size_text(model.size_bytes), state,
                                      "★ default" if in_use is not None and model.folder == in_use.folder else ""])
         # The selection stays on the model it was on, wherever the refresh put its row.
@@ -277,20 +255,13 @@ class ModelManagerDialog(QDialog):
             approx = "≈ " if entry.size_is_estimate else ""
             source = (f"GGUF pair from {entry.repo_id}" if entry.kind == "gguf" else
                       f"converted here from {entry.repo_id} ({approx}{size_text(entry.download_bytes)} download)")
-            self._set_row(table, i, [entry.name, entry.quantization, approx + size_text(entry.size_bytes),
+            set_row(table, i, [entry.name, entry.quantization, approx + size_text(entry.size_bytes),
                                      f"{approx}{entry.ram_needed_bytes / GIB:.1f} GiB", self._fit_text(entry.id),
                                      source, self._state(entry)])
             if entry.notes:
                 table.item(i, 5).setToolTip(entry.notes)
         self._update_buttons()
         self._assess_fits()
-
-    @staticmethod
-    def _set_row(table: QTableWidget, row: int, values: list[str]) -> None:
-        for column, value in enumerate(values):
-            item = QTableWidgetItem(value)
-            item.setToolTip(value)
-            table.setItem(row, column, item)
 
     def _fit_text(self, key) -> str:
         fit = self._fits.get(key)
@@ -326,17 +297,10 @@ class ModelManagerDialog(QDialog):
         text = self._fit_text(key)
         for i, model in enumerate(self.models):
             if model.folder == key and model.usable:
-                self._update_cell(self.installed_table, i, 3, text)
+                update_cell(self.installed_table, i, 3, text)
         for i, entry in enumerate(self.catalogue):
             if entry.id == key:
-                self._update_cell(self.catalogue_table, i, 4, text)
-
-    @staticmethod
-    def _update_cell(table: QTableWidget, row: int, column: int, text: str) -> None:
-        item = table.item(row, column)
-        if item is not None:
-            item.setText(text)
-            item.setToolTip(text)
+                update_cell(self.catalogue_table, i, 4, text)
 
     def selected_model(self) -> InstalledModel | None:
         rows = self.installed_table.selectionModel().selectedRows()
@@ -512,12 +476,5 @@ class ModelManagerDialog(QDialog):
         self.refresh()
 
 
-
 def _bytes_under(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
-
-
-def _rows_height(table: QTableWidget, rows: int) -> int:
-    """The height a table needs to show its header and `rows` rows."""
-    return (table.horizontalHeader().sizeHint().height() + rows * table.verticalHeader().defaultSectionSize()
-            + 2 * table.frameWidth())
