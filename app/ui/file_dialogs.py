@@ -5,6 +5,7 @@ Exports start in the documents folder each time (app.ui.chat_export)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -43,10 +44,14 @@ def remember(kind: str, folder: str | Path) -> None:
     folders = _remembered()
     folders[kind] = str(Path(folder).resolve())
     path = data_dir() / FOLDERS_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".part")
-    partial.write_text(json.dumps(folders, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(partial, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps(folders, indent=2, ensure_ascii=False), encoding="utf-8")
+        os.replace(partial, path)
+    except OSError:  # a full or read-only disk: the file still opens; the next dialog starts where it can
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
 
 
 def open_file(parent: QWidget | None, kind: str, caption: str, filters: str) -> str:

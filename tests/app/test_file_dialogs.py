@@ -100,3 +100,21 @@ def test_importing_a_model_starts_in_documents_then_in_the_models_folder_last_us
     again.import_button.click()
     assert dialogs.started[-1] == str(pair)
     assert again.shutdown(20000)
+
+
+def test_a_folder_that_cannot_be_remembered_never_stops_the_file_from_opening(qtbot, home, tmp_path, monkeypatch):
+    from app.paths import data_dir
+    from app.ui.file_dialogs import FOLDERS_NAME, STUDY_FILE, documents_folder, open_file
+
+    monkeypatch.setenv("HUATUO_DATA_DIR", str(tmp_path / "data"))
+    (data_dir() / (FOLDERS_NAME + ".part")).mkdir(parents=True)  # the write fails, as on a full disk
+    study = tmp_path / "studies" / "ct.dcm"
+    study.parent.mkdir()
+    study.write_bytes(b"")
+    dialogs = Dialogs(monkeypatch)
+    dialogs.answers.append(study)
+    assert open_file(None, STUDY_FILE, "Open", "*") == str(study)  # chosen, though not remembered
+    assert not (data_dir() / FOLDERS_NAME).exists()
+    dialogs.answers.append(study)
+    open_file(None, STUDY_FILE, "Open", "*")
+    assert dialogs.started == [str(documents_folder())] * 2
