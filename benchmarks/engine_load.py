@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from statistics import median
 
@@ -39,23 +40,22 @@ def process_cpu(pid: int) -> tuple[float, float, int] | None:
     return int(fields[11]) / TICKS, int(fields[12]) / TICKS, int(fields[7])
 
 
-def load_ours(folder: Path, threads: int) -> dict:
-    from inference.engine import Engine, EngineSettings
-
+def timed_engine_load(open_engine: Callable):
+    """Our engine, ready to answer, and where the time from the model folder to that went: checking the folder,
+    starting the worker process, loading the text model, loading the vision encoder."""
     start = time.perf_counter()
-    engine = Engine.from_folder(folder, EngineSettings(n_threads=threads))
+    engine = open_engine()
     checked = time.perf_counter()
     engine.start()
     total = time.perf_counter() - start
-    cpu = process_cpu(engine.pid)  # the worker, which loaded the model (this process only waited for it)
     native = engine.load_info.get("load_timings", {})
-    engine.close()
-    return {"load_s": total, "parts_s": {"check_s": checked - start, **native,
-                                         "process_s": total - (checked - start) - sum(native.values())},
-            **_cpu(cpu)}
+    check = checked - start
+    return engine, {"total_s": total, "check_s": check, **native, "process_s": total - check - sum(native.values())}
 
 
-def load_baseline(folder: Path, threads: int) -> dict:
+def baseline_model(folder: Path, threads: int, llava_handler: type | None = None):
+    """Plain llama-cpp-python on the folder's GGUF pair, with the context our engine uses: Qwen25VLChatHandler for a
+    Qwen2.5-VL model, else `llava_handler` (Llava15ChatHandler by default); returns (Llama, seconds it took)."""
     import llama_cpp
     from llama_cpp.llama_chat_format import Llava15ChatHandler, Qwen25VLChatHandler
 
@@ -67,14 +67,30 @@ def load_baseline(folder: Path, threads: int) -> dict:
     manifest = Manifest.read(folder)
     text_path, mmproj_path = manifest.paths(folder)
     family = families.family(manifest.family)
-    handler_class = Qwen25VLChatHandler if family is families.QWEN25VL else Llava15ChatHandler
-    before = process_cpu(os.getpid())
+    handler_class = Qwen25VLChatHandler if family is families.QWEN25VL else (llava_handler or Llava15ChatHandler)
     start = time.perf_counter()
     handler = handler_class(clip_model_path=str(mmproj_path), verbose=False)
     llm = llama_cpp.Llama(str(text_path), chat_handler=handler, n_ctx=family.default_context(manifest.context_length),
                           n_threads=threads, n_threads_batch=threads, n_batch=512, verbose=False)
     handler._init_mtmd_context(llm)  # otherwise done by the first question: part of loading
-    total = time.perf_counter() - start
+    return llm, time.perf_counter() - start
+
+
+def load_ours(folder: Path, threads: int) -> dict:
+    from inference.engine import Engine, EngineSettings
+
+    engine, parts = timed_engine_load(lambda: Engine.from_folder(folder, EngineSettings(n_threads=threads)))
+    cpu = process_cpu(engine.pid)  # the worker, which loaded the model (this process only waited for it)
+    engine.close()
+    total = parts.pop("total_s")
+    return {"load_s": total, "parts_s": parts, **_cpu(cpu)}
+
+
+def load_baseline(folder: Path, threads: int) -> dict:
+    import llama_cpp  # noqa: F401 (imported before the count starts, as ours is by its worker before it loads)
+
+    before = process_cpu(os.getpid())
+    _, total = baseline_model(folder, threads)
     after = process_cpu(os.getpid())
     return {"load_s": total, **_cpu(tuple(b - a for a, b in zip(before, after, strict=True)) if after else None)}
 

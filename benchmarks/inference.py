@@ -40,6 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.engine_load import baseline_model, timed_engine_load  # noqa: E402 (the project's root first)
+
 Q1 = "What does this image show? Describe the findings."
 Q2 = "Is there any abnormality on the left side? 左侧有异常吗？"
 
@@ -93,17 +95,7 @@ class Ours:
         self.engine.ask([Turn("warm-up", 1)], [self.engine.prepare_image(self.warm_png)], self.greedy)
 
     def _timed_load(self) -> tuple:
-        """The engine, ready to answer, and where the time from the model folder to that went: checking the
-        folder, starting the worker process, loading the text model, loading the vision encoder."""
-        start = time.perf_counter()
-        engine = self.open()
-        checked = time.perf_counter()
-        engine.start()
-        total = time.perf_counter() - start
-        native = engine.load_info.get("load_timings", {})
-        check = checked - start
-        return engine, {"total_s": total, "check_s": check, **native,
-                        "process_s": total - check - sum(native.values())}
+        return timed_engine_load(self.open)
 
     def round(self, png: bytes, typed_png: bytes) -> tuple[float, float, list[float], float, float, list[float]]:
         from inference.engine import PreparedImage
@@ -147,30 +139,17 @@ class Baseline:
 
     def __init__(self, folder: Path, warm_png: bytes, tokens: int, threads: int):
         import llama_cpp
-        from llama_cpp.llama_chat_format import Llava15ChatHandler, Qwen25VLChatHandler
+        from llama_cpp.llama_chat_format import Llava15ChatHandler
 
-        from inference import families, prompt
-        from inference.native import quiet_native_logs
-        from inference.store.manifest import Manifest
+        from inference import prompt
 
         class HuatuoFormatHandler(Llava15ChatHandler):
             # The handler finds each image by its URL in the rendered text and puts the image there.
             DEFAULT_SYSTEM_MESSAGE = None
             CHAT_FORMAT = prompt.chat_template(image="part['image_url']['url']")
 
-        quiet_native_logs()
-        manifest = Manifest.read(folder)
-        text_path, mmproj_path = manifest.paths(folder)
-        family = families.family(manifest.family)
-        handler_class = Qwen25VLChatHandler if family is families.QWEN25VL else HuatuoFormatHandler
         self.llama_cpp, self.tokens = llama_cpp, tokens
-        n_ctx = family.default_context(manifest.context_length)
-        start = time.perf_counter()
-        handler = handler_class(clip_model_path=str(mmproj_path), verbose=False)
-        self.llm = llama_cpp.Llama(str(text_path), chat_handler=handler, n_ctx=n_ctx,
-                                   n_threads=threads, n_threads_batch=threads, n_batch=512, verbose=False)
-        handler._init_mtmd_context(self.llm)  # otherwise done by the first question: part of loading
-        self.load_s = time.perf_counter() - start
+        self.llm, self.load_s = baseline_model(folder, threads, llava_handler=HuatuoFormatHandler)
         self._complete([self._user(warm_png, "warm-up")])
 
     def _complete(self, messages, tokens: int | None = None) -> tuple[str, float, float, int]:
