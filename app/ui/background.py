@@ -6,6 +6,10 @@ A plain function that reports through a callback passes `task.report` (any threa
 Every task ends with exactly one `done` (the return value) or `failed` (the exception), delivered on the GUI
 thread; after `cancel()` it still ends with one of them (the function decides what a cancelled run returns).
 Listeners are best connected as bound methods of widgets: Qt drops the connection when the widget is deleted.
+
+A task is never deleted while its worker thread may still use it, and never on that thread: Qt objects must be
+destroyed on their own (the GUI) thread, so the GUI thread holds the last reference. A `parent` therefore does not
+own the task the Qt way; when the parent is destroyed, the task is cancelled and tells no one of its end.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import inspect
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +25,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from inference.cancellation import Cancelled
 
-_running: set[Task] = set()  # a started task stays alive until its last signal is delivered
+_running: set[Task] = set()  # a started task stays alive until its last signal is delivered and its worker let go
 
 
 class Task(QObject):
@@ -30,12 +35,15 @@ class Task(QObject):
     _ending = Signal(bool, object)  # (succeeded, value) from the worker thread, delivered on the task's own thread
 
     def __init__(self, function: Callable[[threading.Event], Any], parent: QObject | None = None):
-        super().__init__(parent)
+        super().__init__()  # no Qt parent: deleting the parent would delete the task under its worker thread
         self.function = function
         self.cancel_event = threading.Event()
         self.finished = False
         self._returned = threading.Event()  # the function has returned and the worker thread is free
+        self._released = threading.Event()  # the worker thread holds no reference to the task any more
         self._ending.connect(self._deliver_end)
+        if parent is not None:
+            parent.destroyed.connect(self._orphan)
 
     def start(self, pool: QThreadPool | None = None) -> Task:
         _running.add(self)
@@ -64,7 +72,18 @@ class Task(QObject):
         try:
             (self.done if succeeded else self.failed).emit(value)
         finally:
+            # The worker let go of the task right after sending its end (a wait of microseconds): the reference
+            # dropped here is then the last one outside the listeners, and the task ends on this thread.
+            self._released.wait()
             _running.discard(self)
+
+    def _orphan(self) -> None:
+        """The parent is gone: stop the work at its next chance, and deliver nothing more."""
+        self.cancel()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a signal nobody connected to
+            for signal in (self.progress, self.done, self.failed):
+                signal.disconnect()
 
     def _run(self) -> None:
         try:
@@ -79,10 +98,7 @@ class Task(QObject):
             self._returned.set()
 
     def _end(self, succeeded: bool, value: object) -> None:
-        try:
-            self._ending.emit(succeeded, value)
-        except RuntimeError:  # the task's parent deleted it meanwhile: no one is left to tell
-            _running.discard(self)
+        self._ending.emit(succeeded, value)
 
     def _drain(self, generator):
         while True:
@@ -126,7 +142,13 @@ class RateLimit:
 class _Runnable(QRunnable):
     def __init__(self, task: Task):
         super().__init__()
-        self.task = task
+        self.task: Task | None = task
 
     def run(self) -> None:
-        self.task._run()
+        task, self.task = self.task, None  # the pool deletes the runnable later, on this thread: it keeps no task
+        released = task._released
+        try:
+            task._run()
+        finally:
+            del task
+            released.set()

@@ -49,6 +49,7 @@ class EngineRunner(QObject):
     _request_ended = Signal(object, object)
     _preparation_ended = Signal(object, str)  # the preparation, "ready" | "stopped" | "failed"
     _clearing_ended = Signal(object, int)  # the StatesClearing, how many files it removed
+    _let_go = Signal(object)  # id() of work the engine client thread let go of (object: ids pass Qt's int)
 
     def __init__(self, parent: QObject | None = None, state_limit_bytes: int = DEFAULT_LIMIT_BYTES):
         super().__init__(parent)
@@ -67,6 +68,10 @@ class EngineRunner(QObject):
         self._preparation: Preparation | None = None  # the newest preparation, waiting for the engine to be free
         self._inbox: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        # Work handed to the engine client thread, kept here until that thread has let go of it: requests are Qt
+        # objects, which must be destroyed on the GUI thread, never by a last reference dropped over there.
+        self._handed: list[Request | Preparation | StatesClearing] = []
+        self._let_go.connect(self._forget_handed)
 
     @property
     def busy(self) -> bool:
@@ -264,17 +269,29 @@ class EngineRunner(QObject):
             self._thread = threading.Thread(target=self._serve, args=(self._inbox,), name="huatuo-engine-client",
                                             daemon=True)
             self._thread.start()
+        self._handed.append(work)
         self._inbox.put(work)
+
+    def _forget_handed(self, work_id: int) -> None:
+        for i, work in enumerate(self._handed):  # one hand-off each: a preparation that gave way is handed again
+            if id(work) == work_id:
+                del self._handed[i]
+                return
 
     # --- on the engine client thread ---------------------------------------------------------------
     def _serve(self, inbox: queue.SimpleQueue) -> None:
         while (work := inbox.get()) is not None:
-            if isinstance(work, Preparation):
-                self._prepare(work)
-            elif isinstance(work, StatesClearing):
-                self._clear(work)
-            else:
-                self._answer(work)
+            work_id = id(work)
+            try:
+                if isinstance(work, Preparation):
+                    self._prepare(work)
+                elif isinstance(work, StatesClearing):
+                    self._clear(work)
+                else:
+                    self._answer(work)
+            finally:
+                del work  # before waiting for the next: the GUI thread drops the last reference, once told
+                self._let_go.emit(work_id)
         if self.engine is not None:
             self.engine.close()
             self.engine = self._engine_for = None

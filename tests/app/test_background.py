@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from PySide6.QtCore import QCoreApplication, QThread, QThreadPool
+from PySide6.QtCore import QCoreApplication, Qt, QThread, QThreadPool
 
 from app.ui.background import RateLimit, Task, run_in_background
 from inference.cancellation import Cancelled
@@ -104,19 +104,49 @@ def test_wait_blocks_until_the_function_has_returned(qtbot):
     qtbot.waitUntil(lambda: task.finished, timeout=10_000)
 
 
-def test_a_task_whose_parent_was_deleted_ends_quietly(qtbot):
+def _destroyed_on(task: Task) -> list[str]:
+    """The name of the thread that will destroy the task's QObject (filled when it does)."""
+    threads: list[str] = []
+    task.destroyed.connect(lambda *_: threads.append(threading.current_thread().name), Qt.ConnectionType.DirectConnection)
+    return threads
+
+
+def test_a_task_whose_parent_was_deleted_is_cancelled_tells_no_one_and_ends_on_the_gui_thread(qtbot):
+    import gc
+
     import shiboken6
     from PySide6.QtCore import QObject
 
     from app.ui import background
 
-    release = threading.Event()
+    release, heard = threading.Event(), []
     parent = QObject()
-    task = run_in_background(lambda cancel: release.wait(10), parent=parent)
-    shiboken6.delete(parent)  # takes the task's QObject with it while the function still runs
+    task = run_in_background(lambda cancel: release.wait(10) and cancel.is_set(), parent=parent,
+                             on_done=heard.append, on_failed=heard.append)
+    destroyed_on = _destroyed_on(task)
+    shiboken6.delete(parent)  # the task lives on while its function runs: its worker still uses it
+    assert task.cancelled and shiboken6.isValid(task)
     release.set()
     assert task.wait(10)
-    assert task not in background._running  # forgotten, not leaked; nothing raised on the worker thread
+    qtbot.waitUntil(lambda: task.finished, timeout=10_000)
+    assert task not in background._running and heard == []  # forgotten, not leaked; its listeners were let go
+    del task
+    gc.collect()
+    assert destroyed_on == [threading.current_thread().name]
+
+
+def test_a_task_no_one_keeps_is_destroyed_on_the_gui_thread_not_its_worker(qtbot):
+    import gc
+
+    ended, destroyed_on = [], []
+    for _ in range(20):
+        task = run_in_background(lambda cancel: "result", on_done=ended.append)
+        destroyed_on.append(_destroyed_on(task))
+        del task
+    qtbot.waitUntil(lambda: len(ended) == 20, timeout=10_000)
+    gc.collect()
+    qtbot.waitUntil(lambda: all(destroyed_on), timeout=10_000)
+    assert {name for names in destroyed_on for name in names} == {threading.current_thread().name}
 
 
 def test_a_listener_deleted_before_the_end_is_not_called(qtbot):
