@@ -107,7 +107,8 @@ def test_wait_blocks_until_the_function_has_returned(qtbot):
 def _destroyed_on(task: Task) -> list[str]:
     """The name of the thread that will destroy the task's QObject (filled when it does)."""
     threads: list[str] = []
-    task.destroyed.connect(lambda *_: threads.append(threading.current_thread().name), Qt.ConnectionType.DirectConnection)
+    task.destroyed.connect(lambda *_: threads.append(threading.current_thread().name),
+                           Qt.ConnectionType.DirectConnection)
     return threads
 
 
@@ -128,7 +129,7 @@ def test_a_task_whose_parent_was_deleted_is_cancelled_tells_no_one_and_ends_on_t
     assert task.cancelled and shiboken6.isValid(task)
     release.set()
     assert task.wait(10)
-    qtbot.waitUntil(lambda: task.finished, timeout=10_000)
+    qtbot.waitUntil(lambda task=task: task.finished, timeout=10_000)
     assert task not in background._running and heard == []  # forgotten, not leaked; its listeners were let go
     del task
     gc.collect()
