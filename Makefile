@@ -36,9 +36,13 @@ run: $(VENV)/.app
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 
+# A native crash ends pytest at once: its thread dump goes to a file, shown with the crashed thread last.
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
-	QT_QPA_PLATFORM=offscreen $(BIN)/pytest
+	mkdir -p build && rm -f build/test-crash.log
+	QT_QPA_PLATFORM=offscreen HUATUO_TEST_CRASH_LOG=build/test-crash.log $(BIN)/pytest $(PYTEST_ARGS) || { rc=$$?; \
+		if [ -s build/test-crash.log ]; then cat build/test-crash.log; echo "--- the thread that crashed:"; \
+			grep -A40 "^Current thread" build/test-crash.log; fi; exit $$rc; }
 
 # Packaging checks: freeze, build and sign the Linux packages and the Windows installer
 # (apt-get install binutils desktop-file-utils dpkg-dev gnupg nsis osslsigncode shellcheck).

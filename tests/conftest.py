@@ -11,6 +11,16 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+CRASH_LOG = os.environ.get("HUATUO_TEST_CRASH_LOG")  # `make test`: where a native crash's thread dump goes
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own faulthandler setup, which writes to the terminal
+def pytest_configure(config):
+    """With HUATUO_TEST_CRASH_LOG, a native crash (a segmentation fault in a library) writes every thread's
+    traceback to that file, from which `make test` shows the thread that crashed last, where a log's tail shows it."""
+    if CRASH_LOG:
+        config.huatuo_crash_log = open(CRASH_LOG, "w")  # noqa: SIM115 - open until the process ends
+        faulthandler.enable(file=config.huatuo_crash_log, all_threads=True)
 
 
 TEST_HANG_S = 900  # far above the slowest test: a test still running then is stuck (a modal dialog, a deadlock)
