@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import sys
 
 import pytest
 
@@ -32,6 +33,19 @@ def stuck_test_watchdog():
     faulthandler.dump_traceback_later(TEST_HANG_S, exit=True)
     yield
     faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.fixture(autouse=True)
+def cycles_collected_on_the_main_thread(request):
+    """As in the app (app/ui/gui_gc.py): once Qt is in use, reference cycles are collected on the main thread only
+    (in the event loop and after each test), never by a worker thread, which would destroy Qt objects in them."""
+    if "qtbot" in request.fixturenames or "qapp" in request.fixturenames:
+        from app.ui.gui_gc import collect_on_gui_thread
+
+        collect_on_gui_thread(request.getfixturevalue("qapp"))
+    yield
+    if (gui_gc := sys.modules.get("app.ui.gui_gc")) is not None and gui_gc.installed() is not None:
+        gui_gc.installed().collect_due()
 
 
 @pytest.fixture(autouse=True)

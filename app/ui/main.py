@@ -34,6 +34,7 @@ from app.ui.chat_model_picker import ModelPicker
 from app.ui.conversation_studies import ConversationStudies
 from app.ui.empty_state import EmptyState
 from app.ui.engine_runner import EngineRunner
+from app.ui.gui_gc import collect_on_gui_thread
 from app.ui.help_dialogs import AboutDialog, ShortcutsDialog
 from app.ui.main_menus import build_menus, fill_window_menu
 from app.ui.main_opening import StudyOpening
@@ -291,6 +292,7 @@ def run_gui(paths: list[str]) -> int:
     private = privacy.start()  # before anything is opened: the data folder and every file in it are the user's only
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Huatuo Vision")
+    collect_on_gui_thread(app)  # worker threads never destroy Qt objects caught in reference cycles
     settings = Settings.load()
     apply_theme(app, settings.theme)
     if settings.acknowledged is None:
