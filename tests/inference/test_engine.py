@@ -2,6 +2,7 @@
 
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -182,6 +183,17 @@ def test_context_full_is_said_and_nothing_is_dropped(converted, image):
 def test_too_many_images_are_refused(engine, image):
     with pytest.raises(EngineError, match="at most 6 images"):
         engine.ask([Turn(Q1, 7)], [image] * 7, GREEDY)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads the worker's memory map from /proc")
+def test_both_model_files_are_used_in_place_not_copied_into_memory(engine, image):
+    """On a CPU the weights of both files stay in the files' pages, mapped (llama.cpp maps the text model; our patch
+    maps the vision projector, native/llama-cpp/): loading copies nothing into freshly cleared memory, and every
+    process that loads the same files shares their pages. The parity tests in this file encode images from them."""
+    maps = Path(f"/proc/{engine.pid}/maps").read_text()
+    mapped = {line.split(maxsplit=5)[5] for line in maps.splitlines() if len(line.split(maxsplit=5)) == 6}
+    assert str(engine.pair.text_path.resolve()) in mapped
+    assert str(engine.pair.mmproj_path.resolve()) in mapped
 
 
 def test_an_answer_reports_llama_cpps_own_time_for_decoding_its_tokens(engine, image):
