@@ -5,7 +5,9 @@ that is not counted), so that both meet the same page cache. Besides the wall ti
 to answer", the CPU time of the process that loads the model is split into user time (llama.cpp's own code: parsing,
 repacking weights) and system time (the kernel: reading the files, faulting in and clearing the memory the weights
 are copied to), with the number of page faults it took (Linux: read from /proc); what is left is waiting for the
-disk. Ours also gives its own breakdown (folder check, worker start, text model, vision encoder).
+disk. Ours also gives its own breakdown (folder check, worker start, text model, vision encoder). The memory of the
+loaded process is split too: private (the weights llama.cpp copied or repacked, caches) and file pages (the parts
+of the model files used in place, shared with the page cache and with every process that maps the same files).
 
     python benchmarks/engine_load.py --model DIR [--runs 3] [--threads N] [--read-first] [--json]
 
@@ -38,6 +40,16 @@ def process_cpu(pid: int) -> tuple[float, float, int] | None:
     except OSError:
         return None
     return int(fields[11]) / TICKS, int(fields[12]) / TICKS, int(fields[7])
+
+
+def process_memory(pid: int) -> dict:
+    """Private (RssAnon) and file-backed (RssFile) resident memory of a live process, in GB (Linux); {} elsewhere."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    kb = {line.split(":")[0]: int(line.split()[1]) for line in lines if line.startswith(("RssAnon:", "RssFile:"))}
+    return {"private_gb": kb["RssAnon"] / 1e6, "file_pages_gb": kb["RssFile"] / 1e6} if len(kb) == 2 else {}
 
 
 def timed_engine_load(open_engine: Callable):
@@ -81,9 +93,10 @@ def load_ours(folder: Path, threads: int) -> dict:
 
     engine, parts = timed_engine_load(lambda: Engine.from_folder(folder, EngineSettings(n_threads=threads)))
     cpu = process_cpu(engine.pid)  # the worker, which loaded the model (this process only waited for it)
+    memory = process_memory(engine.pid)
     engine.close()
     total = parts.pop("total_s")
-    return {"load_s": total, "parts_s": parts, **_cpu(cpu)}
+    return {"load_s": total, "parts_s": parts, **_cpu(cpu), **memory}
 
 
 def load_baseline(folder: Path, threads: int) -> dict:
@@ -92,7 +105,8 @@ def load_baseline(folder: Path, threads: int) -> dict:
     before = process_cpu(os.getpid())
     _, total = baseline_model(folder, threads)
     after = process_cpu(os.getpid())
-    return {"load_s": total, **_cpu(tuple(b - a for a, b in zip(before, after, strict=True)) if after else None)}
+    return {"load_s": total, **_cpu(tuple(b - a for a, b in zip(before, after, strict=True)) if after else None),
+            **process_memory(os.getpid())}
 
 
 def _cpu(cpu: tuple | None) -> dict:
@@ -125,6 +139,9 @@ def summary(loads: list[dict]) -> dict:
         result["user_s"] = median(x["user_s"] for x in loads)
         result["system_s"] = median(x["system_s"] for x in loads)
         result["page_faults"] = median(x["page_faults"] for x in loads)
+    for key in ("private_gb", "file_pages_gb"):
+        if all(key in x for x in loads):
+            result[key] = median(x[key] for x in loads)
     if "parts_s" in loads[0]:
         result["parts_s"] = {key: median(x["parts_s"][key] for x in loads) for key in loads[0]["parts_s"]}
     return result
@@ -168,7 +185,10 @@ def main() -> int:
         s = result[kind]
         cpu = (f"; CPU: user {s['user_s']:.2f} s, system {s['system_s']:.2f} s; {s['page_faults']:.0f} page faults"
                if "user_s" in s else "")
-        print(f"{kind:9} load {s['load_s']:.2f} s (runs: {', '.join(f'{x:.2f}' for x in s['load_runs_s'])}){cpu}")
+        memory = (f"; memory: private {s['private_gb']:.2f} GB, file pages {s['file_pages_gb']:.2f} GB"
+                  if "private_gb" in s else "")
+        print(f"{kind:9} load {s['load_s']:.2f} s (runs: {', '.join(f'{x:.2f}' for x in s['load_runs_s'])}){cpu}"
+              f"{memory}")
         if "parts_s" in s:
             print("          " + ", ".join(f"{key[:-2]} {value:.2f} s" for key, value in s["parts_s"].items()))
     return 0
