@@ -4,7 +4,7 @@ The collector runs in whichever thread happens to allocate when a generation's t
 worker thread (an engine client, a background task reading a model file), it would destroy the Qt objects caught in
 cycles there — a closed dialog whose lambdas refer to it — and Qt objects must be destroyed on their own thread
 (a widget destroyed elsewhere can crash the whole app). So automatic collection is turned off, and the GUI thread
-collects instead: on a timer, by the same thresholds, so memory is reclaimed as often as before.
+collects instead: on a timer, by the same thresholds (a full collection at most every FULL_EVERY_S).
 """
 
 from __future__ import annotations
