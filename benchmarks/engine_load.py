@@ -9,7 +9,12 @@ disk. Ours also gives its own breakdown (folder check, worker start, text model,
 loaded process is split too: private (the weights llama.cpp copied or repacked, caches) and file pages (the parts
 of the model files used in place, shared with the page cache and with every process that maps the same files).
 
-    python benchmarks/engine_load.py --model DIR [--runs 3] [--threads N] [--read-first] [--json]
+    python benchmarks/engine_load.py --model DIR [--runs 3] [--threads N] [--read-first] [--settle S] [--json]
+
+Loads start --settle seconds (5) after the previous one ended: on a virtual machine that hands freed memory back to
+its host after a moment (virtio-balloon free page reporting), a load that starts at once reuses the memory the last
+one freed and is much faster than one that has to get it from the host again; without the pause, the
+engine that starts allocating sooner (the baseline: ours starts its worker process first) gets the cheap memory.
 
 --read-first reads both files once before the first round, so that every load finds them in the page cache (as
 on a machine with memory to spare that loaded the model before). A load profile is one command away:
@@ -114,8 +119,10 @@ def _cpu(cpu: tuple | None) -> dict:
     return dict(zip(keys, cpu, strict=True)) if cpu is not None else dict.fromkeys(keys)
 
 
-def one_load(which: str, folder: Path, threads: int) -> dict:
-    """One load in a fresh process, as a user's first question after starting the app would meet it."""
+def one_load(which: str, folder: Path, threads: int, settle_s: float = 0.0) -> dict:
+    """One load in a fresh process, as a user's first question after starting the app would meet it, started
+    `settle_s` after the previous load's process ended."""
+    time.sleep(settle_s)
     command = [sys.executable, __file__, "--one", which, "--model", str(folder), "--threads", str(threads)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -154,6 +161,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--read-first", action="store_true", help="read both files once before the first round")
     parser.add_argument("--only", choices=("ours", "baseline"), help="load only one of the two (for a profile)")
+    parser.add_argument("--settle", type=float, default=5.0, metavar="S",
+                        help="seconds between loads, so that every load meets memory freed as long ago (default 5)")
     parser.add_argument("--one", choices=("ours", "baseline"), help=argparse.SUPPRESS)  # one load, in this process
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -171,12 +180,13 @@ def main() -> int:
         read_files(args.model)
     kinds = [args.only] if args.only else ["ours", "baseline"]
     for kind in kinds:  # a round not counted: the first load after a pause is slower, whichever it is
-        one_load(kind, args.model, threads)
+        one_load(kind, args.model, threads, args.settle)
     loads: dict[str, list[dict]] = {kind: [] for kind in kinds}
     for run in range(args.runs):
         for kind in kinds if run % 2 == 0 else kinds[::-1]:  # each goes first in every other round
-            loads[kind].append(one_load(kind, args.model, threads))
+            loads[kind].append(one_load(kind, args.model, threads, args.settle))
     result = {"model": str(args.model), "threads": threads, "runs": args.runs, "read_first": args.read_first,
+              "settle_s": args.settle,
               **{kind: summary(runs) for kind, runs in loads.items()}}
     if args.json:
         print(json.dumps(result))
