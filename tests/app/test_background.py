@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 
 import pytest
-from PySide6.QtCore import QCoreApplication, Qt, QThread, QThreadPool
+from PySide6.QtCore import QCoreApplication, QThread, QThreadPool
 
 from app.ui.background import RateLimit, Task, run_in_background
 from inference.cancellation import Cancelled
+from tests.support.qt_threads import destroyed_on as track_destruction
 
 
 def test_a_generator_task_streams_progress_then_its_result_on_the_gui_thread(qtbot):
@@ -104,14 +105,6 @@ def test_wait_blocks_until_the_function_has_returned(qtbot):
     qtbot.waitUntil(lambda: task.finished, timeout=10_000)
 
 
-def _destroyed_on(task: Task) -> list[str]:
-    """The name of the thread that will destroy the task's QObject (filled when it does)."""
-    threads: list[str] = []
-    task.destroyed.connect(lambda *_: threads.append(threading.current_thread().name),
-                           Qt.ConnectionType.DirectConnection)
-    return threads
-
-
 def test_a_task_whose_parent_was_deleted_is_cancelled_tells_no_one_and_ends_on_the_gui_thread(qtbot):
     import gc
 
@@ -124,7 +117,7 @@ def test_a_task_whose_parent_was_deleted_is_cancelled_tells_no_one_and_ends_on_t
     parent = QObject()
     task = run_in_background(lambda cancel: release.wait(10) and cancel.is_set(), parent=parent,
                              on_done=heard.append, on_failed=heard.append)
-    destroyed_on = _destroyed_on(task)
+    destroyed_on = track_destruction(task)
     shiboken6.delete(parent)  # the task lives on while its function runs: its worker still uses it
     assert task.cancelled and shiboken6.isValid(task)
     release.set()
@@ -142,7 +135,7 @@ def test_a_task_no_one_keeps_is_destroyed_on_the_gui_thread_not_its_worker(qtbot
     ended, destroyed_on = [], []
     for _ in range(20):
         task = run_in_background(lambda cancel: "result", on_done=ended.append)
-        destroyed_on.append(_destroyed_on(task))
+        destroyed_on.append(track_destruction(task))
         del task
     qtbot.waitUntil(lambda: len(ended) == 20, timeout=10_000)
     gc.collect()

@@ -6,21 +6,19 @@ from __future__ import annotations
 import gc
 import threading
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
 
 from app.ui.gui_gc import collect_on_gui_thread
+from tests.support.qt_threads import destroyed_on as track_destruction
 
 
 def test_a_widget_in_a_cycle_is_destroyed_by_the_gui_thread_not_by_a_worker_that_allocates(qtbot, qapp):
     collector = collect_on_gui_thread(qapp)
     assert not gc.isenabled()
     gc.collect()
-    destroyed_on: list[str] = []
     widget = QLabel()
     widget.me = widget  # a cycle: only the collector frees it
-    widget.destroyed.connect(lambda *_: destroyed_on.append(threading.current_thread().name),
-                             Qt.ConnectionType.DirectConnection)
+    destroyed_on = track_destruction(widget)
     del widget
     kept = []
     worker = threading.Thread(target=lambda: kept.append([[i] for i in range(100 * collector.thresholds[0])]),

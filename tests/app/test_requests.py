@@ -22,6 +22,7 @@ from app.ui.main import MainWindow
 from app.ui.practice import PracticeWindow
 from inference.prompt import Turn
 from inference.sampling import SamplingSettings
+from tests.support.qt_threads import destroyed_on as track_destruction
 
 ANSWER_TIMEOUT_MS = 120_000
 LONG = SamplingSettings.greedy_decoding(400)  # long enough to still be answering when the other window asks
@@ -121,22 +122,19 @@ def test_requests_run_one_at_a_time_in_order_and_a_waiting_one_cancels_alone(qtb
 def test_an_ended_request_its_window_let_go_is_destroyed_on_the_gui_thread(qtbot, converted):
     """A request is a Qt object: the engine client thread must never drop its last reference (Qt objects are
     destroyed on their own thread), also when the next request makes that thread let go of the one before."""
-    from PySide6.QtCore import Qt
-
     runner = EngineRunner()
     runner.set_model(converted("qwen2", "original", "Q8_0"))
     destroyed_on: list[str] = []
     for name in ("first", "second"):
         request = runner.request([Turn(f"Question {name}", 0)], [], SamplingSettings.greedy_decoding(4), owner=name)
-        request.destroyed.connect(lambda *_: destroyed_on.append(threading.current_thread().name),
-                                  Qt.ConnectionType.DirectConnection)
+        destroyed_on += [track_destruction(request)]
         with qtbot.waitSignal(request.finished, timeout=ANSWER_TIMEOUT_MS):
             runner.submit(request)
         del request  # the window lets go of its ended request
         gc.collect()
     runner.shutdown()
     gc.collect()
-    assert destroyed_on == [threading.current_thread().name] * 2
+    assert destroyed_on == [[threading.current_thread().name]] * 2
 
 
 def test_the_chats_stop_leaves_the_practice_answer_running(data_dir, qtbot):
