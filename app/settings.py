@@ -25,6 +25,7 @@ class Settings:
     image_max_tokens: int | None = None  # Qwen2.5-VL's image-token budget; None: the model's training budget (192)
     gpu_layers: int = 0
     state_limit_bytes: int = DEFAULT_LIMIT_BYTES  # disk for saved image states (the engine's cache); 0: none saved
+    keep_repacked_weights: bool = True  # the text model's weights kept as repacked for this CPU: fast loads
     temperature: float = OFFICIAL.temperature
     repetition_penalty: float = OFFICIAL.repetition_penalty
     max_new_tokens: int = OFFICIAL.max_new_tokens
@@ -68,7 +69,7 @@ class Settings:
 
     def engine_settings(self) -> EngineSettings:
         return EngineSettings(n_ctx=self.context_size, n_threads=self.threads, n_gpu_layers=self.gpu_layers,
-                              image_max_tokens=self.image_max_tokens)
+                              image_max_tokens=self.image_max_tokens, keep_repacked_weights=self.keep_repacked_weights)
 
     def sampling(self) -> SamplingSettings:
         if self.greedy:

@@ -9,12 +9,17 @@ disk. Ours also gives its own breakdown (folder check, worker start, text model,
 loaded process is split too: private (the weights llama.cpp copied or repacked, caches) and file pages (the parts
 of the model files used in place, shared with the page cache and with every process that maps the same files).
 
-    python benchmarks/engine_load.py --model DIR [--runs 3] [--threads N] [--read-first] [--settle S] [--json]
+    python benchmarks/engine_load.py --model DIR [--runs 3] [--threads N] [--read-first] [--settle S]
+                                     [--repack-every-load] [--json]
 
 Loads start --settle seconds (5) after the previous one ended: on a virtual machine that hands freed memory back to
 its host after a moment (virtio-balloon free page reporting), a load that starts at once reuses the memory the last
 one freed and is much faster than one that has to get it from the host again; without the pause, the
 engine that starts allocating sooner (the baseline: ours starts its worker process first) gets the cheap memory.
+
+Ours keeps the text model's weights as llama.cpp repacks them for this CPU in a file beside the model
+(inference/repacked_weights.py): the round not counted writes it if it is not there yet (its time is then reported),
+and the counted loads map it (--repack-every-load turns that off, to see what it saves).
 
 --read-first reads both files once before the first round, so that every load finds them in the page cache (as
 on a machine with memory to spare that loaded the model before). A load profile is one command away:
@@ -93,15 +98,17 @@ def baseline_model(folder: Path, threads: int, llava_handler: type | None = None
     return llm, time.perf_counter() - start
 
 
-def load_ours(folder: Path, threads: int) -> dict:
+def load_ours(folder: Path, threads: int, keep_repacked: bool = True) -> dict:
     from inference.engine import Engine, EngineSettings
 
-    engine, parts = timed_engine_load(lambda: Engine.from_folder(folder, EngineSettings(n_threads=threads)))
+    settings = EngineSettings(n_threads=threads, keep_repacked_weights=keep_repacked)
+    engine, parts = timed_engine_load(lambda: Engine.from_folder(folder, settings))
     cpu = process_cpu(engine.pid)  # the worker, which loaded the model (this process only waited for it)
     memory = process_memory(engine.pid)
+    repacked = engine.load_info.get("repacked_weights")
     engine.close()
     total = parts.pop("total_s")
-    return {"load_s": total, "parts_s": parts, **_cpu(cpu), **memory}
+    return {"load_s": total, "parts_s": parts, **_cpu(cpu), **memory, "repacked_weights": repacked}
 
 
 def load_baseline(folder: Path, threads: int) -> dict:
@@ -119,11 +126,12 @@ def _cpu(cpu: tuple | None) -> dict:
     return dict(zip(keys, cpu, strict=True)) if cpu is not None else dict.fromkeys(keys)
 
 
-def one_load(which: str, folder: Path, threads: int, settle_s: float = 0.0) -> dict:
+def one_load(which: str, folder: Path, threads: int, settle_s: float = 0.0, keep_repacked: bool = True) -> dict:
     """One load in a fresh process, as a user's first question after starting the app would meet it, started
     `settle_s` after the previous load's process ended."""
     time.sleep(settle_s)
-    command = [sys.executable, __file__, "--one", which, "--model", str(folder), "--threads", str(threads)]
+    command = [sys.executable, __file__, "--one", which, "--model", str(folder), "--threads", str(threads),
+               *([] if keep_repacked else ["--repack-every-load"])]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     if done.returncode != 0:
@@ -149,6 +157,8 @@ def summary(loads: list[dict]) -> dict:
     for key in ("private_gb", "file_pages_gb"):
         if all(key in x for x in loads):
             result[key] = median(x[key] for x in loads)
+    if loads[0].get("repacked_weights"):
+        result["repacked_weights"] = sorted({x["repacked_weights"] for x in loads})
     if "parts_s" in loads[0]:
         result["parts_s"] = {key: median(x["parts_s"][key] for x in loads) for key in loads[0]["parts_s"]}
     return result
@@ -163,6 +173,8 @@ def main() -> int:
     parser.add_argument("--only", choices=("ours", "baseline"), help="load only one of the two (for a profile)")
     parser.add_argument("--settle", type=float, default=5.0, metavar="S",
                         help="seconds between loads, so that every load meets memory freed as long ago (default 5)")
+    parser.add_argument("--repack-every-load", action="store_true",
+                        help="ours without its kept repacked weights: llama.cpp repacks the text model at each load")
     parser.add_argument("--one", choices=("ours", "baseline"), help=argparse.SUPPRESS)  # one load, in this process
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -171,23 +183,30 @@ def main() -> int:
 
     threads = args.threads or physical_cores()
     if args.one:
-        print(json.dumps((load_ours if args.one == "ours" else load_baseline)(args.model, threads)))
+        one = (load_ours(args.model, threads, not args.repack_every_load) if args.one == "ours"
+               else load_baseline(args.model, threads))
+        print(json.dumps(one))
         return 0
+    from inference.repacked_weights import kept_bytes
     from inference.store.gguf_check import check_folder
 
     check_folder(args.model)  # hashes the files once, if they have not been: every load below trusts the record
     if args.read_first:
         read_files(args.model)
     kinds = [args.only] if args.only else ["ours", "baseline"]
+    keep = not args.repack_every_load
+    uncounted = {}
     for kind in kinds:  # a round not counted: the first load after a pause is slower, whichever it is
-        one_load(kind, args.model, threads, args.settle)
+        uncounted[kind] = one_load(kind, args.model, threads, args.settle, keep)
     loads: dict[str, list[dict]] = {kind: [] for kind in kinds}
     for run in range(args.runs):
         for kind in kinds if run % 2 == 0 else kinds[::-1]:  # each goes first in every other round
-            loads[kind].append(one_load(kind, args.model, threads, args.settle))
+            loads[kind].append(one_load(kind, args.model, threads, args.settle, keep))
     result = {"model": str(args.model), "threads": threads, "runs": args.runs, "read_first": args.read_first,
-              "settle_s": args.settle,
+              "settle_s": args.settle, "kept_repacked_weights_gb": kept_bytes(args.model) / 1e9,
               **{kind: summary(runs) for kind, runs in loads.items()}}
+    if uncounted.get("ours", {}).get("repacked_weights") == "written":  # the model's first load on this machine
+        result["ours"]["writing_load_s"] = uncounted["ours"]["load_s"]
     if args.json:
         print(json.dumps(result))
         return 0
@@ -197,10 +216,13 @@ def main() -> int:
                if "user_s" in s else "")
         memory = (f"; memory: private {s['private_gb']:.2f} GB, file pages {s['file_pages_gb']:.2f} GB"
                   if "private_gb" in s else "")
+        repacked = f"; repacked weights: {', '.join(s['repacked_weights'])}" if "repacked_weights" in s else ""
         print(f"{kind:9} load {s['load_s']:.2f} s (runs: {', '.join(f'{x:.2f}' for x in s['load_runs_s'])}){cpu}"
-              f"{memory}")
+              f"{memory}{repacked}")
         if "parts_s" in s:
             print("          " + ", ".join(f"{key[:-2]} {value:.2f} s" for key, value in s["parts_s"].items()))
+        if "writing_load_s" in s:
+            print(f"          the load not counted repacked the weights and wrote them: {s['writing_load_s']:.2f} s")
     return 0
 
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import ctypes
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import llama_cpp
 import numpy as np
 from llama_cpp import mtmd_cpp
 
 from .hardware import physical_cores
+from .repacked_weights import loading_with
 
 MEDIA_MARKER = mtmd_cpp.mtmd_default_marker().decode()
 
@@ -49,14 +51,19 @@ class NativeModel:
         kv_f32: bool = False,
         logits_all: bool = False,
         verbose: bool = False,
+        repacked_weights: str | Path | None = None,
     ):
+        """repacked_weights: the file where the text model's weights, repacked for this CPU, are kept between loads
+        (repacked_weights.py); None repacks them at every load."""
         threads = n_threads or physical_cores()
         started = time.perf_counter()
         extra = {"type_k": llama_cpp.GGML_TYPE_F32, "type_v": llama_cpp.GGML_TYPE_F32} if kv_f32 else {}
-        self.llm = llama_cpp.Llama(
-            model_path=str(text_path), n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch, n_threads=threads,
-            n_threads_batch=threads, n_gpu_layers=n_gpu_layers, logits_all=logits_all, verbose=verbose, **extra,
-        )
+        with loading_with(repacked_weights) as outcome:
+            self.llm = llama_cpp.Llama(
+                model_path=str(text_path), n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch, n_threads=threads,
+                n_threads_batch=threads, n_gpu_layers=n_gpu_layers, logits_all=logits_all, verbose=verbose, **extra,
+            )
+        self.repacked_weights = outcome.get("repacked_weights")  # "mapped", "written", "not kept" or None
         self.n_ctx = self.llm.n_ctx()
         self.n_batch = n_batch
         self.n_vocab = self.llm.n_vocab()

@@ -30,7 +30,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from . import families, prompt
+from . import families, prompt, repacked_weights
 from .cancellation import Cancelled
 from .kv_states import DEFAULT_LIMIT_BYTES, StateStore
 from .native import ContextFullError, EncodedImage, NativeModel, quiet_native_logs
@@ -370,10 +370,17 @@ def worker_main(conn, cancel) -> None:
                 gpu_note = None
                 if gpu_layers and not llama_cpp.llama_supports_gpu_offload():
                     gpu_layers, gpu_note = 0, "this llama.cpp build has no GPU backend; running on the CPU"
+                repacked = None
+                if message.get("keep_repacked_weights"):
+                    # the layers offloaded to a GPU are not repacked: their number changes what the file holds
+                    repacked = repacked_weights.weights_path(message["text"], message.get("text_sha256"),
+                                                             f"{repacked_weights.build_key()}\ngpu layers {gpu_layers}")
+                else:  # not wanted (any more): its disk is given back
+                    repacked_weights.remove_kept(os.path.dirname(message["text"]))
                 model = NativeModel(
                     message["text"], message["mmproj"], n_ctx=message["n_ctx"], n_threads=message.get("n_threads"),
                     n_batch=message.get("n_batch", 512), n_gpu_layers=gpu_layers,
-                    kv_f32=message.get("kv_f32", False),
+                    kv_f32=message.get("kv_f32", False), repacked_weights=repacked,
                 )
                 states = None
                 if message.get("state_dir") and message.get("model_key"):
@@ -382,7 +389,7 @@ def worker_main(conn, cancel) -> None:
                 session = Session(model, conn.send, cancel, conn.poll, states,
                                   families.family(message.get("family", families.LLAVA.name)))
                 conn.send({"type": "loaded", "n_ctx": model.n_ctx, "gpu_layers": gpu_layers, "gpu_note": gpu_note,
-                           "load_timings": model.load_timings,
+                           "load_timings": model.load_timings, "repacked_weights": model.repacked_weights,
                            "system_info": llama_cpp.llama_print_system_info().decode(errors="replace")})
             elif op in ("generate", "prepare"):
                 if session is None:

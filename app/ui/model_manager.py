@@ -40,6 +40,7 @@ from app.ui.window_size import resize_within_screen
 from inference import quantization
 from inference.cancellation import Cancelled
 from inference.hardware import Fit
+from inference.repacked_weights import kept_bytes
 from inference.sizes import size_text
 from inference.store.catalogue import CatalogueEntry, CatalogueError, fit_label, load_catalogue
 from inference.store.gguf_check import ModelFileError
@@ -240,7 +241,7 @@ class ModelManagerDialog(QDialog):
             state = self._fit_text(model.folder) if model.usable else f"cannot be used: {model.problem}"
             name = m.name if m.name == model.folder.name else f"{m.name} ({model.folder.name})"  # copies differ here
             set_row(table, i, [name, f"{m.text.quantization} (projector {m.mmproj.quantization})",
-                                     size_text(model.size_bytes), state,
+                                     _size_on_disk(model), state,
                                      "★ default" if in_use is not None and model.folder == in_use.folder else ""])
         # The selection stays on the model it was on, wherever the refresh put its row.
         row = next((i for i, m in enumerate(self.models) if selected and m.folder == selected.folder), None)
@@ -478,3 +479,9 @@ class ModelManagerDialog(QDialog):
 
 def _bytes_under(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+
+
+def _size_on_disk(model) -> str:
+    """The model's files, and its weights kept as repacked for this CPU (inference/repacked_weights.py) if any."""
+    kept = kept_bytes(model.folder)
+    return size_text(model.size_bytes) + (f" (+ {size_text(kept)} prepared for this CPU)" if kept else "")

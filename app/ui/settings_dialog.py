@@ -93,6 +93,11 @@ class SettingsDialog(QDialog):
             self.image_tokens_note.setText("<small>only for Qwen2.5-VL models: the model in use sees every image "
                                            "at its fixed size</small>" if model is not None else
                                            "<small>only for Qwen2.5-VL models (none in use)</small>")
+        self.keep_repacked = QCheckBox("keep the model's weights prepared for this CPU (fast loads)")
+        self.keep_repacked.setToolTip(
+            "The first load writes the text model's weights, as llama.cpp rearranges them for this CPU, to a file "
+            "beside the model (about 0.7× the model's size); later loads use that file instead of rearranging them "
+            "again. Off: every load rearranges them (slower) and the file is not kept.")
         self.temperature = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.05, decimals=2)
         self.repetition = QDoubleSpinBox(minimum=1.0, maximum=2.0, singleStep=0.05, decimals=2)
         self.max_tokens = QSpinBox(minimum=MIN_ANSWER_TOKENS, maximum=DEFAULT_ANSWER_MAXIMUM)
@@ -115,6 +120,7 @@ class SettingsDialog(QDialog):
         form.addRow("GPU layers", self.gpu_layers)
         form.addRow("Image tokens (Qwen2.5-VL)", self.image_tokens_row)
         form.addRow("Disk for saved states", self.saved_states)
+        form.addRow("Model loading", self.keep_repacked)
         form.addRow("Temperature", self.temperature)
         form.addRow("Repetition penalty", self.repetition)
         form.addRow("Longest answer (tokens)", self.max_tokens)
@@ -143,6 +149,7 @@ class SettingsDialog(QDialog):
         self.gpu_layers.setValue(settings.gpu_layers)
         self.image_tokens.setValue(settings.image_max_tokens or self._model_image_tokens())
         self.saved_states.set_limit_bytes(settings.state_limit_bytes)
+        self.keep_repacked.setChecked(settings.keep_repacked_weights)
         self.temperature.setValue(settings.temperature)
         self.repetition.setValue(settings.repetition_penalty)
         self._bound_answer()
@@ -200,6 +207,7 @@ class SettingsDialog(QDialog):
     def result_settings(self) -> Settings:
         return replace(
             self._settings, state_limit_bytes=self.saved_states.limit_bytes(),
+            keep_repacked_weights=self.keep_repacked.isChecked(),
             threads=self.threads.value() or None, context_size=self.context.value() or None,
             image_max_tokens=None if self.image_tokens.value() == self._model_image_tokens()
             else self.image_tokens.value(),

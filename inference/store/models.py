@@ -24,6 +24,7 @@ from inference.cancellation import Cancelled
 from inference.store.manifest import MANIFEST_NAME, Manifest, ModelFile
 
 from ..hardware import Fit, assess
+from ..repacked_weights import remove_kept
 from ..sizes import size_text
 from .gguf_check import HeaderReader, ModelFileError, check_mmproj, check_pair
 from .verified import file_identity, forget_verified, record_verified
@@ -239,6 +240,7 @@ def delete_model(model: InstalledModel) -> None:
     for path in (*model.manifest.paths(model.folder), model.folder / VERIFICATION_NAME):
         path.unlink(missing_ok=True)
     forget_verified(model.folder)
+    remove_kept(model.folder)
     for path in model.folder.glob("*.part"):
         path.unlink(missing_ok=True)
     with contextlib.suppress(OSError):

@@ -3,6 +3,7 @@
 Loads trust a file whose identity is unchanged since it was hashed (verified.py), which cannot see damage that
 leaves the identity alone (a failing disk, a bit flipped in place). This check reads every byte. A file that
 matches is stamped as verified again; one that does not loses its stamp, so every load hashes it and refuses it.
+The text model's repacked weights (repacked_weights.py) are removed too, so the next load writes them anew.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference.cancellation import Cancelled
+from inference.repacked_weights import remove_kept
 from inference.store.gguf_check import ModelFileError
 from inference.store.manifest import Manifest
 from inference.store.verified import file_identity, forget_verified, record_verified
@@ -88,6 +90,7 @@ def verify_files(folder: str | Path, progress: Progress | None = None,
         elif problem is not None:
             forget_verified(folder, path)
     problems = tuple(problem for _, _, problem, _ in outcomes if problem)
+    remove_kept(folder)  # derived from the weights as they were: the next load derives them from the checked ones
     return FilesCheck(folder, tuple(entry.file for _, entry in entries), problems)
 
 

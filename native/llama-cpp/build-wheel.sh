@@ -13,7 +13,7 @@ set -euo pipefail
 export CMAKE_ARGS=${CMAKE_ARGS:--DGGML_NATIVE=OFF}
 here=$(cd "$(dirname "$0")" && pwd)
 upstream=0.3.36
-local_label=huatuo.2
+local_label=huatuo.3
 sdist_sha256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 python=${PYTHON:-python3}
 

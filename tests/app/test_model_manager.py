@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QDialogButtonBox, QFileDialog, QInputDialog, QMess
 
 from app.model_jobs import CHECKPOINTS
 from app.ui.model_manager import PROGRESS_STEPS, ModelManagerDialog
+from inference import repacked_weights
 from inference.store.catalogue import load_catalogue
 from inference.store.gguf_check import check_folder
 from inference.store.manifest import Manifest
@@ -81,6 +82,11 @@ def test_import_set_default_and_delete(make_manager, qtbot, tiny, root, monkeypa
     size = f"{model.size_bytes / 1e6:.1f} MB"
     assert dialog.status_label.text() == f"Installed {model.manifest.name} · F32 · {size}"
     assert table.item(0, 2).text() == size
+    # The weights a load kept as repacked for this CPU (inference/repacked_weights.py) count too, and go with it.
+    kept = repacked_weights.weights_path(model.folder / manifest.text.file, manifest.text.sha256, "this build")
+    kept.write_bytes(b"\0" * 2_500_000)
+    dialog.refresh()
+    assert table.item(0, 2).text() == f"{size} (+ 2.5 MB prepared for this CPU)"
 
     table.selectRow(0)
     with qtbot.waitSignal(dialog.models_changed):

@@ -60,6 +60,9 @@ def test_settings_dialog_edits_a_copy(qtbot):
     result = dialog.result_settings()
     assert (result.threads, result.context_size, result.show_identifiers, result.language) == (4, 8192, True, "zh")
     assert settings.threads is None  # the original is untouched until the window applies the result
+    assert result.keep_repacked_weights and result.engine_settings().keep_repacked_weights  # on by default
+    dialog.keep_repacked.setChecked(False)
+    assert not dialog.result_settings().engine_settings().keep_repacked_weights
     dialog.threads.setValue(0)
     assert dialog.result_settings().threads is None  # 0 means "physical cores"
 
@@ -95,7 +98,7 @@ def _manifest(context_length=4096, image_tokens=576) -> Manifest:
 def test_restore_defaults_resets_every_field_but_saves_nothing(qtbot):
     settings = Settings(threads=3, context_size=8192, gpu_layers=12, temperature=0.9, repetition_penalty=1.5,
                         max_new_tokens=1000, greedy=True, language="zh", show_identifiers=True, theme="dark",
-                        recent=["a"], image_max_tokens=512)
+                        recent=["a"], image_max_tokens=512, keep_repacked_weights=False)
     settings.acknowledge()
     dialog = SettingsDialog(settings)
     qtbot.addWidget(dialog)
@@ -104,7 +107,7 @@ def test_restore_defaults_resets_every_field_but_saves_nothing(qtbot):
     restored = dialog.result_settings()
     defaults = Settings()
     for name in ("threads", "context_size", "gpu_layers", "temperature", "repetition_penalty", "max_new_tokens",
-                 "greedy", "language", "show_identifiers", "theme", "image_max_tokens"):
+                 "greedy", "language", "show_identifiers", "theme", "image_max_tokens", "keep_repacked_weights"):
         assert getattr(restored, name) == getattr(defaults, name), name
     assert (restored.acknowledged, restored.recent) == (settings.acknowledged, ["a"])  # not settings of the dialog
     assert settings.threads == 3 and settings.greedy  # nothing applied before OK
