@@ -90,8 +90,8 @@ def kept_bytes(folder: Path) -> int:
 def loading_with(path: Path | None) -> Iterator[dict]:
     """Around a text model's load: tells llama.cpp where its repacked weights are kept (stale ones of the same model
     removed first), and fills the yielded dict with what happened to them: "mapped" (an earlier load's file used),
-    "written" (repacked now and kept for the next load), or "not kept" (nothing to repack on this CPU, or the
-    folder cannot be written)."""
+    "written" (repacked now, and being written for the next load while this one is used), or "not kept" (nothing to
+    repack on this CPU, or the folder cannot be written)."""
     outcome: dict = {}
     if path is None:
         yield outcome
@@ -108,5 +108,11 @@ def loading_with(path: Path | None) -> Iterator[dict]:
             os.environ.pop(ENV, None)
         else:
             os.environ[ENV] = previous
+    # llama.cpp writes the file on a thread of its own (the model waits for it when freed): the temporary file is
+    # there from before the load returns until it is renamed to path, which gives path a new identity
+    being_written = _identity(path.with_name(path.name + ".partial")) is not None
     after = _identity(path)
-    outcome["repacked_weights"] = ("not kept" if after is None else "mapped" if after == before else "written")
+    if being_written or (after is not None and after != before):
+        outcome["repacked_weights"] = "written"
+    else:
+        outcome["repacked_weights"] = "not kept" if after is None else "mapped"
