@@ -1,8 +1,8 @@
 """Repacked weights kept beside the model, so that an engine load maps them instead of repacking them.
 
 On a CPU, llama.cpp copies each quantized weight of the text model into a layout its kernels read faster
-("repacking"; without it a 7B Q4_K_M answers at ~0.6x the speed). That copy goes into freshly allocated memory at
-every load: a 7B model's 3.3 GB, most of the load's time. Our llama.cpp build
+("repacking"). That copy goes into freshly allocated memory at every load: 3.1 GB for a 7B Q4_K_M model, most of
+the load's time (README, Performance). Our llama.cpp build
 (native/llama-cpp/repacked-weights-cache.patch) writes the repacked weights to a file at the first load and maps
 that file at the next ones: nothing is copied, and the pages are shared with the page cache.
 
@@ -11,7 +11,8 @@ of the three (`<model>.repacked-<key>.bin`); a file of another key is stale and 
 The file is derived from the model alone (no conversation or image goes into it); deleting the model deletes it,
 and verifying the model's files does too (the next load writes it again from the verified weights).
 
-Only the worker process (which loads llama.cpp) calls `prepare`; the rest needs no llama.cpp.
+`build_key` and `loading_with` run in the engine's worker process, which loads llama.cpp; the rest (the files'
+names, sizes and removal) needs no llama.cpp.
 """
 
 from __future__ import annotations
@@ -64,11 +65,11 @@ def kept_files(folder: Path, stem: str = "") -> list[Path]:
     return sorted([*Path(folder).glob(pattern), *Path(folder).glob(pattern + ".partial")])
 
 
-def remove_kept(folder: Path, keep: Path | None = None) -> int:
-    """Delete the folder's repacked-weights files (with `keep`, the other ones of the same text model); returns the
-    bytes freed. A process that has one mapped keeps its pages until it ends."""
+def remove_kept(folder: Path, keep: Path | None = None, stem: str = "") -> int:
+    """Delete the folder's repacked-weights files (of the text model named `stem`, or of any; with `keep`, the other
+    ones of its text model); returns the bytes freed. A process that has one mapped keeps its pages until it ends."""
     freed = 0
-    for path in kept_files(folder, keep.name.split(MARK)[0] if keep is not None else ""):
+    for path in kept_files(folder, keep.name.split(MARK)[0] if keep is not None else stem):
         if keep is not None and path == keep:
             continue
         with contextlib.suppress(OSError):

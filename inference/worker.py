@@ -29,6 +29,7 @@ import sys
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import families, prompt, repacked_weights
 from .cancellation import Cancelled
@@ -376,7 +377,8 @@ def worker_main(conn, cancel) -> None:
                     repacked = repacked_weights.weights_path(message["text"], message.get("text_sha256"),
                                                              f"{repacked_weights.build_key()}\ngpu layers {gpu_layers}")
                 else:  # not wanted (any more): its disk is given back
-                    repacked_weights.remove_kept(os.path.dirname(message["text"]))
+                    text = Path(message["text"])
+                    repacked_weights.remove_kept(text.parent, stem=text.stem)
                 model = NativeModel(
                     message["text"], message["mmproj"], n_ctx=message["n_ctx"], n_threads=message.get("n_threads"),
                     n_batch=message.get("n_batch", 512), n_gpu_layers=gpu_layers,

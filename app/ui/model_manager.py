@@ -481,7 +481,7 @@ def _bytes_under(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
 
 
-def _size_on_disk(model) -> str:
+def _size_on_disk(model: InstalledModel) -> str:
     """The model's files, and its weights kept as repacked for this CPU (inference/repacked_weights.py) if any."""
     kept = kept_bytes(model.folder)
     return size_text(model.size_bytes) + (f" (+ {size_text(kept)} prepared for this CPU)" if kept else "")
