@@ -62,7 +62,7 @@ def kept_files(folder: Path, stem: str = "") -> list[Path]:
     """Every repacked-weights file in a model folder (of the text model named `stem`, or of any), and any left
     half-written."""
     pattern = f"{glob.escape(stem) if stem else '*'}{MARK}*{SUFFIX}"
-    return sorted([*Path(folder).glob(pattern), *Path(folder).glob(pattern + ".partial")])
+    return sorted([*Path(folder).glob(pattern), *Path(folder).glob(pattern + ".*.partial")])
 
 
 def remove_kept(folder: Path, keep: Path | None = None, stem: str = "") -> int:
@@ -109,9 +109,9 @@ def loading_with(path: Path | None) -> Iterator[dict]:
             os.environ.pop(ENV, None)
         else:
             os.environ[ENV] = previous
-    # llama.cpp writes the file on a thread of its own (the model waits for it when freed): the temporary file is
-    # there from before the load returns until it is renamed to path, which gives path a new identity
-    being_written = _identity(path.with_name(path.name + ".partial")) is not None
+    # llama.cpp writes the file on a thread of its own (the model waits for it when freed): this process's temporary
+    # file is there from before the load returns until it is renamed to path, which gives path a new identity
+    being_written = _identity(path.with_name(f"{path.name}.{os.getpid()}.partial")) is not None
     after = _identity(path)
     if being_written or (after is not None and after != before):
         outcome["repacked_weights"] = "written"

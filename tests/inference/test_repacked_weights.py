@@ -76,9 +76,10 @@ def test_a_file_of_another_build_or_model_is_removed_when_the_model_loads(model_
     text = _text_path(model_folder)
     stale = text.with_name(f"{text.stem}{repacked_weights.MARK}0123456789abcdef{repacked_weights.SUFFIX}")
     stale.write_bytes(b"\0" * 4096)
-    half_written = Path(f"{stale}.partial")
-    half_written.write_bytes(b"\0" * 10)
     kept = repacked_weights.weights_path(text, None, repacked_weights.build_key())
+    half_written = Path(f"{kept}.4242.partial")  # left by a process that ended while writing it
+    half_written.write_bytes(b"\0" * 10)
+    assert repacked_weights.kept_files(model_folder) == sorted([stale, half_written])
     _logits(text, kept)
     assert repacked_weights.kept_files(model_folder) == [kept]
 
