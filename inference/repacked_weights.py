@@ -24,17 +24,19 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from .store.verified import file_identity
+
 ENV = "LLAMA_REPACK_CACHE"  # read by the patched llama.cpp at load
 MARK = ".repacked-"
 SUFFIX = ".bin"
 
 
-def _identity(path: Path) -> tuple | None:
+def _identity(path: Path) -> dict | None:
+    """The file's identity (verified.py: what changes whenever its content can have), None when there is none."""
     try:
-        st = path.stat()
+        return file_identity(path)
     except OSError:
         return None
-    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev
 
 
 def build_key() -> str:
@@ -45,7 +47,7 @@ def build_key() -> str:
     parts = [llama_cpp.__version__, llama_cpp.llama_print_system_info().decode(errors="replace")]
     for path in sorted((Path(llama_cpp.__file__).parent / "lib").glob("*ggml*")):
         identity = _identity(path)
-        parts.append(f"{path.name}:{identity[:2] if identity else None}")  # size and modification time
+        parts.append(f"{path.name}:{identity and (identity['size'], identity['mtime_ns'])}")
     return "\n".join(parts)
 
 
